@@ -60,30 +60,70 @@ def test_bad_files_name_the_file(tmp_path: Path, clip: Path, damage: str, messag
     assert str(path) in str(err.value)
 
 
-def test_truncated_body_decodes_what_is_there(tmp_path: Path, shared_data: Path) -> None:
-    """A FLAC cut in half: libsndfile decodes the frames before the cut (documented)."""
-    src = shared_data / "esc50-fold4" / "audio"
-    flac = sorted(src.glob("*.flac"))[0]
-    cut = tmp_path / "cut.flac"
-    data = flac.read_bytes()
-    cut.write_bytes(data[: len(data) // 2])
-    try:
-        part, _ = read_audio(cut)
-    except AudioError as exc:  # also acceptable: a clear error naming the file
-        assert str(cut) in str(exc)
-        return
-    full, _ = read_audio(flac)
-    assert 0 < len(part) < len(full)
-    np.testing.assert_array_equal(part[:1000], full[:1000])
+def _real_clips(shared_data: Path) -> dict[str, Path]:
+    return {
+        "ogg": shared_data / "esc10" / "audio" / "1-17367-A.ogg",
+        "flac": sorted((shared_data / "esc50-fold4" / "audio").glob("*.flac"))[0],
+        "us8k-flac": shared_data / "us8k" / "audio" / "fold1" / "101415-3-0-2.flac",
+    }
 
 
-def test_nan_audio_is_an_error(tmp_path: Path) -> None:
-    wave = np.zeros(4410, dtype=np.float32)
-    wave[100] = np.nan
+@pytest.mark.parametrize("kind", ["ogg", "flac", "us8k-flac", "wav", "wav-float", "au", "aiff"])
+def test_file_cut_to_half_its_bytes_is_an_error(
+    tmp_path: Path, shared_data: Path, kind: str
+) -> None:
+    """A cut file never becomes a shorter clip, whatever libsndfile does with it.
+
+    libsndfile fails on a cut FLAC but decodes a cut WAV/AU/AIFF or Ogg partially without a
+    word; read_audio compares with the header's length (Ogg: the end-of-stream flag).
+    """
+    clips = _real_clips(shared_data)
+    if kind in clips:
+        src = clips[kind]
+    else:
+        data, sr = read_audio(clips["ogg"])
+        src = tmp_path / f"whole.{kind.split('-')[0]}"
+        sf.write(src, data, sr, subtype="FLOAT" if kind == "wav-float" else "PCM_16")
+    assert read_audio(src)[0].shape[0] > 44100  # the whole file is fine
+    cut = tmp_path / f"cut{src.suffix}"
+    blob = src.read_bytes()
+    cut.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(AudioError, match=r"truncated file|cannot decode") as err:
+        load_clip(cut, 44100, 220500)
+    assert str(cut) in str(err.value)
+
+
+def test_file_cut_at_a_page_boundary_is_still_truncated(tmp_path: Path, shared_data: Path) -> None:
+    """An Ogg cut exactly after a complete page decodes cleanly in libsndfile: still an error."""
+    blob = _real_clips(shared_data)["ogg"].read_bytes()
+    page = blob.find(b"OggS", len(blob) // 2)  # the start of a page past the middle
+    cut = tmp_path / "page.ogg"
+    cut.write_bytes(blob[:page])
+    assert sf.info(str(cut)).frames > 0  # libsndfile alone would accept it
+    with pytest.raises(AudioError, match="end-of-stream"):
+        read_audio(cut)
+
+
+def test_extension_is_ignored_content_decides(tmp_path: Path, clip: Path) -> None:
+    """libsndfile detects the format from the bytes: a real clip under a wrong name decodes."""
+    renamed = tmp_path / "clip.xyz"
+    renamed.write_bytes(clip.read_bytes())
+    np.testing.assert_array_equal(read_audio(renamed)[0], read_audio(clip)[0])
+    text = tmp_path / "notes.mp4"
+    text.write_text("not audio at all\n" * 100)
+    with pytest.raises(AudioError, match="cannot decode") as err:
+        read_audio(text)
+    assert "notes.mp4" in str(err.value)
+
+
+def test_nan_audio_is_an_error(tmp_path: Path, clip: Path) -> None:
+    data, sr = read_audio(clip)
+    data[1000, 0] = np.nan
     path = tmp_path / "nan.wav"
-    sf.write(path, wave, 44100, subtype="FLOAT")
-    with pytest.raises(AudioError, match="NaN"):
+    sf.write(path, data, sr, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN") as err:
         load_clip(path, 44100, 4410)
+    assert str(path) in str(err.value)
 
 
 def test_silent_audio_is_kept_unless_refused(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,8 +15,8 @@ import torch
 import soundtransfer.features.store as store_module
 from soundtransfer.audio import LogMel3, get_preset, load_clip
 from soundtransfer.datasets import load_dataset
-from soundtransfer.errors import AudioError
-from soundtransfer.features import build_features
+from soundtransfer.errors import AudioError, DatasetError
+from soundtransfer.features import build_features, open_features
 
 
 @pytest.fixture
@@ -48,29 +51,76 @@ def test_interrupted_build_resumes_to_the_same_result(
 ) -> None:
     table = load_dataset("esc10", small_root)
     full = build_features(table, cache_dir=tmp_path / "a", batch_size=4, progress=False)
+    assert full.computed == 12
     calls = {"n": 0}
     original = LogMel3.forward
 
     def dying(self: LogMel3, wave: torch.Tensor) -> torch.Tensor:
-        calls["n"] += 1
-        if calls["n"] == 2:
+        calls["n"] += wave.shape[0]
+        # The 6th clip belongs to the second batch of 4, whatever the threads' order: the
+        # third batch is only submitted once the first one is collected.
+        if calls["n"] == 6:
             raise KeyboardInterrupt  # killed during the second batch
         return original(self, wave)
 
     monkeypatch.setattr(LogMel3, "forward", dying)
     with pytest.raises(KeyboardInterrupt):
         build_features(table, cache_dir=tmp_path / "b", batch_size=4, progress=False)
+    (partial,) = (tmp_path / "b" / "features").iterdir()
+    assert not (partial / "index.json").exists()  # not a store yet
+    with pytest.raises(DatasetError, match="unfinished"):
+        open_features(partial)
     monkeypatch.setattr(LogMel3, "forward", original)
     counted = {"n": 0}
 
     def counting(self: LogMel3, wave: torch.Tensor) -> torch.Tensor:
-        counted["n"] += 1
+        counted["n"] += wave.shape[0]
         return original(self, wave)
 
     monkeypatch.setattr(LogMel3, "forward", counting)
-    resumed = build_features(table, cache_dir=tmp_path / "b", batch_size=4, progress=False)
-    assert counted["n"] == 2  # batches 2 and 3 only: batch 1 was kept
+    # Resumed with another batch size: progress is kept per row, not per batch.
+    resumed = build_features(table, cache_dir=tmp_path / "b", batch_size=5, progress=False)
+    assert counted["n"] == 8 and resumed.computed == 8  # the first 4 rows were kept
     np.testing.assert_array_equal(np.asarray(resumed.images), np.asarray(full.images))
+    assert not (resumed.dir / "progress.json").exists()
+
+
+def test_interrupt_while_decoding_keeps_finished_rows(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = load_dataset("esc10", small_root)
+    original = store_module.load_clip
+    seen: list[str] = []
+
+    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(Path(path).name)
+        if len(seen) == 9:
+            raise KeyboardInterrupt
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "load_clip", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build_features(table, cache_dir=tmp_path, batch_size=3, workers=0, progress=False)
+    monkeypatch.setattr(store_module, "load_clip", original)
+    resumed = build_features(table, cache_dir=tmp_path, batch_size=3, progress=False)
+    assert resumed.computed == 6  # batches 1 and 2 (rows 0-5) survived the interrupt
+
+
+def test_up_to_date_store_decodes_nothing(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = load_dataset("esc10", small_root)
+    first = build_features(table, cache_dir=tmp_path, progress=False)
+
+    def refuse(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("decoded a clip of an up-to-date store")
+
+    monkeypatch.setattr(store_module, "load_clip", refuse)
+    again = build_features(table, cache_dir=tmp_path, progress=False)
+    assert again.computed == 0 and again.key == first.key
+    meta = json.loads((again.dir / "index.json").read_text())
+    assert meta["done"] == 12 and meta["shape"] == [12, 3, 128, 250]
+    assert [r[0] for r in meta["rows"]] == [c.file for c in table.clips]
 
 
 def test_changes_invalidate(small_root: Path, tmp_path: Path) -> None:
@@ -78,25 +128,69 @@ def test_changes_invalidate(small_root: Path, tmp_path: Path) -> None:
     a = build_features(table, cache_dir=tmp_path, progress=False)
     b = build_features(table, get_preset("esc10", n_mels=64), cache_dir=tmp_path, progress=False)
     assert a.key != b.key and b.images.shape[2] == 64
+    c = build_features(table.subset(range(11)), cache_dir=tmp_path, progress=False)  # file list
+    relabelled = dataclasses.replace(
+        table, clips=(dataclasses.replace(table.clips[0], label=9), *table.clips[1:])
+    )
+    d = build_features(relabelled, cache_dir=tmp_path, progress=False)  # a label
     f = table.path(0)
-    f.write_bytes(f.read_bytes())  # same bytes, new mtime
-    import os
+    os.utime(f, ns=(1, 1))  # same bytes, other mtime
+    e = build_features(load_dataset("esc10", small_root), cache_dir=tmp_path, progress=False)
+    keys = {s.key for s in (a, b, c, d, e)}
+    assert len(keys) == 5 and e.computed == 12
+    assert len({s.dir for s in (a, b, c, d, e)}) == 5  # old stores stay in place
+    assert a.dir.exists() and (a.dir / "images.f16").exists()
 
-    os.utime(f, ns=(1, 1))
-    c = build_features(load_dataset("esc10", small_root), cache_dir=tmp_path, progress=False)
-    assert c.key != a.key
 
-
-def test_bad_clip_error_or_report(small_root: Path, tmp_path: Path) -> None:
+def test_bad_clip_error_or_report(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     table = load_dataset("esc10", small_root)
+    full = build_features(table, cache_dir=tmp_path / "ok", progress=False)
     bad = table.path(3)
-    bad.write_bytes(bad.read_bytes()[:30])
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # cut in half
     with pytest.raises(AudioError, match=bad.name):
+        build_features(table, cache_dir=tmp_path, batch_size=2, progress=False)
+    store = build_features(table, cache_dir=tmp_path, batch_size=2, skip_bad=True, progress=False)
+    assert len(store) == 11 and store.computed == 9  # rows 0-1 were kept from the failed run
+    assert [b["file"] for b in store.bad] == [table.clips[3].file]
+    assert "truncated" in store.bad[0]["reason"]
+    assert json.loads((store.dir / "bad.json").read_text()) == list(store.bad)
+    assert table.clips[3] not in store.table.clips
+    good = [i for i in range(12) if i != 3]
+    np.testing.assert_array_equal(np.asarray(store.images), np.asarray(full.images)[good])
+    # The good table has its own key: building it directly finds the same store.
+    direct = build_features(table.subset(good), cache_dir=tmp_path, progress=False)
+    assert direct.dir == store.dir and direct.computed == 0
+
+    def refuse(*args: object, **kwargs: object) -> np.ndarray:
+        raise AssertionError("decoded a clip of an up-to-date store")
+
+    monkeypatch.setattr(store_module, "load_clip", refuse)
+    again = build_features(table, cache_dir=tmp_path, skip_bad=True, progress=False)
+    assert again.dir == store.dir and again.computed == 0 and len(again.bad) == 1
+    with pytest.raises(AudioError, match=bad.name):  # without skip_bad: still an error
         build_features(table, cache_dir=tmp_path, progress=False)
-    store = build_features(table, cache_dir=tmp_path, skip_bad=True, progress=False)
-    assert len(store) == 11 and len(store.bad) == 1
-    assert store.bad[0]["file"] == table.clips[3].file
-    assert (store.dir / "bad.json").exists()
+
+
+def test_non_finite_values_are_refused(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = load_dataset("esc10", small_root).subset(range(3))
+    cfg = get_preset("esc10")
+    target = torch.from_numpy(load_clip(table.path(1), cfg.sample_rate, cfg.clip_samples))
+    original = LogMel3.forward
+
+    def overflowing(self: LogMel3, wave: torch.Tensor) -> torch.Tensor:
+        out = original(self, wave)
+        for k in range(wave.shape[0]):
+            if torch.equal(wave[k], target):
+                out[k, 0, 0, 0] = 1e6  # beyond float16's 65504
+        return out
+
+    monkeypatch.setattr(LogMel3, "forward", overflowing)
+    with pytest.raises(AudioError, match=f"{table.clips[1].file}.*not finite"):
+        build_features(table, cache_dir=tmp_path, progress=False)
 
 
 def test_store_key_is_module_function(small_root: Path) -> None:
@@ -104,3 +198,47 @@ def test_store_key_is_module_function(small_root: Path) -> None:
     assert store_module.store_key(table, get_preset("esc10")) == store_module.store_key(
         table, get_preset("esc10")
     )
+    assert store_module.store_dir(table, get_preset("esc10"), Path("/c")).parent == Path(
+        "/c/features"
+    )
+
+
+def test_batched_device_path_equals_per_clip_path(small_root: Path) -> None:
+    """The GPU path (workers decode, one batched forward) gives the CPU path's rows."""
+    table = load_dataset("esc10", small_root).subset(range(4))
+    cfg = get_preset("esc10")
+    model = LogMel3(cfg)
+    waves: list[np.ndarray | str] = [store_module._decode(table, i, cfg) for i in range(3)] + [
+        "x.ogg: cannot decode"
+    ]
+    images: list[np.ndarray | str] = [
+        store_module._clip_image(model, table, i, cfg) for i in range(3)
+    ] + ["x.ogg: cannot decode"]
+    bad: list[dict[str, object]] = []
+    rows = [0, 1, 2, 3]
+    good, batched = store_module._batch_images(table, rows, waves, model, "cpu", True, bad)
+    good2, per_clip = store_module._batch_images(table, rows, images, None, "cpu", True, [])
+    assert good == good2 == [0, 1, 2] and [b["row"] for b in bad] == [3]
+    np.testing.assert_allclose(
+        batched.astype(np.float32), per_clip.astype(np.float32), atol=2e-2, rtol=1e-3
+    )
+
+
+def test_cli_builds_then_is_up_to_date(
+    small_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundtransfer.cli.main import main
+
+    args = ["features", "esc10", "--root", str(small_root), "--cache", str(tmp_path), "--quiet"]
+    assert main([*args, "--batch-size", "5", "--set", "n_mels=64"]) == 0
+    first = capsys.readouterr().out
+    assert "clips: 12  shape: (12, 3, 64, 250)" in first and "computed 12 clips" in first
+    assert main([*args, "--frontend", "n_mels=64"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    bad = load_dataset("esc10", small_root).path(0)
+    bad.write_bytes(b"garbage" * 100)
+    assert main(args) == 2
+    assert bad.name in capsys.readouterr().err
+    assert main([*args, "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "clips: 11" in out and "bad clips left out: 1" in out

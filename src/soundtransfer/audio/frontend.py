@@ -9,7 +9,8 @@ the front end's sizes.
 from __future__ import annotations
 
 import math
-import warnings
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -76,6 +77,42 @@ def mel_filterbank(
     return fb
 
 
+MELS_PER_BAND = 16  # filters per GEMM in the CPU projection (16: fastest of 4..64, measured)
+CLIPS_PER_CHUNK = 1  # clips per STFT on CPU: one clip's spectra stay in cache (fastest, measured)
+
+
+@dataclass(frozen=True)
+class MelBand:
+    """Filters ``mel_lo:mel_hi`` restricted to the bins ``bin_lo:bin_hi`` where any is non-zero.
+
+    Attributes:
+        weights: float32 (bin_hi - bin_lo, mel_hi - mel_lo), contiguous (right operand of a GEMM).
+    """
+
+    mel_lo: int
+    mel_hi: int
+    bin_lo: int
+    bin_hi: int
+    weights: Tensor
+
+
+def mel_bands(fb: np.ndarray, mels_per_band: int = MELS_PER_BAND) -> tuple[MelBand, ...]:
+    """Split a (n_mels, F) filterbank into groups of filters, each with its non-zero bin span.
+
+    ``sum_b power[:, b.bin_lo:b.bin_hi] @ b.weights`` placed at columns ``b.mel_lo:b.mel_hi``
+    equals ``power @ fb.T`` exactly (only zeros are left out). An all-zero group (possible
+    with ``f_min``/``f_max`` settings that leave filters empty) gets an empty span.
+    """
+    bands = []
+    for lo in range(0, fb.shape[0], mels_per_band):
+        hi = min(lo + mels_per_band, fb.shape[0])
+        nz = np.flatnonzero(fb[lo:hi].any(axis=0))
+        b_lo, b_hi = (int(nz[0]), int(nz[-1]) + 1) if nz.size else (0, 0)
+        w = torch.from_numpy(np.ascontiguousarray(fb[lo:hi, b_lo:b_hi].T, dtype=np.float32))
+        bands.append(MelBand(lo, hi, b_lo, b_hi, w))
+    return tuple(bands)
+
+
 def fit_length(wave: Tensor, num_samples: int, crop: str = "start") -> Tensor:
     """Crop or zero-pad the last axis to ``num_samples`` (crop at the start or the centre)."""
     n = wave.shape[-1]
@@ -97,6 +134,11 @@ class LogMel3(nn.Module):
 
     Input:  (B, T) float waveforms at ``cfg.sample_rate`` (any T; cropped/padded first).
     Output: (B, C, n_mels, out_frames) float32, C = len(windows_ms) = 3.
+
+    Three paths compute the same numbers: on CPU (float32) one clip at a time, frames x
+    window -> real FFT -> banded mel GEMMs (:meth:`_log_mel_banded`); elsewhere (GPU, float64)
+    ``torch.stft`` and one dense mel matmul; while exporting/tracing (ONNX has no complex
+    tensors) a real-valued ``conv1d`` DFT (:meth:`_power_export`).
     """
 
     mel_fb: Tensor
@@ -115,24 +157,43 @@ class LogMel3(nn.Module):
         for i, (win_ms, _hop_ms) in enumerate(cfg.windows_ms):
             win = torch.hann_window(cfg.win_samples(win_ms), periodic=True)
             self.register_buffer(f"window{i}", win, persistent=False)
-        self._sparse_fb: dict[torch.device, Tensor] = {}
+            left = (cfg.n_fft - win.shape[0]) // 2  # centred in n_fft, as torch.stft pads it
+            full = F.pad(win, (left, cfg.n_fft - win.shape[0] - left))
+            self.register_buffer(f"frame_window{i}", full, persistent=False)  # (n_fft,)
+        # Each band's weights with every row doubled: they multiply the interleaved
+        # (re^2, im^2) columns of the squared STFT, which sums the two into the power.
+        self._bands = tuple(
+            (b, b.weights.repeat_interleave(2, dim=0).contiguous()) for b in mel_bands(fb.numpy())
+        )
 
     def _mel(self, power: Tensor) -> Tensor:
-        """(B, F, T) power -> (B, n_mels, T) mel energies (sparse on CPU, dense elsewhere)."""
+        """(B, F, T) power -> (B, n_mels, T) mel energies: the dense path (GPU, export)."""
         power = power[:, self.bin_lo : self.bin_hi]  # (B, F', T)
         fb = self.mel_fb[:, self.bin_lo : self.bin_hi]  # (n_mels, F')
-        if power.device.type == "cpu" and not _tracing() and not _exporting():
-            sp = self._sparse_fb.get(power.device)
-            if sp is None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "sparse CSR is in beta"
-                    sp = fb.to_sparse_csr()
-                self._sparse_fb[power.device] = sp
-            b, f, t = power.shape
-            flat = power.permute(1, 0, 2).reshape(f, b * t)  # (F', B*T)
-            mel = sp @ flat  # (n_mels, B*T)
-            return mel.reshape(-1, b, t).permute(1, 0, 2)
         return torch.matmul(fb.to(power.dtype), power)  # (B, n_mels, T)
+
+    def _log_mel_banded(self, spec: Tensor) -> Tensor:
+        """CPU path: (b, T, F) contiguous complex64 STFT -> (b, n_mels, T) natural-log mel.
+
+        Consumes ``spec``: its (b, T, F, 2) real view is squared in place and projected band
+        by band: each group of ``MELS_PER_BAND`` filters only touches its own span of bins
+        (every bin lies in at most two filters), one GEMM on that slice of the interleaved
+        (re^2, im^2) columns with doubled weight rows, which also sums re^2 + im^2. About 4x
+        fewer multiply-adds than a dense projection of the power, and no power tensor.
+        """
+        b, t, _f = spec.shape
+        z = torch.view_as_real(spec)  # (b, T, F, 2)
+        z.square_()
+        flat = z.view(b * t, -1)  # (b*T, 2F): re^2, im^2 of bin 0, then of bin 1, ...
+        mel = torch.empty(b * t, self.cfg.n_mels, dtype=torch.float32)  # (b*T, n_mels)
+        for band, weights in self._bands:
+            torch.matmul(
+                flat[:, 2 * band.bin_lo : 2 * band.bin_hi],
+                weights,
+                out=mel[:, band.mel_lo : band.mel_hi],
+            )
+        mel.add_(self.cfg.log_eps).log_()
+        return mel.view(b, t, -1).transpose(1, 2)  # (b, n_mels, T), a view
 
     def _power_export(self, wave: Tensor, window: Tensor, hop: int) -> Tensor:
         """The same power STFT with real ops only (ONNX has no complex tensors).
@@ -159,33 +220,61 @@ class LogMel3(nn.Module):
 
     def spectrogram(self, wave: Tensor, channel: int) -> Tensor:
         """One channel before resizing: (B, T) -> (B, n_mels, frames) natural-log mel."""
+        if self._chunked(wave):
+            return torch.cat([self._spectrogram(w, channel) for w in wave.split(CLIPS_PER_CHUNK)])
+        return self._spectrogram(wave, channel)
+
+    def _spectrogram(self, wave: Tensor, channel: int, padded: Tensor | None = None) -> Tensor:
+        """(B, T) -> (B, n_mels, frames); ``padded``: ``wave`` already centre-padded."""
         _win_ms, hop_ms = self.cfg.windows_ms[channel]
         window: Tensor = getattr(self, f"window{channel}")
         hop = self.cfg.hop_samples(hop_ms)
         if _exporting() or _tracing():
             power = self._power_export(wave, window, hop)  # (B, F, frames)
-        else:
-            spec = torch.stft(
-                wave,
-                n_fft=self.cfg.n_fft,
-                hop_length=hop,
-                win_length=window.shape[0],
-                window=window.to(wave.dtype),
-                center=True,
-                pad_mode="constant",
-                return_complex=True,
-            )  # (B, F, frames)
-            power = spec.real.square() + spec.imag.square()  # (B, F, frames)
-        mel = self._mel(power)  # (B, n_mels, frames)
-        return torch.log(mel + self.cfg.log_eps)
+            return torch.log(self._mel(power) + self.cfg.log_eps)
+        if padded is None:
+            padded = self._centre_pad(wave)
+        if padded.device.type == "cpu" and padded.dtype == torch.float32:
+            # The STFT as frames (a strided view) x window, then a real FFT: the same numbers
+            # as torch.stft(center=True, pad_mode="constant"), ~2.5x faster on CPU (measured:
+            # torch.stft spends more time arranging than in the FFT), and the spectrum comes
+            # out (B, frames, F) contiguous, the layout the banded projection wants.
+            frames = padded.unfold(-1, self.cfg.n_fft, hop)  # (B, frames, n_fft), a view
+            window = getattr(self, f"frame_window{channel}")  # (n_fft,)
+            windowed = torch.mul(frames, window, out=_scratch(frames.shape))  # (B, frames, n_fft)
+            return self._log_mel_banded(torch.fft.rfft(windowed))  # (B, n_mels, frames)
+        # center=False on the zero-padded signal is torch's center=True, pad_mode="constant"
+        # (frame t centred on sample t * hop), with the padding done once for all channels.
+        spec = torch.stft(
+            padded,
+            n_fft=self.cfg.n_fft,
+            hop_length=hop,
+            win_length=window.shape[0],
+            window=window.to(wave.dtype),
+            center=False,
+            return_complex=True,
+        )  # (B, F, frames)
+        power = spec.real.square() + spec.imag.square()  # (B, F, frames)
+        return torch.log(self._mel(power) + self.cfg.log_eps)  # (B, n_mels, frames)
+
+    def _centre_pad(self, wave: Tensor) -> Tensor:
+        """(B, T) -> (B, T + 2 * (n_fft // 2)), zeros on both sides (librosa's center=True)."""
+        return F.pad(wave, (self.cfg.n_fft // 2, self.cfg.n_fft // 2))
 
     def forward(self, wave: Tensor) -> Tensor:
         if wave.dim() == 1:
             wave = wave.unsqueeze(0)
         wave = fit_length(wave.float(), self.cfg.clip_samples, self.cfg.crop)  # (B, T)
+        if self._chunked(wave):
+            return torch.cat([self._images(w) for w in wave.split(CLIPS_PER_CHUNK)])
+        return self._images(wave)
+
+    def _images(self, wave: Tensor) -> Tensor:
+        """(B, T) -> (B, C, n_mels, out_frames): every channel, resized and stacked."""
+        padded = None if _exporting() or _tracing() else self._centre_pad(wave)
         channels = []
         for c in range(self.cfg.channels):
-            log_mel = self.spectrogram(wave, c)  # (B, n_mels, frames_c)
+            log_mel = self._spectrogram(wave, c, padded)  # (B, n_mels, frames_c)
             img = F.interpolate(
                 log_mel.unsqueeze(1),
                 size=(self.cfg.n_mels, self.cfg.out_frames),
@@ -195,12 +284,41 @@ class LogMel3(nn.Module):
             channels.append(img)
         return torch.cat(channels, dim=1)  # (B, C, n_mels, out_frames)
 
+    @staticmethod
+    def _chunked(wave: Tensor) -> bool:
+        """On CPU, ``CLIPS_PER_CHUNK`` clips at a time: one clip's spectra (~9 MB) stay in the
+        L3 cache, which made the FFTs ~3x faster than over a batch of 32 (measured, 2 threads,
+        5 s clips at 44.1 kHz). Not while tracing/exporting (the batch must stay symbolic)."""
+        return (
+            wave.device.type == "cpu"
+            and wave.shape[0] > CLIPS_PER_CHUNK
+            and not (_exporting() or _tracing())
+        )
+
     def extra_repr(self) -> str:
         c = self.cfg
         return (
             f"sr={c.sample_rate}, n_fft={c.n_fft}, n_mels={c.n_mels}, "
             f"windows_ms={c.windows_ms}, out={c.out_frames}"
         )
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(shape: torch.Size) -> Tensor:
+    """A float32 CPU buffer of ``shape`` reused by this thread (grown when too small).
+
+    The windowed frames are ~10x the clip (each sample in n_fft / hop frames): a fresh
+    allocation per call costs page faults on every touch, which made the STFT ~3x slower
+    with 2 threads (measured). Thread-local, so concurrent callers never share it.
+    """
+    numel = math.prod(shape)
+    buf: Tensor | None = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.numel() < numel:
+        buf = torch.empty(numel, dtype=torch.float32)
+        _SCRATCH.buf = buf
+    return buf[:numel].view(shape)
 
 
 def _tracing() -> bool:

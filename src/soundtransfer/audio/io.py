@@ -2,10 +2,20 @@
 
 soundfile (libsndfile) decodes WAV, FLAC, OGG/Vorbis, AIFF, AU; soxr resamples (VHQ, the same
 library sox and librosa's default use). Nothing here knows about datasets.
+
+Truncated files are errors, never shorter clips. libsndfile's own behaviour differs by format
+(checked on real clips cut to a fraction of their bytes): a cut FLAC fails to decode ("lost
+sync"), but a cut WAV or AU decodes the frames present and a cut Ogg Vorbis decodes up to its
+last complete page, both without a word. A short clip would then be zero-padded like a
+genuinely short recording (ESC-10 and UrbanSound8K have many), hiding e.g. an interrupted
+extraction. :func:`read_audio` therefore checks completeness: WAV, AIFF and AU against the
+length in their header (unless the header leaves it unknown, as streamed files do), Ogg by its
+end-of-stream flag, which every complete Ogg stream sets on its last page.
 """
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +42,71 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: cannot decode audio ({exc})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: decoded to 0 samples (truncated or header-only file)")
+    problem = truncation(path, data.shape[0], data.shape[1])
+    if problem:
+        raise AudioError(f"{path}: truncated file: {problem}")
     return data, int(sr)
+
+
+_AU_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encoding -> bytes/sample
+_OGG_TAIL_BYTES = 1 << 16  # an Ogg page is at most 65,307 bytes
+
+
+def truncation(path: Path, frames: int, channels: int) -> str | None:
+    """Why a decoded file looks cut short, or None (see the module docstring).
+
+    Args:
+        path: the file.
+        frames: frames libsndfile decoded from it.
+        channels: its channel count.
+
+    Returns:
+        A reason naming the declared and decoded lengths, or None if complete or unknown.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+        if head[:4] == b"OggS":
+            fh.seek(max(0, path.stat().st_size - _OGG_TAIL_BYTES))
+            tail = fh.read()
+            last = tail.rfind(b"OggS")
+            if last < 0 or len(tail) < last + 6 or not tail[last + 5] & 0x04:
+                return f"Ogg stream has no end-of-stream page ({frames} frames decodable)"
+            return None
+    declared = _declared_frames(head, channels)
+    if declared is not None and frames < declared:
+        return f"header declares {declared} frames, only {frames} decodable"
+    return None
+
+
+def _declared_frames(head: bytes, channels: int) -> int | None:
+    """Frames a WAV, AIFF or AU header declares, or None (other format, or unknown size)."""
+    if head[:4] == b".snd" and len(head) >= 24:
+        _offset, size, encoding = struct.unpack(">III", head[4:16])
+        width = _AU_BYTES.get(encoding)
+        if size == 0xFFFFFFFF or width is None:
+            return None
+        return int(size) // (width * channels)
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        pos = 12
+        while pos + 8 <= len(head):
+            chunk, size = head[pos : pos + 4], struct.unpack(">I", head[pos + 4 : pos + 8])[0]
+            if chunk == b"COMM" and pos + 14 <= len(head):
+                return int(struct.unpack(">I", head[pos + 10 : pos + 14])[0])
+            pos += 8 + size + (size & 1)
+        return None
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, 0
+    while pos + 8 <= len(head):
+        chunk, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if chunk == b"fmt " and pos + 22 <= len(head):
+            block_align = struct.unpack("<H", head[pos + 20 : pos + 22])[0]
+        elif chunk == b"data":
+            if block_align == 0 or size in (0, 0xFFFFFFFF):
+                return None  # streamed WAVs leave the size unset
+            return int(size) // int(block_align)
+        pos += 8 + size + (size & 1)
+    return None
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:

@@ -56,7 +56,9 @@ def parse_folds(text: str | None) -> list[int] | None:
         raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from None
 
 
-def open_store(args: argparse.Namespace, device: str = "cpu") -> Any:
+def open_store(
+    args: argparse.Namespace, device: str = "cpu", batch_size: int = 32, workers: int = 2
+) -> Any:
     """Load the dataset and build (or open) its feature store from the common arguments."""
     from soundtransfer.audio.presets import get_preset
     from soundtransfer.config import override
@@ -73,7 +75,9 @@ def open_store(args: argparse.Namespace, device: str = "cpu") -> Any:
         table,
         frontend,
         args.cache,
+        batch_size=batch_size,
         device=device,
+        workers=workers,
         skip_bad=args.skip_bad,
         progress=progress(args),
     )

@@ -1,4 +1,4 @@
-"""``soundtransfer features``: compute (or resume) a dataset's feature store."""
+"""``soundtransfer features``: compute (or resume, or just open) a dataset's feature store."""
 
 from __future__ import annotations
 
@@ -18,16 +18,34 @@ def register(sub: Any) -> None:
         "does nothing; an interrupted run resumes; changed inputs give a new store.",
     )
     add_dataset_args(p)
+    p.add_argument(
+        "--set",
+        dest="frontend_overrides",
+        action="append",
+        metavar="KEY=VALUE",
+        help="same as --frontend: override a front-end setting, e.g. --set n_mels=64",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (front end on the GPU)")
+    p.add_argument("--batch-size", type=int, default=32, help="clips per batch (default 32)")
+    p.add_argument(
+        "--workers", type=int, default=2, help="decoding threads, 0 to decode inline (default 2)"
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    store = open_store(args, device=args.device)
+    store = open_store(args, device=args.device, batch_size=args.batch_size, workers=args.workers)
     seconds = time.perf_counter() - t0
+    if store.computed == 0:
+        status = f"up to date ({seconds:.1f} s)"
+    else:
+        status = f"computed {store.computed} clips in {seconds:.1f} s"
+        status += f" ({store.computed / seconds:.1f} clips/s)"
     print(f"store: {store.dir}")
     print(f"clips: {len(store)}  shape: {tuple(store.images.shape)}  float16")
     print(f"folds: {list(store.table.folds)}  classes: {len(store.table.classes)}")
-    print(f"time: {seconds:.1f} s")
+    if store.bad:
+        print(f"bad clips left out: {len(store.bad)} (listed in {store.dir / 'bad.json'})")
+    print(status)
     return 0

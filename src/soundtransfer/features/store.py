@@ -2,28 +2,43 @@
 
 Layout of a store directory ``<cache>/features/<dataset>-<key>/``:
 
-- ``images.f16``: float16 ``np.memmap`` of shape ``(N, C, n_mels, out_frames)``.
+- ``images.f16``: float16 ``np.memmap`` of shape ``(N, C, n_mels, out_frames)``, row ``i`` the
+  image of ``table.clips[i]``.
 - ``index.json``: the key, the front-end settings, the rows (file, label, fold, group), the
-  shape, and ``done`` (one flag per batch), rewritten atomically after every batch.
-- ``bad.json``: clips that could not be decoded and were left out (only with ``skip_bad``).
+  shape and the done count, written atomically once the store is complete (only a directory
+  with a complete ``index.json`` is a store).
+- ``progress.json``: while building, one flag per row and the bad clips found so far, rewritten
+  atomically after every batch; a run interrupted at any point (Ctrl-C, kill, crash) resumes
+  at the first unfinished row, and finished rows are never recomputed.
+- ``bad.json``: clips that could not be decoded and were left out (``skip_bad`` only).
 
-The key hashes the front-end settings and, per clip, its path, size, modification time, label
-and fold: a changed preset, file list, file or label gives a new key and so a new store (old
-stores are left in place and can be deleted). A run interrupted at any point resumes at the
-first unfinished batch; a finished store is opened without recomputing anything. Memory is
-bounded by one batch of waveforms whatever the dataset size.
+The key hashes the front-end settings, the dataset name and classes and, per clip, its path,
+size, modification time (ns), label and fold. A changed preset, file list, file or label gives
+a new key and so a new directory; stores of old keys are left in place (delete them by hand or
+the whole ``features/`` folder). Re-running with the same inputs opens the store without
+decoding anything.
+
+Bad clips: by default the first undecodable clip raises :class:`AudioError` naming the file
+(the rows finished before it are kept). With ``skip_bad``, bad clips are recorded with their
+reasons and the good rows are copied, once complete, into the store of the table without the
+bad clips (its own key, ``bad.json`` beside it); the directory of the full table keeps only an
+``index.json`` pointing there, so the next run neither decodes nor copies again.
+
+Memory is bounded by two batches (the one being written and the one being worked on) whatever
+the dataset size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +50,13 @@ from soundtransfer.audio.presets import FrontEnd, get_preset
 from soundtransfer.config import config_hash, from_dict, save_json, to_dict
 from soundtransfer.datasets.clips import Clip, ClipTable
 from soundtransfer.errors import AudioError, DatasetError
+
+IMAGES = "images.f16"
+INDEX = "index.json"
+PROGRESS = "progress.json"
+BAD = "bad.json"
+T = TypeVar("T")
+SKIP_HINT = " (use --skip-bad / skip_bad=True to leave bad clips out with a report)"
 
 
 def default_cache_dir() -> Path:
@@ -51,8 +73,9 @@ class FeatureStore:
         key: hash of the inputs and settings.
         table: the clips of the rows, in row order.
         frontend: the front-end settings used.
-        images: float16 memmap ``(N, C, n_mels, out_frames)``.
-        bad: clips left out with their reasons (``skip_bad`` only).
+        images: read-only float16 memmap ``(N, C, n_mels, out_frames)``.
+        bad: clips left out, ``{"file", "reason"}`` each (``skip_bad`` only).
+        computed: rows computed by the call that returned this store (0: it was up to date).
     """
 
     dir: Path
@@ -61,6 +84,7 @@ class FeatureStore:
     frontend: FrontEnd
     images: np.ndarray
     bad: tuple[dict[str, str], ...] = ()
+    computed: int = 0
 
     def __len__(self) -> int:
         return len(self.table)
@@ -75,39 +99,22 @@ class FeatureStore:
 
 
 def store_key(table: ClipTable, frontend: FrontEnd) -> str:
-    """Hash of the front end and each clip's path, size, mtime, label and fold."""
+    """Hash of the front end, the dataset name and classes, and each clip's path, size,
+    mtime, label and fold (16 hex characters)."""
     rows = []
     for i, c in enumerate(table.clips):
-        st = table.path(i).stat()
+        try:
+            st = table.path(i).stat()
+        except OSError:
+            raise AudioError(f"{table.path(i)}: file not found") from None
         rows.append([c.file, st.st_size, st.st_mtime_ns, c.label, c.fold])
     return config_hash(frontend, table.name, list(table.classes), rows)
 
 
-def _batches(n: int, size: int) -> list[range]:
-    return [range(s, min(s + size, n)) for s in range(0, n, size)]
-
-
-def _decode(table: ClipTable, i: int, fe: FrontEnd) -> np.ndarray | str:
-    try:
-        return load_clip(table.path(i), fe.sample_rate, fe.clip_samples, fe.crop)
-    except AudioError as exc:
-        return str(exc)
-
-
-def _index_payload(
-    key: str, table: ClipTable, fe: FrontEnd, shape: tuple[int, ...], done: list[bool]
-) -> dict[str, Any]:
-    return {
-        "key": key,
-        "dataset": table.name,
-        "root": str(table.root),
-        "classes": list(table.classes),
-        "protocol": table.protocol,
-        "frontend": to_dict(fe),
-        "rows": [[c.file, c.label, c.fold, c.group] for c in table.clips],
-        "shape": list(shape),
-        "done": done,
-    }
+def store_dir(table: ClipTable, frontend: FrontEnd, cache_dir: Path | None = None) -> Path:
+    """Where the store of ``table`` under ``frontend`` lives (it may not exist yet)."""
+    root = (cache_dir or default_cache_dir()) / "features"
+    return root / f"{table.name}-{store_key(table, frontend)}"
 
 
 def build_features(
@@ -121,140 +128,289 @@ def build_features(
     skip_bad: bool = False,
     progress: bool = True,
 ) -> FeatureStore:
-    """Compute (or open, or resume) the feature store of ``table``.
+    """Compute, resume or just open the feature store of ``table``.
 
     Args:
         table: the clips.
         frontend: front-end settings (default: the preset named like the dataset).
-        cache_dir: cache root (default :func:`default_cache_dir`).
-        batch_size: clips per batch (memory is bounded by one batch).
+        cache_dir: cache root (default :func:`default_cache_dir`); the store goes in
+            ``<cache_dir>/features/<dataset>-<key>/``.
+        batch_size: clips per batch, the unit of progress and of device work (memory is
+            bounded by two batches).
         device: where the front end runs (``cpu``, ``cuda``).
-        workers: decoding threads (overlap decoding with the front end).
+        workers: threads; on CPU each decodes and computes whole clips, on a GPU they decode
+            the next batch while the device computes this one (0: everything inline).
         skip_bad: leave undecodable clips out and list them in ``bad.json``; otherwise the
             first bad clip raises :class:`AudioError` naming the file.
         progress: show a progress bar.
 
     Returns:
-        The finished :class:`FeatureStore`.
+        The finished :class:`FeatureStore`; ``computed`` counts the rows this call computed.
+
+    Raises:
+        AudioError: a clip cannot be decoded (without ``skip_bad``), or a log-mel value is
+            not finite in float16.
+        DatasetError: no clips, or every clip is bad.
     """
     fe = frontend if frontend is not None else get_preset(table.name)
-    if skip_bad:
-        table, bad = _screen(table, fe, workers, progress)
-    else:
-        bad = []
     if len(table) == 0:
         raise DatasetError(f"{table.name}: no clips to compute features for")
-    key = store_key(table, fe)
-    root = (cache_dir or default_cache_dir()) / "features" / f"{table.name}-{key}"
+    if batch_size < 1:
+        raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
+    root = store_dir(table, fe, cache_dir)
+    meta = _read_json(root / INDEX)
+    if meta.get("complete"):
+        if "moved_to" not in meta:
+            return open_features(root)
+        if not skip_bad:
+            first = meta["bad"][0]
+            raise AudioError(first["reason"] + SKIP_HINT)
+        return open_features(root.parent / meta["moved_to"])
+
     root.mkdir(parents=True, exist_ok=True)
-    shape = (len(table), *fe.image_shape)
-    index_path, data_path = root / "index.json", root / "images.f16"
-    batches = _batches(len(table), batch_size)
-    done = [False] * len(batches)
-    if index_path.exists():
-        old = json.loads(index_path.read_text())
-        if old.get("key") == key and len(old.get("done", [])) == len(batches):
-            done = [bool(x) for x in old["done"]]
-    if bad:
-        save_json(root / "bad.json", bad)
-    mode: Literal["r+", "w+"] = "r+" if data_path.exists() and any(done) else "w+"
-    images = np.memmap(data_path, dtype=np.float16, mode=mode, shape=shape)
-    todo = [b for b, flag in zip(batches, done, strict=True) if not flag]
-    if todo:
-        model = LogMel3(fe).to(device)
+    n, key = len(table), root.name.rsplit("-", 1)[1]
+    shape = (n, *fe.image_shape)
+    state = _read_json(root / PROGRESS)
+    if state.get("key") != key or not (root / IMAGES).exists():
+        state = {"key": key, "done": "0" * n, "bad": []}
+    done = bytearray(state["done"].encode())
+    bad: list[dict[str, Any]] = state["bad"]
+    mode: Literal["r+", "w+"] = "r+" if b"1" in done else "w+"
+    images = np.memmap(root / IMAGES, dtype=np.float16, mode=mode, shape=shape)
+    todo = [i for i in range(n) if done[i] != ord("1")]
+    computed = 0
+    batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
+    if batches:
+        model = LogMel3(fe).to(device).eval()
         bar = tqdm(
-            total=sum(len(b) for b in todo),
+            total=n,
+            initial=n - len(todo),
             desc=f"features {table.name}",
             unit="clip",
             disable=not progress,
         )
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for b, waves in _prefetch(pool, table, fe, todo):
-                with torch.inference_mode():
-                    x = torch.from_numpy(np.stack(waves)).to(device)  # (B, T)
-                    img = model(x).cpu().numpy()  # (B, C, n_mels, out_frames)
-                if not np.isfinite(img).all():
-                    raise AudioError(f"{table.path(b.start)}..: non-finite log-mel values")
-                images[b.start : b.stop] = img.astype(np.float16)
-                images.flush()
-                done[batches.index(b)] = True
-                save_json(index_path, _index_payload(key, table, fe, shape, done))
-                bar.update(len(b))
-        bar.close()
-    elif not index_path.exists():
-        save_json(index_path, _index_payload(key, table, fe, shape, done))
-    del images
-    return open_features(root)
+        # CPU: each worker decodes a clip and computes its image (clip-level parallelism beats
+        # torch's intra-op threads on these small per-clip ops, measured); GPU: workers decode,
+        # the main thread computes whole batches on the device.
+        on_cpu = torch.device(device).type == "cpu"
 
+        def work(i: int) -> np.ndarray | str:
+            return _clip_image(model, table, i, fe) if on_cpu else _decode(table, i, fe)
 
-def _prefetch(
-    pool: ThreadPoolExecutor, table: ClipTable, fe: FrontEnd, todo: list[range]
-) -> Iterator[tuple[range, list[np.ndarray]]]:
-    """Decode the next batch in the pool while the current one is computed."""
-
-    def submit(b: range) -> list[Any]:
-        return [pool.submit(_decode, table, i, fe) for i in b]
-
-    pending = submit(todo[0])
-    for k, b in enumerate(todo):
-        current = pending
-        if k + 1 < len(todo):
-            pending = submit(todo[k + 1])
-        waves = [f.result() for f in current]
-        for w in waves:
-            if isinstance(w, str):
-                raise AudioError(w + " (use --skip-bad to leave bad clips out with a report)")
-        yield b, waves  # type: ignore[misc]
-
-
-def _screen(
-    table: ClipTable, fe: FrontEnd, workers: int, progress: bool
-) -> tuple[ClipTable, list[dict[str, str]]]:
-    """Find undecodable clips (skip_bad): returns the good table and the report."""
-    from soundtransfer.audio.io import read_audio
-
-    def check(i: int) -> str | None:
+        # Flush-to-zero in our own workers only: the FFTs of zero-padded, windowed frames
+        # produce subnormal floats that make them up to 1.5x slower (measured); values below
+        # 1e-38 vanish next to log_eps either way. With several CPU workers, torch's
+        # intra-op threads are set to 1 for the duration of the build (restored after):
+        # one clip per core beats splitting each small op over the cores (measured ~10%).
+        intra_op = torch.get_num_threads()
+        if on_cpu and workers > 1:
+            torch.set_num_threads(1)
         try:
-            data, _sr = read_audio(table.path(i))
-        except AudioError as exc:
-            return str(exc)
-        if not np.isfinite(data).all():
-            return f"{table.path(i)}: audio contains NaN or infinite samples"
-        return None
+            with ThreadPoolExecutor(
+                max(1, workers), initializer=torch.set_flush_denormal, initargs=(True,)
+            ) as pool:
+                for rows, results in _pipelined(pool if workers > 0 else None, batches, work):
+                    good, img16 = _batch_images(
+                        table, rows, results, model if not on_cpu else None, device, skip_bad, bad
+                    )
+                    if good:
+                        _write_rows(images, good, img16)
+                        images.flush()
+                        computed += len(good)
+                    for r in rows:
+                        done[r] = ord("1")
+                    save_json(root / PROGRESS, {"key": key, "done": done.decode(), "bad": bad})
+                    bar.update(len(rows))
+        finally:
+            torch.set_num_threads(intra_op)
+            bar.close()
+    del images
+    if not bad:
+        save_json(root / INDEX, _index_payload(key, table, fe, shape))
+        (root / PROGRESS).unlink(missing_ok=True)
+        return dataclasses.replace(open_features(root), computed=computed)
+    if len(bad) == n:
+        raise DatasetError(f"{table.name}: every clip is bad, e.g. {bad[0]['reason']}")
+    return dataclasses.replace(_move_good_rows(root, table, fe, bad), computed=computed)
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(
-            tqdm(
-                pool.map(check, range(len(table))),
-                total=len(table),
-                desc="checking clips",
-                disable=not progress,
-            )
-        )
-    bad = [
-        {"file": table.clips[i].file, "reason": r} for i, r in enumerate(results) if r is not None
-    ]
-    good = [i for i, r in enumerate(results) if r is None]
-    return table.subset(good), bad
+
+def _batch_images(
+    table: ClipTable,
+    rows: list[int],
+    results: list[np.ndarray | str],
+    model: LogMel3 | None,
+    device: str,
+    skip_bad: bool,
+    bad: list[dict[str, Any]],
+) -> tuple[list[int], np.ndarray]:
+    """One batch's good rows and their float16 images ``(G, C, n_mels, out_frames)``.
+
+    ``results`` holds, per row, the image (``model`` None), the waveform (``model`` computes
+    the batch on ``device``) or the reason the clip is bad: raised, or appended to ``bad``
+    with ``skip_bad``.
+    """
+    for r, res in zip(rows, results, strict=True):
+        if isinstance(res, str):
+            if not skip_bad:
+                raise AudioError(res + SKIP_HINT)
+            bad.append({"row": r, "file": table.clips[r].file, "reason": res})
+    good = [r for r, res in zip(rows, results, strict=True) if not isinstance(res, str)]
+    arrays = [res for res in results if not isinstance(res, str)]
+    if not good:
+        return good, np.empty(0, dtype=np.float16)
+    if model is None:
+        img = np.stack(arrays)  # (G, C, n_mels, out_frames)
+    else:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.stack(arrays)).to(device)  # (G, T)
+            img = model(x).cpu().numpy()  # (G, C, n_mels, out_frames)
+    with np.errstate(over="ignore"):  # checked on the next line
+        img16 = img.astype(np.float16)
+    finite = np.isfinite(img16).reshape(len(good), -1).all(axis=1)
+    if not finite.all():
+        where = table.path(good[int(np.argmin(finite))])
+        raise AudioError(f"{where}: log-mel values not finite in float16")
+    return good, img16
+
+
+def _write_rows(images: np.ndarray, rows: list[int], img16: np.ndarray) -> None:
+    """Write images to their rows: one slice when the rows are consecutive."""
+    if rows[-1] - rows[0] == len(rows) - 1:
+        images[rows[0] : rows[-1] + 1] = img16
+    else:
+        images[np.asarray(rows)] = img16
+
+
+def _move_good_rows(
+    root: Path, table: ClipTable, fe: FrontEnd, bad: list[dict[str, Any]]
+) -> FeatureStore:
+    """Copy the good rows of a complete full-table build into the store of the good table.
+
+    Crash-safe: the full table's ``index.json`` (the redirect) is written only after the good
+    store is complete; a rerun before that copies again.
+    """
+    bad_rows = {b["row"] for b in bad}
+    good = [i for i in range(len(table)) if i not in bad_rows]
+    good_table = table.subset(good)
+    target = store_dir(good_table, fe, root.parent.parent)
+    target.mkdir(parents=True, exist_ok=True)
+    shape = (len(good), *fe.image_shape)
+    src = np.memmap(root / IMAGES, dtype=np.float16, mode="r", shape=(len(table), *shape[1:]))
+    dst = np.memmap(target / IMAGES, dtype=np.float16, mode="w+", shape=shape)
+    for s in range(0, len(good), 256):  # bounded memory
+        dst[s : s + 256] = src[good[s : s + 256]]
+    dst.flush()
+    del src, dst
+    reports = [{"file": b["file"], "reason": b["reason"]} for b in bad]
+    save_json(target / BAD, reports)
+    target_key = target.name.rsplit("-", 1)[1]
+    save_json(target / INDEX, _index_payload(target_key, good_table, fe, shape))
+    redirect = {"key": root.name.rsplit("-", 1)[1], "complete": True, "moved_to": target.name}
+    save_json(root / INDEX, {**redirect, "bad": reports})
+    (root / IMAGES).unlink(missing_ok=True)
+    (root / PROGRESS).unlink(missing_ok=True)
+    return open_features(target)
+
+
+def _decode(table: ClipTable, i: int, fe: FrontEnd) -> np.ndarray | str:
+    """Clip ``i``'s waveform (T,) float32, or the reason it is bad (naming the file)."""
+    try:
+        return load_clip(table.path(i), fe.sample_rate, fe.clip_samples, fe.crop)
+    except AudioError as exc:
+        return str(exc)
+
+
+def _clip_image(model: LogMel3, table: ClipTable, i: int, fe: FrontEnd) -> np.ndarray | str:
+    """Clip ``i``'s image (C, n_mels, out_frames) float32, or the reason it is bad."""
+    wave = _decode(table, i, fe)
+    if isinstance(wave, str):
+        return wave
+    with torch.inference_mode():
+        out: np.ndarray = model(torch.from_numpy(wave)[None])[0].numpy()
+    return out
+
+
+def _pipelined(
+    pool: ThreadPoolExecutor | None, batches: list[list[int]], work: Callable[[int], T]
+) -> Iterator[tuple[list[int], list[T]]]:
+    """``work(row)`` for every row, batch by batch and in order.
+
+    With a pool, the next batch is submitted before the current one is collected, so the
+    workers never wait for the caller and at most two batches of results exist at a time.
+    """
+    if pool is None:
+        for rows in batches:
+            yield rows, [work(i) for i in rows]
+        return
+    pending = [pool.submit(work, i) for i in batches[0]]
+    try:
+        for k, rows in enumerate(batches):
+            current = pending
+            if k + 1 < len(batches):
+                pending = [pool.submit(work, i) for i in batches[k + 1]]
+            yield rows, [f.result() for f in current]
+    finally:
+        for f in pending:  # stop working ahead after an error or interrupt
+            f.cancel()
+
+
+def _index_payload(
+    key: str, table: ClipTable, fe: FrontEnd, shape: tuple[int, ...]
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "complete": True,
+        "dataset": table.name,
+        "root": str(table.root),
+        "classes": list(table.classes),
+        "protocol": table.protocol,
+        "notes": list(table.notes),
+        "frontend": to_dict(fe),
+        "rows": [[c.file, c.label, c.fold, c.group] for c in table.clips],
+        "shape": list(shape),
+        "done": shape[0],
+    }
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object, or {} if the file is absent or unreadable (a partial write)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def open_features(store_dir: Path) -> FeatureStore:
-    """Open a finished store directory (raises DatasetError if unfinished or damaged)."""
-    index_path = store_dir / "index.json"
-    if not index_path.exists():
-        raise DatasetError(f"{store_dir}: not a feature store (no index.json)")
-    meta = json.loads(index_path.read_text())
-    if not all(meta["done"]):
-        raise DatasetError(f"{store_dir}: unfinished feature store; run build_features again")
+    """Open a finished store directory.
+
+    Raises:
+        DatasetError: not a store, unfinished, or its images file does not match the index.
+    """
+    meta = _read_json(store_dir / INDEX)
+    if not meta:
+        if (store_dir / PROGRESS).exists():
+            raise DatasetError(f"{store_dir}: unfinished feature store; run build_features again")
+        raise DatasetError(f"{store_dir}: not a feature store (no readable {INDEX})")
+    if "moved_to" in meta:
+        return open_features(store_dir.parent / meta["moved_to"])
     fe = from_dict(FrontEnd, meta["frontend"])
     clips = tuple(Clip(f, int(lab), int(fold), g) for f, lab, fold, g in meta["rows"])
     table = ClipTable(
-        meta["dataset"], Path(meta["root"]), tuple(meta["classes"]), clips, meta["protocol"]
+        meta["dataset"],
+        Path(meta["root"]),
+        tuple(meta["classes"]),
+        clips,
+        meta["protocol"],
+        tuple(meta.get("notes", ())),
     )
     shape = tuple(meta["shape"])
-    images = np.memmap(store_dir / "images.f16", dtype=np.float16, mode="r", shape=shape)
-    bad_path = store_dir / "bad.json"
-    bad = tuple(json.loads(bad_path.read_text())) if bad_path.exists() else ()
+    path = store_dir / IMAGES
+    expected = int(np.prod(shape)) * 2
+    if not path.exists() or path.stat().st_size != expected:
+        raise DatasetError(f"{path}: missing or not {expected} bytes; delete {store_dir}")
+    images = np.memmap(path, dtype=np.float16, mode="r", shape=shape)
+    bad = tuple(json.loads((store_dir / BAD).read_text())) if (store_dir / BAD).exists() else ()
     return FeatureStore(store_dir, meta["key"], table, fe, images, bad)
 
 

@@ -1,0 +1,216 @@
+"""Feature extraction speed on real ESC-10 clips: our store vs a per-clip librosa reference.
+
+(a) clips/s, end to end from the files: ``build_features`` (worker threads decoding and
+    computing clips with ``LogMel3``, float16 memmap) vs the reference, one clip at a time: decode
+    (soundfile), three ``librosa.feature.melspectrogram`` calls, log, bilinear resize
+    (``torch.nn.functional.interpolate``). Each path runs in a fresh process, which reports its
+    peak RSS (``ru_maxrss``) and the peak of Python-level allocations (``tracemalloc``, which
+    sees NumPy buffers but not torch's; measured on a separate, untimed run of 32 clips).
+    Target: ratio >= 3.
+(b) preparing a 5-fold cross-validation on ESC-10: our store built once (cold cache) and read
+    5 times (every row, as training and test batches) vs recomputing every clip for every fold
+    with the reference; the reference time is extrapolated linearly from its rate in (a)
+    (5 x clips / rate), as printed. Target: ratio >= 15.
+(c) with CUDA: the front end's clips/s on the GPU (compute only, and end to end).
+
+    .venv/bin/python benchmarks/features.py [--clips 128] [--threads 2] [--workers 2]
+
+Data: ../shared/data/esc10 (see its README). Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+import tracemalloc
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "esc10"
+
+
+def _table(n: int | None) -> Any:
+    from soundtransfer.datasets import load_dataset
+
+    table = load_dataset("esc10", ROOT.resolve())
+    if n is None or n >= len(table):
+        return table
+    return table.subset(np.linspace(0, len(table) - 1, n).round().astype(int).tolist())
+
+
+def reference_image(path: Path, fe: Any) -> np.ndarray:
+    """The reference pipeline for one clip: decode, 3 x librosa mel, log, bilinear resize."""
+    import librosa
+    import soundfile as sf
+    import torch
+    import torch.nn.functional as F
+
+    y, sr = sf.read(str(path), dtype="float32")
+    y = librosa.util.fix_length(y, size=fe.clip_samples)
+    channels = []
+    for win_ms, hop_ms in fe.windows_ms:
+        mel = librosa.feature.melspectrogram(
+            y=y,
+            sr=sr,
+            n_fft=fe.n_fft,
+            hop_length=fe.hop_samples(hop_ms),
+            win_length=fe.win_samples(win_ms),
+            n_mels=fe.n_mels,
+            center=True,
+            pad_mode="constant",
+            power=2.0,
+        )
+        log_mel = torch.from_numpy(np.log(mel + fe.log_eps))[None, None]
+        img = F.interpolate(log_mel, size=(fe.n_mels, fe.out_frames), mode="bilinear")
+        channels.append(img[0, 0].numpy())
+    return np.stack(channels)  # (3, n_mels, out_frames)
+
+
+def _run(kind: str, table: Any, fe: Any, workers: int, device: str) -> dict[str, Any]:
+    from soundtransfer.features import build_features
+
+    out: dict[str, Any] = {"clips": len(table)}
+    t0 = time.perf_counter()
+    if kind == "reference":
+        for i in range(len(table)):
+            reference_image(table.path(i), fe)
+        out["seconds"] = time.perf_counter() - t0
+        return out
+    with tempfile.TemporaryDirectory() as cache:
+        store = build_features(
+            table, cache_dir=Path(cache), device=device, workers=workers, progress=False
+        )
+        out["seconds"] = time.perf_counter() - t0
+        if kind == "cv":  # read the store 5 times as the 5 folds' training/test batches
+            t1 = time.perf_counter()
+            checksum = 0.0
+            for split in store.table.splits():
+                for rows in (split.train, split.test):
+                    for s in range(0, len(rows), 32):
+                        checksum += float(store.batch(rows[s : s + 32]).sum())
+            out["read_seconds"] = time.perf_counter() - t1
+            out["checksum"] = checksum
+    return out
+
+
+def _measure(kind: str, n: int | None, threads: int, workers: int, device: str) -> dict[str, Any]:
+    """Run one path in this (fresh) process: seconds and peak memory.
+
+    The timed run is not traced (tracemalloc slows every allocation); a second run on at most
+    32 clips measures the peak of Python-level allocations.
+    """
+    import torch
+
+    from soundtransfer.audio import get_preset
+
+    torch.set_num_threads(threads)
+    table = _table(n)
+    fe = get_preset("esc10")
+    reference_image(table.path(0), fe)  # imports and FFT plans outside the timing
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = _run(kind, table, fe, workers, device)
+    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["base_mb"] = base_mb
+    tracemalloc.start()
+    _run(
+        "ours" if kind == "cv" else kind,
+        table.subset(range(min(32, len(table)))),
+        fe,
+        workers,
+        device,
+    )
+    out["tracemalloc_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return out
+
+
+def _in_child(*args: Any) -> dict[str, Any]:
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(_measure, *args).result()
+
+
+def _gpu(n: int, threads: int, workers: int) -> str:
+    import torch
+
+    from soundtransfer.audio import LogMel3, get_preset, load_clip
+
+    fe = get_preset("esc10")
+    table = _table(n)
+    waves = torch.from_numpy(
+        np.stack([load_clip(table.path(i), fe.sample_rate, fe.clip_samples) for i in range(n)])
+    ).cuda()
+    model = LogMel3(fe).cuda()
+    with torch.inference_mode():
+        model(waves[:32])
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for s in range(0, n, 32):
+            model(waves[s : s + 32])
+        torch.cuda.synchronize()
+    compute = n / (time.perf_counter() - t0)
+    e2e = _in_child("ours", n, threads, workers, "cuda")
+    return (
+        f"(c) GPU {torch.cuda.get_device_name()}: front end {compute:.0f} clips/s (compute "
+        f"only), end to end {e2e['clips'] / e2e['seconds']:.0f} clips/s (decoding on the CPU)"
+    )
+
+
+def _memory(r: dict[str, Any]) -> str:
+    return (
+        f"peak RSS {r['maxrss_mb']:.0f} MB ({r['base_mb']:.0f} MB after imports), "
+        f"tracemalloc peak {r['tracemalloc_mb']:.0f} MB (32 clips)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clips", type=int, default=128, help="clips for (a) (default 128)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="build_features workers (default 2)")
+    args = parser.parse_args()
+    if not ROOT.exists():
+        raise SystemExit(f"real audio not found at {ROOT.resolve()}")
+    import torch
+
+    ref = _in_child("reference", args.clips, args.threads, args.workers, "cpu")
+    ours = _in_child("ours", args.clips, args.threads, args.workers, "cpu")
+    ref_rate, our_rate = ref["clips"] / ref["seconds"], ours["clips"] / ours["seconds"]
+    ratio_a = our_rate / ref_rate
+    print(
+        f"(a) {args.clips} ESC-10 clips, {args.threads} torch threads, {args.workers} worker "
+        f"threads, end to end from the files:\n"
+        f"    reference (per clip, librosa): {ref_rate:6.1f} clips/s  {_memory(ref)}\n"
+        f"    ours (build_features):         {our_rate:6.1f} clips/s  {_memory(ours)}\n"
+        f"    ratio {ratio_a:.1f}x (target >= 3x)"
+    )
+
+    cv = _in_child("cv", None, args.threads, args.workers, "cpu")
+    ours_cv = cv["seconds"] + cv["read_seconds"]
+    ref_cv = 5 * cv["clips"] / ref_rate  # extrapolated from (a)
+    ratio_b = ref_cv / ours_cv
+    print(
+        f"(b) 5-fold CV on ESC-10 ({cv['clips']} clips): ours = build once "
+        f"{cv['seconds']:.1f} s + read 5 folds {cv['read_seconds']:.1f} s = {ours_cv:.1f} s "
+        f"(peak RSS {cv['maxrss_mb']:.0f} MB); reference = 5 x {cv['clips']} clips at "
+        f"{ref_rate:.1f} clips/s = {ref_cv:.0f} s (extrapolated linearly from (a)); "
+        f"ratio {ratio_b:.0f}x (target >= 15x)"
+    )
+    gpu = ""
+    if torch.cuda.is_available():
+        line = _gpu(max(args.clips, 64), args.threads, args.workers)
+        print(line)
+        gpu = "; " + line.split(": ", 1)[1].split(" (")[0]
+    print(
+        f"SUMMARY features: ours {our_rate:.1f} vs reference {ref_rate:.1f} clips/s = "
+        f"{ratio_a:.1f}x; 5-fold CV prep {ratio_b:.0f}x{gpu}"
+    )
+
+
+if __name__ == "__main__":
+    main()
