@@ -21,27 +21,15 @@ Data: ../shared/data/esc10 (see its README). Ends with one summary line.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import tempfile
 import time
 import tracemalloc
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "esc10"
-
-
-def _table(n: int | None) -> Any:
-    from soundtransfer.datasets import load_dataset
-
-    table = load_dataset("esc10", ROOT.resolve())
-    if n is None or n >= len(table):
-        return table
-    return table.subset(np.linspace(0, len(table) - 1, n).round().astype(int).tolist())
+from _bench import esc10_table, in_child, peak_rss_mb, require_esc10
 
 
 def reference_image(path: Path, fe: Any) -> np.ndarray:
@@ -110,12 +98,12 @@ def _measure(kind: str, n: int | None, threads: int, workers: int, device: str) 
     from soundtransfer.audio import get_preset
 
     torch.set_num_threads(threads)
-    table = _table(n)
+    table = esc10_table(n)
     fe = get_preset("esc10")
     reference_image(table.path(0), fe)  # imports and FFT plans outside the timing
-    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base_mb = peak_rss_mb()
     out = _run(kind, table, fe, workers, device)
-    out["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["maxrss_mb"] = peak_rss_mb()
     out["base_mb"] = base_mb
     tracemalloc.start()
     _run(
@@ -130,18 +118,13 @@ def _measure(kind: str, n: int | None, threads: int, workers: int, device: str) 
     return out
 
 
-def _in_child(*args: Any) -> dict[str, Any]:
-    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
-        return pool.submit(_measure, *args).result()
-
-
 def _gpu(n: int, threads: int, workers: int) -> str:
     import torch
 
     from soundtransfer.audio import LogMel3, get_preset, load_clip
 
     fe = get_preset("esc10")
-    table = _table(n)
+    table = esc10_table(n)
     waves = torch.from_numpy(
         np.stack([load_clip(table.path(i), fe.sample_rate, fe.clip_samples) for i in range(n)])
     ).cuda()
@@ -154,7 +137,7 @@ def _gpu(n: int, threads: int, workers: int) -> str:
             model(waves[s : s + 32])
         torch.cuda.synchronize()
     compute = n / (time.perf_counter() - t0)
-    e2e = _in_child("ours", n, threads, workers, "cuda")
+    e2e = in_child(_measure, "ours", n, threads, workers, "cuda")
     return (
         f"(c) GPU {torch.cuda.get_device_name()}: front end {compute:.0f} clips/s (compute "
         f"only), end to end {e2e['clips'] / e2e['seconds']:.0f} clips/s (decoding on the CPU)"
@@ -174,12 +157,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="build_features workers (default 2)")
     args = parser.parse_args()
-    if not ROOT.exists():
-        raise SystemExit(f"real audio not found at {ROOT.resolve()}")
+    require_esc10()
     import torch
 
-    ref = _in_child("reference", args.clips, args.threads, args.workers, "cpu")
-    ours = _in_child("ours", args.clips, args.threads, args.workers, "cpu")
+    ref = in_child(_measure, "reference", args.clips, args.threads, args.workers, "cpu")
+    ours = in_child(_measure, "ours", args.clips, args.threads, args.workers, "cpu")
     ref_rate, our_rate = ref["clips"] / ref["seconds"], ours["clips"] / ours["seconds"]
     ratio_a = our_rate / ref_rate
     print(
@@ -190,7 +172,7 @@ def main() -> None:
         f"    ratio {ratio_a:.1f}x (target >= 3x)"
     )
 
-    cv = _in_child("cv", None, args.threads, args.workers, "cpu")
+    cv = in_child(_measure, "cv", None, args.threads, args.workers, "cpu")
     ours_cv = cv["seconds"] + cv["read_seconds"]
     ref_cv = 5 * cv["clips"] / ref_rate  # extrapolated from (a)
     ratio_b = ref_cv / ours_cv

@@ -164,14 +164,14 @@ def plot_spectrograms(
     """A grid of clips (rows) x the three log-mel channels (columns)."""
     n, c = images.shape[0], images.shape[1]
     with _style():
-        fig, axes = plt.subplots(n, c, figsize=(2.4 * c, 1.5 * n), squeeze=False)
+        fig, axes = plt.subplots(n, c, figsize=(3.2 * c, 1.6 * n), squeeze=False)
         for i in range(n):
             for j in range(c):
                 ax = axes[i][j]
                 ax.imshow(images[i, j], origin="lower", aspect="auto", cmap="magma")
                 if i == 0:
                     w, h = windows_ms[j]
-                    ax.set_title(f"channel {j + 1}: window {w:g} ms, hop {h:g} ms")
+                    ax.set_title(f"ch. {j + 1}: {w:g} ms window, {h:g} ms hop")
                 if j == 0:
                     ax.set_ylabel(f"{titles[i]}\nmel band")
                 if i == n - 1:

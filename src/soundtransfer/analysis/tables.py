@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from soundtransfer.train.crossval import fold_mean_std
 
 # The paper's Table 1 (fine-tuned) and Table 2 (linear evaluation), accuracy %.
 PAPER: dict[tuple[str, str, str], float] = {
@@ -48,11 +48,11 @@ class Row:
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.accuracies))
+        return fold_mean_std(self.accuracies)[0]
 
     @property
     def std(self) -> float:
-        return float(np.std(self.accuracies, ddof=1)) if len(self.accuracies) > 1 else 0.0
+        return fold_mean_std(self.accuracies)[1]
 
     @property
     def paper(self) -> float | None:

@@ -10,6 +10,11 @@ from typing import Any
 from soundtransfer.config import ConfigError
 
 
+def add_set_arg(p: argparse.ArgumentParser, help: str, dest: str = "overrides") -> None:
+    """``--set KEY=VALUE`` (repeatable): ``key=value`` overrides of a settings dataclass."""
+    p.add_argument("--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", choices=["esc50", "esc10", "us8k", "gtzan"], help="dataset")
     p.add_argument("--root", type=Path, required=True, help="dataset root (official layout)")

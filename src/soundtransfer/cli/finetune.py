@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from soundtransfer.cli.common import add_dataset_args, open_store, parse_folds, progress
+from soundtransfer.cli.common import (
+    add_dataset_args,
+    add_set_arg,
+    open_store,
+    parse_folds,
+    progress,
+)
 from soundtransfer.train import PRESETS, TrainConfig
 
 
@@ -27,13 +33,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--folds", help="hold out only these folds, e.g. 1,2 (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training setting (repeatable); keys: "
+    add_set_arg(
+        p,
+        "override a training setting (repeatable); keys: "
         + ", ".join(TrainConfig.__dataclass_fields__),
     )
 

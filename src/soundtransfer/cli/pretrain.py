@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from soundtransfer import distributed
+from soundtransfer.cli.common import add_set_arg
 from soundtransfer.pretrain.config import PRESETS, PretrainConfig, get_preset
 from soundtransfer.pretrain.loop import pretrain
 
@@ -41,13 +42,9 @@ def register(sub: Any) -> None:
         help="paper: ResNet-50, batch 4096, 100 epochs, t=0.1, LARS lr 0.3*bs/256; "
         "cpu: ResNet-18, 64 px, batch 16, 4 steps (default: %(default)s)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set batch_size=512 --set epochs=10 (repeatable); "
+    add_set_arg(
+        p,
+        "override a setting, e.g. --set batch_size=512 --set epochs=10 (repeatable); "
         f"keys: {', '.join(f.name for f in dataclasses.fields(PretrainConfig))}",
     )
     p.add_argument(

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from soundtransfer.cli.common import add_set_arg
 from soundtransfer.config import ConfigError
 from soundtransfer.experiments.grid import GRID_PRESETS, get_grid_preset, reproduce
 
@@ -45,8 +46,9 @@ def register(sub: Any) -> None:
         description=(
             "Runs every (dataset x weights x mode) cell of a grid preset with cross-validation "
             "on the official folds, skipping finished splits, and writes OUT/results.md and "
-            "OUT/results.csv beside the paper's numbers. Presets: "
-            + "; ".join(f"{k}: {v.label}" for k, v in GRID_PRESETS.items())
+            "OUT/results.csv beside the paper's numbers. Under torchrun, --spread deals the "
+            "independent runs (cell x held-out fold) to the processes. Presets: "
+            + " ".join(f"{k}: {v.label}" for k, v in GRID_PRESETS.items())
         ),
     )
     p.add_argument("--preset", choices=sorted(GRID_PRESETS), default="cpu")
@@ -64,16 +66,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--spread",
         action="store_true",
-        help="under torchrun: each process runs its share of the grid on its own GPU",
+        help="under torchrun: deal the runs (cell x fold) to the processes, one GPU each",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a training setting, e.g. --set epochs=10",
-    )
+    add_set_arg(p, "override a training setting, e.g. --set epochs=10")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from soundtransfer.config import ConfigError, override, save_json, to_dict
 from soundtransfer.errors import DatasetError
+from soundtransfer.locking import file_lock
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,8 @@ def get_grid_preset(name: str) -> GridPreset:
         ) from None
 
 
-def _shard(cells: Sequence[Cell]) -> list[Cell]:
-    """Cells of this process when the grid is spread over GPUs (``torchrun``, one run each)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    return [c for i, c in enumerate(cells) if i % world == rank]
+def _rank_world() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def reproduce(
@@ -132,14 +130,19 @@ def reproduce(
         folds: hold out only these folds (k-fold datasets); None = all.
         cache_dir: feature / embedding cache.
         device: "auto", "cpu", "cuda", "cuda:1" ...
-        spread: under ``torchrun``, each process runs its share of the cells on its own GPU
-            (independent runs, no gradient sync) instead of all processes training each run
-            together with DDP.
+        spread: under ``torchrun``, the independent runs (cell x held-out split) are dealt
+            round-robin to the processes, each training its runs alone on its own GPU (no
+            gradient sync), instead of all processes training each run together with DDP.
+            Shared caches are locked, so the features and weights are computed once. Every
+            process rewrites the tables when it ends, so the last to finish leaves them
+            complete (re-running ``reproduce`` skips finished runs and rewrites them too).
         extra_overrides: ``key=value`` overrides of the training config.
 
     Returns:
         ``{"cells": [...], "markdown": str, "csv": str}``.
     """
+    import torch
+
     from soundtransfer.analysis.tables import collect_results, results_table
     from soundtransfer.datasets import load_dataset
     from soundtransfer.features import build_features
@@ -152,26 +155,36 @@ def reproduce(
         )
     cfg = get_train_preset(preset.train_preset, [*preset.train_overrides, *extra_overrides])
     cells = preset.cells()
-    mine = cells
+    rank, world = _rank_world()
     if spread:
-        mine = _shard(cells)
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device in ("auto", "cuda"):
+        if device in ("auto", "cuda") and torch.cuda.is_available():
             device = f"cuda:{local}"
         # Each process trains its own runs: no process group for the runs themselves.
         for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
             os.environ.pop(var, None)
     cfg = dataclasses.replace(cfg, device=device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_json(
-        out_dir / "grid.json",
-        {"preset": to_dict(preset), "train": to_dict(cfg), "folds": list(folds or [])},
-    )
+    if rank == 0:
+        save_json(
+            out_dir / "grid.json",
+            {"preset": to_dict(preset), "train": to_dict(cfg), "folds": list(folds or [])},
+        )
     stores = {}
-    for cell in mine:
+    units: list[
+        tuple[Cell, list[int] | None]
+    ] = []  # (cell, folds of one run): the independent runs, in grid order
+    for cell in cells:
         if cell.dataset not in stores:
             table = load_dataset(cell.dataset, Path(data_roots[cell.dataset]))
             stores[cell.dataset] = build_features(table, cache_dir=cache_dir, progress=progress)
+        table = stores[cell.dataset].table
+        if table.protocol == "fixed":
+            units.append((cell, None))
+        else:
+            units += [(cell, [int(sp.name.removeprefix("fold"))]) for sp in table.splits(folds)]
+    mine = units[rank::world] if spread else units
+    for cell, unit_folds in mine:
         run_cfg = override(cfg, {"mode": cell.mode})
         if cell.mode == "linear" and preset.linear_overrides:
             run_cfg = override(run_cfg, preset.linear_overrides)
@@ -181,13 +194,21 @@ def reproduce(
             cell.arch,
             run_cfg,
             out_dir,
-            folds=folds,
+            folds=unit_folds,
             cache_dir=cache_dir,
             progress=progress,
         )
-    rows = collect_results(out_dir)
-    markdown, csv = results_table(rows)
     header = f"# Results: grid preset `{preset.name}`\n\n{preset.label}\n\n"
-    (out_dir / "results.md").write_text(header + markdown)
-    (out_dir / "results.csv").write_text(csv)
+    # Under the lock, the process that writes last has seen every run finished before it.
+    with file_lock(out_dir / ".results.lock"):
+        markdown, csv = results_table(collect_results(out_dir))
+        if spread or rank == 0:
+            _write_atomic(out_dir / "results.md", header + markdown)
+            _write_atomic(out_dir / "results.csv", csv)
     return {"cells": [to_dict(c) for c in cells], "markdown": header + markdown, "csv": csv}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: spread runs race
+    tmp.write_text(text)
+    tmp.replace(path)

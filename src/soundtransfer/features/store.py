@@ -11,6 +11,8 @@ Layout of a store directory ``<cache>/features/<dataset>-<key>/``:
   atomically after every batch; a run interrupted at any point (Ctrl-C, kill, crash) resumes
   at the first unfinished row, and finished rows are never recomputed.
 - ``bad.json``: clips that could not be decoded and were left out (``skip_bad`` only).
+- ``build.lock``: held (``flock``) by the process building the store; processes sharing the
+  cache wait on it and then open the finished store.
 
 The key hashes the front-end settings, the dataset name and classes and, per clip, its path,
 size, modification time (ns), label and fold. A changed preset, file list, file or label gives
@@ -50,11 +52,13 @@ from soundtransfer.audio.presets import FrontEnd, get_preset
 from soundtransfer.config import config_hash, from_dict, save_json, to_dict
 from soundtransfer.datasets.clips import Clip, ClipTable
 from soundtransfer.errors import AudioError, DatasetError
+from soundtransfer.locking import file_lock
 
 IMAGES = "images.f16"
 INDEX = "index.json"
 PROGRESS = "progress.json"
 BAD = "bad.json"
+LOCK = "build.lock"
 T = TypeVar("T")
 SKIP_HINT = " (use --skip-bad / skip_bad=True to leave bad clips out with a report)"
 
@@ -158,16 +162,43 @@ def build_features(
     if batch_size < 1:
         raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
     root = store_dir(table, fe, cache_dir)
-    meta = _read_json(root / INDEX)
-    if meta.get("complete"):
-        if "moved_to" not in meta:
-            return open_features(root)
-        if not skip_bad:
-            first = meta["bad"][0]
-            raise AudioError(first["reason"] + SKIP_HINT)
-        return open_features(root.parent / meta["moved_to"])
-
+    finished = _open_complete(root, skip_bad)
+    if finished is not None:
+        return finished
     root.mkdir(parents=True, exist_ok=True)
+    # Processes sharing the cache (torchrun, reproduce --spread) build a store one at a time;
+    # the others wait here and then open what the first one finished.
+    with file_lock(root / LOCK):
+        finished = _open_complete(root, skip_bad)
+        if finished is not None:
+            return finished
+        return _build(root, table, fe, batch_size, device, workers, skip_bad, progress)
+
+
+def _open_complete(root: Path, skip_bad: bool) -> FeatureStore | None:
+    """The finished store at ``root`` (or where its good rows moved), None if unfinished."""
+    meta = _read_json(root / INDEX)
+    if not meta.get("complete"):
+        return None
+    if "moved_to" not in meta:
+        return open_features(root)
+    if not skip_bad:
+        first = meta["bad"][0]
+        raise AudioError(first["reason"] + SKIP_HINT)
+    return open_features(root.parent / meta["moved_to"])
+
+
+def _build(
+    root: Path,
+    table: ClipTable,
+    fe: FrontEnd,
+    batch_size: int,
+    device: str,
+    workers: int,
+    skip_bad: bool,
+    progress: bool,
+) -> FeatureStore:
+    """Compute the unfinished rows of the store at ``root`` (the caller holds its lock)."""
     n, key = len(table), root.name.rsplit("-", 1)[1]
     shape = (n, *fe.image_shape)
     state = _read_json(root / PROGRESS)

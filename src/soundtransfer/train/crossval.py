@@ -28,11 +28,17 @@ class CVResult:
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.accuracies))
+        return fold_mean_std(self.accuracies)[0]
 
     @property
     def std(self) -> float:
-        return float(np.std(self.accuracies, ddof=1)) if len(self.accuracies) > 1 else 0.0
+        return fold_mean_std(self.accuracies)[1]
+
+
+def fold_mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single split) over splits."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), std
 
 
 def weights_label(weights: str, arch: str | None) -> str:

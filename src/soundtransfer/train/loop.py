@@ -35,6 +35,7 @@ from soundtransfer.config import config_hash, save_json, to_dict
 from soundtransfer.datasets.clips import ClipTable, Split
 from soundtransfer.errors import RunError
 from soundtransfer.features.store import FeatureStore, default_cache_dir
+from soundtransfer.locking import file_lock
 from soundtransfer.models.classifier import Classifier, InputNorm
 from soundtransfer.train.config import TrainConfig
 
@@ -468,22 +469,22 @@ def _linear(
         store.key,
         model.encoder.arch,
         norm_key,
-        [
+        [  # a fingerprint of every weight tensor (cheap next to one embedding pass)
             float(p.double().sum())
             for p in model.encoder.state_dict().values()
             if p.dtype.is_floating_point
-        ][:8],
+        ],
         rows.tolist(),
     )
     cache = (cache_dir or default_cache_dir()) / "embeddings" / f"{enc_key}.npy"
-    if cache.exists():
-        emb = np.load(cache)
-    else:
-        emb = embed_rows(model, store, rows, cfg, device, progress)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npy")
-        np.save(tmp, emb)
-        tmp.replace(cache)
+    with file_lock(cache.with_suffix(".lock")):  # one process embeds, the others reuse it
+        if cache.exists():
+            emb = np.load(cache)
+        else:
+            emb = embed_rows(model, store, rows, cfg, device, progress)
+            tmp = cache.with_suffix(".tmp.npy")
+            np.save(tmp, emb)
+            tmp.replace(cache)
     pos = {int(r): k for k, r in enumerate(rows)}
     labels = np.asarray(store.table.labels, dtype=np.int64)
 

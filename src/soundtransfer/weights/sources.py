@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from soundtransfer.errors import WeightsError
 from soundtransfer.fetch import fetch_url, file_digest
+from soundtransfer.locking import file_lock
 from soundtransfer.models.backbones import Encoder, LiteEncoder, build_encoder
 
 # Input statistics, per channel, in each network's own input space.
@@ -178,6 +179,22 @@ def fetch_weights(
     if dest.exists():
         load_cached(dest)  # verifies the checksum
         return dest
+    # One download per cache: processes sharing it (torchrun) wait, then find the file.
+    with file_lock(dest.parent / f"{name}.lock"):
+        if dest.exists():
+            load_cached(dest)
+            return dest
+        return _download_and_convert(name, src, dest, url, progress, cache_dir)
+
+
+def _download_and_convert(
+    name: str,
+    src: WeightSource,
+    dest: Path,
+    url: str | None,
+    progress: bool,
+    cache_dir: Path | None,
+) -> Path:
     address = url or src.url
     assert address is not None
     raw_dir = dest.parent / "downloads"

@@ -1,0 +1,112 @@
+"""Shared by the benchmarks: the real clips, a fresh process per measured path, peak memory.
+
+Each measured path runs in its own spawned process so that its peak resident memory
+(``ru_maxrss``) is its own, not the sum of everything measured before it in the same run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ESC10 = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "esc10").resolve()
+
+
+def require_esc10() -> Path:
+    """The ESC-10 copy in ../shared/data, or exit with a message saying where it was looked for."""
+    if not (ESC10 / "meta" / "esc50.csv").exists():
+        raise SystemExit(f"real audio not found at {ESC10} (see ../shared/data/README)")
+    return ESC10
+
+
+def esc10_table(n: int | None = None) -> Any:
+    """ESC-10 from ../shared/data, or ``n`` clips of it spread evenly over the 400."""
+    from soundtransfer.datasets import load_dataset
+
+    table = load_dataset("esc10", require_esc10())
+    if n is None or n >= len(table):
+        return table
+    return table.subset(np.linspace(0, len(table) - 1, n).round().astype(int).tolist())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a fresh spawned process and return its result dict."""
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def cuda_peak_mb() -> float | None:
+    """Peak CUDA memory allocated by torch in this process (None without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def bare_rates(
+    model: Any, x: Any, y: Any, cfg: Any, steps: int, eval_batches: int = 0
+) -> tuple[float, float | None]:
+    """Samples/s of the bare model: (train step, inference) on one batch already on the device.
+
+    A train step is forward + cross-entropy + backward + the optimiser of ``cfg`` (Adam), under
+    the fine-tuning loop's autocast; on CUDA the model and batch are channels_last, as in the
+    loop. Two untimed warm-up steps first. ``eval_batches`` > 0 also times that many forward
+    passes in eval mode without gradients (the rate of a test-fold evaluation).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from soundtransfer.train.loop import _autocast, _optimizer
+
+    dev = x.device
+    cuda = dev.type == "cuda"
+    model.to(dev)
+    if cuda:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    optimizer = _optimizer(model.parameters(), cfg, 1)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    def step() -> None:
+        with _autocast(cfg, dev):
+            loss = F.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    for _ in range(2):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    train_rate = steps * len(x) / (time.perf_counter() - t0)
+    if eval_batches <= 0:
+        return train_rate, None
+    model.eval()
+    with torch.no_grad(), _autocast(cfg, dev):
+        model(x)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(eval_batches):
+            model(x)
+        sync()
+    return train_rate, eval_batches * len(x) / (time.perf_counter() - t0)

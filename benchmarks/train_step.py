@@ -1,0 +1,134 @@
+"""Fine-tuning throughput: ``soundtransfer finetune``'s loop vs the bare model on in-memory tensors.
+
+Ours: ``run_split`` fine-tuning on ESC-10 (train on folds 2-5, 320 clips), batches read from the
+float16 feature store (memmap) by the background prefetch thread, pinned and copied
+non-blocking on CUDA, mixed precision and channels_last on CUDA, per-epoch JSON log and
+checkpoint. Its samples/s is the ``samples_per_s`` that the loop itself logs for its last epoch
+(the first epoch pays for warm-up; evaluation is outside the timed part, checkpointing not).
+Reference: the same model (same InputNorm, same optimiser, same autocast/channels_last) doing
+forward + backward + Adam step on one batch already on the device, as many steps as one
+epoch. Target: ours / reference >= 0.9. Each path runs in a fresh process, which reports
+its peak RSS (and peak CUDA memory on a GPU).
+
+    .venv/bin/python benchmarks/train_step.py [--arch efficientnet_lite0] [--epochs 2]
+
+Default architecture: resnet50 on CUDA, efficientnet_lite0 on CPU (a ResNet-50 epoch on
+2 CPU cores takes minutes). Data: ../shared/data/esc10. Ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _bench import bare_rates, cuda_peak_mb, esc10_table, in_child, peak_rss_mb
+
+
+def _store(cache: str) -> Any:
+    from soundtransfer.audio import get_preset
+    from soundtransfer.features import build_features
+
+    return build_features(esc10_table(), get_preset("esc10"), cache_dir=Path(cache), progress=False)
+
+
+def _cfg(epochs: int, batch: int, device: str) -> Any:
+    from soundtransfer.train import get_train_preset
+
+    return get_train_preset(
+        "paper", [f"epochs={epochs}", f"batch_size={batch}", f"device={device}", "eval_every=0"]
+    )
+
+
+def _ours(
+    cache: str, arch: str, epochs: int, batch: int, threads: int, device: str
+) -> dict[str, Any]:
+    import torch
+
+    from soundtransfer.train import run_split
+
+    torch.set_num_threads(threads)
+    store = _store(cache)
+    split = next(s for s in store.table.splits() if s.name == "fold1")
+    run_dir = Path(cache) / "runs" / arch
+    t0 = time.perf_counter()
+    run_split(store, split, "random", arch, _cfg(epochs, batch, device), run_dir, progress=False)
+    wall = time.perf_counter() - t0
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {
+        "samples_per_s": log[-1]["samples_per_s"],
+        "epoch_seconds": [r["seconds"] for r in log],
+        "wall": wall,
+        "steps": -(-len(split.train) // batch),
+        "maxrss_mb": peak_rss_mb(),
+        "cuda_mb": cuda_peak_mb(),
+    }
+
+
+def _bare(
+    cache: str, arch: str, steps: int, batch: int, threads: int, device: str
+) -> dict[str, Any]:
+    import torch
+
+    from soundtransfer.train.loop import build_classifier, resolve_device
+
+    torch.set_num_threads(threads)
+    store = _store(cache)
+    split = next(s for s in store.table.splits() if s.name == "fold1")
+    cfg = _cfg(1, batch, device)
+    dev = resolve_device(cfg.device)
+    model, _ = build_classifier(store, split.train, "random", arch, cfg)
+    rows = list(split.train[:batch])
+    x = store.batch(rows).to(dev)
+    y = torch.tensor([store.table.labels[i] for i in rows], device=dev)
+    rate, _ = bare_rates(model, x, y, cfg, steps)
+    return {"samples_per_s": rate, "maxrss_mb": peak_rss_mb(), "cuda_mb": cuda_peak_mb()}
+
+
+def _mem(r: dict[str, Any]) -> str:
+    cuda = f", peak CUDA {r['cuda_mb']:.0f} MB" if r["cuda_mb"] is not None else ""
+    return f"peak RSS {r['maxrss_mb']:.0f} MB{cuda}"
+
+
+def main() -> None:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--arch", default="resnet50" if cuda else "efficientnet_lite0")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs of ours (last one timed)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as cache:
+        _store(cache)  # build the features once, outside both measurements
+        ours = in_child(_ours, cache, args.arch, args.epochs, args.batch, args.threads, args.device)
+        bare = in_child(
+            _bare, cache, args.arch, ours["steps"], args.batch, args.threads, args.device
+        )
+    ratio = ours["samples_per_s"] / bare["samples_per_s"]
+    device = torch.cuda.get_device_name() if cuda and args.device != "cpu" else "CPU"
+    epochs = ", ".join(f"{s:.1f}" for s in ours["epoch_seconds"])
+    print(
+        f"fine-tuning {args.arch} on ESC-10 fold 1 (320 training clips, batch {args.batch}, "
+        f"{device}, {args.threads} torch threads):\n"
+        f"    bare forward+backward+step on one in-memory batch: "
+        f"{bare['samples_per_s']:7.1f} samples/s  {_mem(bare)}\n"
+        f"    soundtransfer finetune loop (last epoch):         "
+        f"{ours['samples_per_s']:7.1f} samples/s  {_mem(ours)}\n"
+        f"    epochs took {epochs} s; whole run (with evaluation, checkpoints) "
+        f"{ours['wall']:.1f} s\n"
+        f"    ratio {ratio:.2f} (target >= 0.9)"
+    )
+    print(
+        f"SUMMARY train_step: {args.arch} on {device}: ours {ours['samples_per_s']:.1f} vs bare "
+        f"{bare['samples_per_s']:.1f} samples/s = {ratio:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

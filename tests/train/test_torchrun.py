@@ -1,0 +1,73 @@
+"""The same commands under torchrun (gloo, CPU): DDP fine-tuning, the grid spread over processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "soundtransfer.cli.main",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.mark.slow
+def test_finetune_under_torchrun_uses_ddp_with_per_process_batch(
+    demo_root: Path, tmp_path: Path
+) -> None:
+    _torchrun(
+        "finetune", "esc10", "--root", str(demo_root), "--weights", "random",
+        "--arch", "resnet18", "--preset", "demo", "--folds", "1", "--quiet",
+        "--out", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
+        "--set", "epochs=2", "--set", "batch_size=8", "--set", "device=cpu",
+        cwd=tmp_path,
+    )  # fmt: skip
+    run = tmp_path / "runs" / "esc10" / "resnet18.random" / "finetune" / "fold1"
+    config = json.loads((run / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert config["effective_batch_size"] == 16  # batch_size is per process
+    assert config["train"]["lr"] == 1e-4  # not scaled unless scale_lr=true
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]  # rank 0 logs once per epoch
+    final = json.loads((run / "final.json").read_text())
+    assert len(final["predictions"]) == final["n_test"] == 10
+    assert (run / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_reproduce_spread_deals_runs_to_processes(demo_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    _torchrun(
+        "reproduce", "--preset", "cpu", "--root", f"esc10={demo_root}", "--folds", "1,2",
+        "--spread", "--quiet", "--out", str(out), "--cache", str(tmp_path / "cache"),
+        "--set", "epochs=1", "--set", "batch_size=8", "--device", "cpu",
+        cwd=tmp_path,
+    )  # fmt: skip
+    finals = sorted(out.glob("esc10/*/*/fold*/final.json"))
+    assert len(finals) == 8  # 2 weight sources x 2 modes x 2 folds, each run exactly once
+    worlds = {json.loads((f.parent / "config.json").read_text())["world_size"] for f in finals}
+    assert worlds == {1}  # spread runs train alone, no gradient sync
+    stores = list((tmp_path / "cache" / "features").glob("esc10-*/index.json"))
+    assert len(stores) == 1  # the features were built once, under the lock
+    table = (out / "results.md").read_text()
+    for row in ("lite0 | finetune", "lite0 | linear", "random | finetune", "random | linear"):
+        assert f"efficientnet_lite0.{row}" in table
+    assert table.count("fold1") == 4 and table.count("fold2") == 4
