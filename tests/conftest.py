@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,3 +32,22 @@ def esc10_root(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
     return REPO / "demo" / "esc10-sample"
+
+
+def _run_torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc-per-node N -m soundtransfer.cli.main ARGS`` on CPU
+    (gloo, one OpenMP thread per process); fails the test with its stderr if it fails."""
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nproc-per-node", str(nproc), "-m", "soundtransfer.cli.main", *args,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+@pytest.fixture(scope="session")
+def torchrun() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``torchrun(*cli_args, cwd=DIR)``: the soundtransfer CLI in 2 torchrun processes."""
+    return _run_torchrun

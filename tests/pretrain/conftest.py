@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torchvision
 from PIL import Image
 from sklearn.datasets import load_sample_images
-from torch import nn
-
-from soundtransfer import models
-from soundtransfer.pretrain import loop
 
 
 def write_image_folder(root: Path, count: int = 32) -> Path:
@@ -42,23 +37,7 @@ def image_folder(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images")
 
 
-class _TorchvisionEncoder(nn.Module):
-    """Stand-in for ``models.build_encoder`` until it exists: torchvision net, fc removed."""
-
-    def __init__(self, arch: str) -> None:
-        super().__init__()
-        self.net = torchvision.models.get_model(arch, weights=None)
-        self.feature_dim = self.net.fc.in_features
-        self.net.fc = nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.net(x)
-        return out
-
-
 @pytest.fixture
-def encoder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Use ``models.build_encoder`` when present, else the torchvision stand-in."""
+def encoder() -> None:
+    """The pre-training tests build small torchvision encoders on 2 threads."""
     torch.set_num_threads(2)
-    if not hasattr(models, "build_encoder"):
-        monkeypatch.setattr(loop, "_build_encoder", _TorchvisionEncoder)

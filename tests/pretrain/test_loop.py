@@ -13,6 +13,7 @@ from torch import nn
 
 from soundtransfer.config import ConfigError
 from soundtransfer.errors import DatasetError, RunError
+from soundtransfer.models import build_encoder
 from soundtransfer.pretrain import loop
 from soundtransfer.pretrain.config import PRESETS, PretrainConfig, get_preset
 from soundtransfer.pretrain.data import ImageViews, epoch_batches, find_images
@@ -129,7 +130,7 @@ def test_encoder_state_dict_has_torchvision_keys() -> None:
 def test_loss_falls_in_a_few_steps(image_folder: Path) -> None:
     torch.manual_seed(0)
     cfg = PretrainConfig(input_size=32, proj_hidden_dim=64, proj_out_dim=32)
-    model = SimCLRModel(loop._build_encoder("resnet18"), cfg)
+    model = SimCLRModel(build_encoder("resnet18"), cfg)
     files = find_images(image_folder)
     data = ImageViews(files, cfg.transform(), seed=0)
     views = [data[(0, i)] for i in range(16)]

@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-
-def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "soundtransfer.cli.main",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=cwd)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done
+Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.mark.slow
 def test_finetune_under_torchrun_uses_ddp_with_per_process_batch(
-    demo_root: Path, tmp_path: Path
+    demo_root: Path, tmp_path: Path, torchrun: Run
 ) -> None:
-    _torchrun(
+    torchrun(
         "finetune", "esc10", "--root", str(demo_root), "--weights", "random",
         "--arch", "resnet18", "--preset", "demo", "--folds", "1", "--quiet",
         "--out", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
@@ -53,9 +36,11 @@ def test_finetune_under_torchrun_uses_ddp_with_per_process_batch(
 
 
 @pytest.mark.slow
-def test_reproduce_spread_deals_runs_to_processes(demo_root: Path, tmp_path: Path) -> None:
+def test_reproduce_spread_deals_runs_to_processes(
+    demo_root: Path, tmp_path: Path, torchrun: Run
+) -> None:
     out = tmp_path / "runs"
-    _torchrun(
+    torchrun(
         "reproduce", "--preset", "cpu", "--root", f"esc10={demo_root}", "--folds", "1,2",
         "--spread", "--quiet", "--out", str(out), "--cache", str(tmp_path / "cache"),
         "--set", "epochs=1", "--set", "batch_size=8", "--device", "cpu",

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from soundtransfer import distributed as D
 from soundtransfer.config import ConfigError, save_json, to_dict
 from soundtransfer.errors import DatasetError, RunError
+from soundtransfer.models import build_encoder
 from soundtransfer.pretrain.config import PretrainConfig
 from soundtransfer.pretrain.data import ImageViews, epoch_batches, find_images
 from soundtransfer.pretrain.lars import LARS, lars_param_groups, lr_at_step, scaled_lr
@@ -104,17 +105,6 @@ class SimCLRModel(nn.Module):
         h = self.encoder(x)  # (B, D)
         out: torch.Tensor = self.head(h)  # (B, proj_out_dim)
         return out
-
-
-def _build_encoder(arch: str) -> nn.Module:
-    """``models.build_encoder(arch)`` (looked up at call time, so tests can stand in for it)."""
-    from soundtransfer import models
-
-    build = getattr(models, "build_encoder", None)
-    if build is None:
-        raise RunError("soundtransfer.models.build_encoder is not available")
-    encoder: nn.Module = build(arch)
-    return encoder
 
 
 def _reference_keys(arch: str) -> set[str] | None:
@@ -353,7 +343,7 @@ def _pretrain(
     torch.manual_seed(cfg.seed + info.rank)  # initial weights from rank 0 via DDP's broadcast
     if cuda:
         torch.backends.cudnn.benchmark = True
-    model = SimCLRModel(_build_encoder(cfg.arch), cfg)
+    model = SimCLRModel(build_encoder(cfg.arch), cfg)
     if cuda and info.distributed and cfg.sync_bn:
         nn.SyncBatchNorm.convert_sync_batchnorm(model)  # converts the children in place
     model.to(device)
