@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from soundtransfer.cli.common import add_set_arg
+from soundtransfer.cli.common import add_set_arg, parse_folds
 from soundtransfer.config import ConfigError
 from soundtransfer.experiments.grid import GRID_PRESETS, get_grid_preset, reproduce
 
@@ -28,15 +28,6 @@ def _parse_roots(items: list[str]) -> dict[str, Path]:
             raise ConfigError(f"--root expects NAME=DIR, got {item!r}")
         roots[name.strip()] = Path(path)
     return roots
-
-
-def _parse_folds(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from None
 
 
 def register(sub: Any) -> None:
@@ -79,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         preset,
         _parse_roots(args.root),
         args.out,
-        folds=_parse_folds(args.folds),
+        folds=parse_folds(args.folds),
         cache_dir=args.cache,
         device=args.device,
         spread=args.spread,

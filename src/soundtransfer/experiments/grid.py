@@ -171,9 +171,8 @@ def reproduce(
             {"preset": to_dict(preset), "train": to_dict(cfg), "folds": list(folds or [])},
         )
     stores = {}
-    units: list[
-        tuple[Cell, list[int] | None]
-    ] = []  # (cell, folds of one run): the independent runs, in grid order
+    # The independent runs in grid order: (cell, the one held-out fold; None: fixed split).
+    units: list[tuple[Cell, list[int] | None]] = []
     for cell in cells:
         if cell.dataset not in stores:
             table = load_dataset(cell.dataset, Path(data_roots[cell.dataset]))
@@ -182,7 +181,8 @@ def reproduce(
         if table.protocol == "fixed":
             units.append((cell, None))
         else:
-            units += [(cell, [int(sp.name.removeprefix("fold"))]) for sp in table.splits(folds)]
+            table.splits(folds)  # an absent fold fails here, before any run starts
+            units += [(cell, [k]) for k in (folds or table.folds)]
     mine = units[rank::world] if spread else units
     for cell, unit_folds in mine:
         run_cfg = override(cfg, {"mode": cell.mode})
