@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import resource
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +37,14 @@ def esc10_table(n: int | None = None) -> Any:
     return table.subset(np.linspace(0, len(table) - 1, n).round().astype(int).tolist())
 
 
+def esc10_store(cache: str | Path) -> Any:
+    """The esc10-preset feature store of all 400 clips in ``cache`` (built once, then opened)."""
+    from soundtransfer.audio import get_preset
+    from soundtransfer.features import build_features
+
+    return build_features(esc10_table(), get_preset("esc10"), cache_dir=Path(cache), progress=False)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -57,13 +66,14 @@ def cuda_peak_mb() -> float | None:
 
 
 def bare_rates(
-    model: Any, x: Any, y: Any, cfg: Any, steps: int, eval_batches: int = 0
+    model: Any, x: Any, y: Any, cfg: Any, steps: int, eval_batches: int = 0, repeats: int = 1
 ) -> tuple[float, float | None]:
     """Samples/s of the bare model: (train step, inference) on one batch already on the device.
 
     A train step is forward + cross-entropy + backward + the optimiser of ``cfg`` (Adam), under
     the fine-tuning loop's autocast; on CUDA the model and batch are channels_last, as in the
-    loop. Two untimed warm-up steps first. ``eval_batches`` > 0 also times that many forward
+    loop. Two untimed warm-up steps first; the train rate is the median of ``repeats`` timings
+    of ``steps`` steps. ``eval_batches`` > 0 also times that many forward
     passes in eval mode without gradients (the rate of a test-fold evaluation).
     """
     import torch
@@ -94,11 +104,14 @@ def bare_rates(
     for _ in range(2):
         step()
     sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    train_rate = steps * len(x) / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(repeats):  # the median of ``repeats`` timings of ``steps`` steps
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        rates.append(steps * len(x) / (time.perf_counter() - t0))
+    train_rate = statistics.median(rates)
     if eval_batches <= 0:
         return train_rate, None
     model.eval()

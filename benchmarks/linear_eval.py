@@ -25,17 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench import cuda_peak_mb, esc10_table, in_child, peak_rss_mb
+from _bench import cuda_peak_mb, esc10_store, in_child, peak_rss_mb
 
 EPOCHS = 70
 FOLDS = 5
-
-
-def _store(cache: str) -> Any:
-    from soundtransfer.audio import get_preset
-    from soundtransfer.features import build_features
-
-    return build_features(esc10_table(), get_preset("esc10"), cache_dir=Path(cache), progress=False)
 
 
 def _cfg(device: str) -> Any:
@@ -50,7 +43,7 @@ def _ours(cache: str, weights: str, arch: str, threads: int, device: str) -> dic
     from soundtransfer.train import run_crossval
 
     torch.set_num_threads(threads)
-    store = _store(cache)
+    store = esc10_store(cache)
     t0 = time.perf_counter()
     cv = run_crossval(
         store,
@@ -86,7 +79,7 @@ def _naive(
     )
 
     torch.set_num_threads(threads)
-    store = _store(cache)
+    store = esc10_store(cache)
     split = next(s for s in store.table.splits() if s.name == "fold1")
     cfg = _cfg(device)
     dev = resolve_device(cfg.device)
@@ -140,7 +133,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
-        _store(cache)  # the features, once, outside both measurements
+        esc10_store(cache)  # the features, once, outside both measurements
         naive = in_child(
             _naive, cache, args.weights, args.arch, args.naive_epochs, args.threads, args.device
         )
