@@ -1,9 +1,9 @@
 """Fine-tuning throughput: ``soundtransfer finetune``'s loop vs the bare model on in-memory tensors.
 
 Ours: ``run_split`` fine-tuning on ESC-10 (train on folds 2-5, 320 clips), batches read from the
-float16 feature store (memmap) by the background prefetch thread, pinned and copied
-non-blocking on CUDA, mixed precision and channels_last on CUDA, per-epoch JSON log and
-checkpoint. Its samples/s is the median of the ``samples_per_s`` that the loop itself logs for
+float16 feature store (memmap), inline on CPU and by a reader thread one batch ahead, pinned
+and copied non-blocking, on CUDA; mixed precision and channels_last on CUDA; per-epoch JSON log
+and checkpoint. Its samples/s is the median of the ``samples_per_s`` that the loop itself logs for
 each epoch after the first (which pays for warm-up; evaluation is outside the timed part,
 checkpointing not).
 Reference: the same model (same InputNorm, same optimiser, same autocast/channels_last) doing
