@@ -25,3 +25,7 @@ class WeightsError(SoundTransferError):
 
 class RunError(SoundTransferError):
     """A training or experiment run that cannot proceed (bad resume state, non-finite loss)."""
+
+
+class SettingError(SoundTransferError, ValueError):
+    """A setting outside its valid range or inconsistent with another (named in the message)."""

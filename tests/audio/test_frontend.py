@@ -14,6 +14,7 @@ import soundtransfer.audio.frontend as frontend_module
 from soundtransfer.audio import LogMel3, get_preset, load_clip, mel_filterbank
 from soundtransfer.audio.frontend import mel_bands
 from soundtransfer.config import ConfigError
+from soundtransfer.errors import SoundTransferError
 
 # Tolerances against librosa (float32 vs librosa's float64 filters/FFT), measured on these
 # clips at 2.2e-5 (masked) and 1.6e-4 (everywhere) natural-log units:
@@ -189,5 +190,5 @@ def test_preset_overrides_are_checked() -> None:
     assert get_preset("esc50", n_mels=64).n_mels == 64
     with pytest.raises(ConfigError, match="unknown setting"):
         get_preset("esc50", nmels=64)
-    with pytest.raises(ConfigError, match="longer than n_fft"):
+    with pytest.raises(SoundTransferError, match="longer than n_fft"):
         get_preset("us8k", n_fft=512)

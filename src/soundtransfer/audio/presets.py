@@ -9,10 +9,15 @@ as the three channels of one image.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+import numpy as np
+
+from soundtransfer.audio.mel import hz_to_mel, mel_to_hz
 from soundtransfer.config import ConfigError, override
+from soundtransfer.errors import SettingError
 
 WINDOWS_MS: tuple[tuple[float, float], ...] = ((25.0, 10.0), (50.0, 10.0), (100.0, 50.0))
 
@@ -46,20 +51,63 @@ class FrontEnd:
     crop: str = "start"
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.clip_seconds <= 0:
-            raise ConfigError("sample_rate and clip_seconds must be positive")
+        """Refuse settings that would crash the front end or store meaningless images.
+
+        Raises:
+            SettingError: naming the setting (and the value) at fault.
+        """
+        for name in ("sample_rate", "n_fft", "n_mels", "out_frames"):
+            if getattr(self, name) < 1:
+                _bad(f"{name}={getattr(self, name)} must be a positive integer")
+        for name in ("clip_seconds", "f_min", "log_eps"):
+            if not math.isfinite(getattr(self, name)):
+                _bad(f"{name}={getattr(self, name)} must be a finite number")
+        if self.clip_seconds <= 0:
+            _bad(f"clip_seconds={self.clip_seconds} must be positive")
+        if self.log_eps <= 0:
+            _bad(f"log_eps={self.log_eps} must be positive")
         if self.crop not in ("start", "centre"):
-            raise ConfigError(f"crop must be 'start' or 'centre', got {self.crop!r}")
+            _bad(f"crop must be 'start' or 'centre', got {self.crop!r}")
+        nyquist = self.sample_rate / 2.0
+        if not 0 <= self.f_min < nyquist:
+            _bad(f"f_min={self.f_min} Hz must be >= 0 and below sample_rate / 2 = {nyquist} Hz")
+        if self.f_max is not None and not (
+            math.isfinite(self.f_max) and self.f_min < self.f_max <= nyquist
+        ):
+            _bad(
+                f"f_max={self.f_max} Hz must be above f_min={self.f_min} Hz and at most "
+                f"sample_rate / 2 = {nyquist} Hz"
+            )
+        if not self.windows_ms:
+            _bad("windows_ms must list at least one (window, hop) pair in ms")
         for win_ms, hop_ms in self.windows_ms:
-            if self.win_samples(win_ms) > self.n_fft:
-                raise ConfigError(
-                    f"window {win_ms} ms is {self.win_samples(win_ms)} samples, longer than "
+            win, hop = self.win_samples(win_ms), self.hop_samples(hop_ms)
+            if not (math.isfinite(win_ms) and win >= 1):
+                _bad(f"windows_ms: window {win_ms} ms is {win} samples at {self.sample_rate} Hz")
+            if win > self.n_fft:
+                _bad(
+                    f"windows_ms: window {win_ms} ms is {win} samples, longer than "
                     f"n_fft={self.n_fft}"
                 )
-            if hop_ms <= 0:
-                raise ConfigError(f"hop must be positive, got {hop_ms} ms")
-        if self.log_eps <= 0:
-            raise ConfigError("log_eps must be positive")
+            if not (math.isfinite(hop_ms) and hop >= 1):
+                _bad(
+                    f"windows_ms: hop {hop_ms} ms is {hop} samples at {self.sample_rate} Hz "
+                    "(must be at least 1)"
+                )
+            if self.clip_samples < win:
+                _bad(
+                    f"clip_seconds={self.clip_seconds} gives {self.clip_samples} samples, "
+                    f"shorter than the {win_ms} ms window ({win} samples): no full frame"
+                )
+        empty = empty_mel_bands(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
+        if empty:
+            most = _most_mel_bands(self)
+            _bad(
+                f"n_mels={self.n_mels} between f_min={self.f_min} and f_max={self.f_max or nyquist}"
+                f" Hz leaves {len(empty)} mel band(s) empty (no FFT bin of n_fft={self.n_fft} at "
+                f"{self.sample_rate} Hz falls in them, first band {empty[0]}): use at most "
+                f"{most} bands, a wider f_min..f_max or a larger n_fft"
+            )
 
     @property
     def clip_samples(self) -> int:
@@ -80,6 +128,41 @@ class FrontEnd:
 
     def hop_samples(self, hop_ms: float) -> int:
         return round(self.sample_rate * hop_ms / 1000.0)
+
+
+def _bad(message: str) -> NoReturn:
+    raise SettingError(f"front-end setting {message}")
+
+
+def empty_mel_bands(
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> list[int]:
+    """Indices of the mel filters that no FFT bin reaches (all-zero rows of the filterbank).
+
+    Filter ``i`` of :func:`~soundtransfer.audio.frontend.mel_filterbank` is positive exactly
+    at the bin frequencies strictly between its edges, the mel points ``i`` and ``i + 2``;
+    counting bins there needs no (n_mels, F) matrix, so absurd band counts are cheap to refuse.
+    """
+    f_max = sample_rate / 2.0 if f_max is None else f_max
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)  # (F,)
+    mel_pts = mel_to_hz(
+        np.linspace(hz_to_mel(np.array(f_min)), hz_to_mel(np.array(f_max)), n_mels + 2)
+    )  # (n_mels + 2,) Hz
+    above_lower = np.searchsorted(fft_freqs, mel_pts[:-2], side="right")  # first bin > edge
+    below_upper = np.searchsorted(fft_freqs, mel_pts[2:], side="left")  # first bin >= edge
+    return [int(i) for i in np.flatnonzero(below_upper <= above_lower)]
+
+
+def _most_mel_bands(fe: FrontEnd) -> int:
+    """The largest band count below ``fe.n_mels`` leaving no band empty (bisection)."""
+    lo, hi = 0, fe.n_mels
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if empty_mel_bands(fe.sample_rate, fe.n_fft, mid, fe.f_min, fe.f_max):
+            hi = mid
+        else:
+            lo = mid
+    return lo
 
 
 PRESETS: dict[str, FrontEnd] = {
