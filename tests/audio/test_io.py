@@ -143,3 +143,58 @@ def test_copy_in_other_format_decodes_same(tmp_path: Path, shared_data: Path) ->
     np.testing.assert_array_equal(
         load_clip(wav, sr, None), load_clip(tmp_path / "y.flac", sr, None)
     )
+
+
+# MPEG-1 Layer III bitrates (kbit/s) by header index, ISO 11172-3: the test's own reference
+# for walking the frames of the MP3 libsndfile writes (44.1 kHz, MPEG-1 Layer III).
+_MP3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+
+def _mp3_frame_starts(blob: bytes) -> list[int]:
+    starts, pos = [], 0
+    while pos + 4 <= len(blob) and blob[pos] == 0xFF and blob[pos + 1] == 0xFB:
+        starts.append(pos)
+        kbps, padding = _MP3_KBPS[blob[pos + 2] >> 4], (blob[pos + 2] >> 1) & 1
+        pos += 144 * kbps * 1000 // 44100 + padding
+    assert pos == len(blob), "not a plain MPEG-1 Layer III 44.1 kHz stream"
+    return starts
+
+
+@pytest.fixture
+def mp3(tmp_path: Path, shared_data: Path) -> Path:
+    """A real ESC-10 clip encoded to MP3 by libsndfile (>= 1.1 writes MP3)."""
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    data, sr = read_audio(_real_clips(shared_data)["ogg"])
+    path = tmp_path / "whole.mp3"
+    sf.write(path, data, sr)
+    return path
+
+
+def test_complete_mp3_with_tags_decodes(tmp_path: Path, mp3: Path) -> None:
+    n = read_audio(mp3)[0].shape[0]
+    assert n == sf.info(str(mp3)).frames > 44100
+    id3v2 = b"ID3\x04\x00\x00\x00\x00\x00\x0a" + b"\x00" * 10  # empty tag, 10 bytes of padding
+    id3v1 = b"TAG" + b"\x20" * 125
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(id3v2 + mp3.read_bytes() + id3v1)
+    assert read_audio(tagged)[0].shape[0] == n
+
+
+@pytest.mark.parametrize("cut", ["mid-frame", "frame-boundary", "frame-boundary+id3v1"])
+def test_truncated_mp3_is_an_error(tmp_path: Path, mp3: Path, cut: str) -> None:
+    """libsndfile decodes the frames present of a cut MP3 without a word; read_audio checks
+    that the last frame is whole and that the Xing/Info header's frame count is reached."""
+    blob = mp3.read_bytes()
+    starts = _mp3_frame_starts(blob)
+    boundary = next(p for p in starts if p > len(blob) // 2)
+    short = blob[: len(blob) // 2] if cut == "mid-frame" else blob[:boundary]
+    if cut.endswith("id3v1"):
+        short += b"TAG" + b"\x20" * 125
+    path = tmp_path / "cut.mp3"
+    path.write_bytes(short)
+    if cut != "mid-frame":
+        assert 0 < sf.read(str(path))[0].shape[0] < sf.read(str(mp3))[0].shape[0]
+    with pytest.raises(AudioError, match="truncated file") as err:
+        load_clip(path, 44100, 220500)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)

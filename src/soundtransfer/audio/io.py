@@ -1,6 +1,7 @@
 """Decoding, resampling, downmixing and crop/pad of one clip, with errors that name the file.
 
-soundfile (libsndfile) decodes WAV, FLAC, OGG/Vorbis, AIFF, AU; soxr resamples (VHQ, the same
+soundfile (libsndfile) decodes WAV, FLAC, OGG/Vorbis, AIFF, AU and MP3 (libsndfile >= 1.1);
+soxr resamples (VHQ, the same
 library sox and librosa's default use). Nothing here knows about datasets.
 
 Truncated files are errors, never shorter clips. libsndfile's own behaviour differs by format
@@ -10,7 +11,11 @@ last complete page, both without a word. A short clip would then be zero-padded 
 genuinely short recording (ESC-10 and UrbanSound8K have many), hiding e.g. an interrupted
 extraction. :func:`read_audio` therefore checks completeness: WAV, AIFF and AU against the
 length in their header (unless the header leaves it unknown, as streamed files do), Ogg by its
-end-of-stream flag, which every complete Ogg stream sets on its last page.
+end-of-stream flag, which every complete Ogg stream sets on its last page. A cut MP3 also
+decodes its whole frames silently (libsndfile's mp3 decoder, mpg123, at most prints a warning
+about the Xing size to stderr); MP3s are checked before decoding, by walking the frame headers:
+the last frame must be whole and, where a Xing/Info header (LAME and libsndfile write one)
+declares a frame count, that many frames must follow it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         raise AudioError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
+    problem = mp3_truncation(path)  # before decoding: mpg123 would warn on stderr
+    if problem:
+        raise AudioError(f"{path}: truncated file: {problem}")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
@@ -106,6 +114,99 @@ def _declared_frames(head: bytes, channels: int) -> int | None:
                 return None  # streamed WAVs leave the size unset
             return int(size) // int(block_align)
         pos += 8 + size + (size & 1)
+    return None
+
+
+# MPEG audio frame headers (ISO 11172-3, 13818-3): bitrates in kbit/s by (MPEG-1?, layer)
+# and header index, sample rates by version bits and index.
+_MPEG_KBPS = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def mpeg_frame_length(data: bytes, pos: int) -> int | None:
+    """Bytes of the MPEG audio frame whose header starts at ``pos``, or None if there is no
+    valid header there (free-format bitrate included: its length is not in the header)."""
+    if pos + 4 > len(data) or data[pos] != 0xFF or data[pos + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer_bits = (data[pos + 1] >> 3) & 3, (data[pos + 1] >> 1) & 3
+    rate_index, sr_index = data[pos + 2] >> 4, (data[pos + 2] >> 2) & 3
+    if version == 1 or layer_bits == 0 or rate_index in (0, 15) or sr_index == 3:
+        return None
+    layer, mpeg1 = 4 - layer_bits, version == 3
+    bitrate = _MPEG_KBPS[(mpeg1, layer)][rate_index] * 1000
+    sample_rate = _MPEG_RATES[version][sr_index]
+    padding = (data[pos + 2] >> 1) & 1
+    if layer == 1:
+        return (12 * bitrate // sample_rate + padding) * 4
+    if layer == 3 and not mpeg1:
+        return 72 * bitrate // sample_rate + padding
+    return 144 * bitrate // sample_rate + padding
+
+
+def _id3v2_end(data: bytes) -> int:
+    """Offset after a leading ID3v2 tag (0 if none); its size is four 7-bit bytes."""
+    if len(data) < 10 or data[:3] != b"ID3":
+        return 0
+    size = 0
+    for b in data[6:10]:
+        size = (size << 7) | (b & 0x7F)
+    return 10 + size + (10 if data[5] & 0x10 else 0)  # + footer
+
+
+def _trailing_tags_start(data: bytes) -> int:
+    """Where the audio ends: before a trailing ID3v1 tag and/or APEv2 tag."""
+    end = len(data)
+    if end >= 128 and data[end - 128 : end - 125] == b"TAG":
+        end -= 128
+    if end >= 32 and data[end - 32 : end - 24] == b"APETAGEX":
+        size, flags = struct.unpack("<II", data[end - 20 : end - 12])
+        end -= size + (32 if flags & 0x80000000 else 0)
+    return max(end, 0)
+
+
+def mp3_truncation(path: Path) -> str | None:
+    """Why an MP3 file looks cut short, or None (complete, unknown, or not an MP3).
+
+    Walks the frame headers from the first one (after an ID3v2 tag) to the end of the audio
+    (before ID3v1/APEv2 tags). Truncated: the last frame runs past the end, or a Xing/Info
+    header declares more frames than follow it. Anything the walk does not understand (not
+    an MPEG stream, a free-format bitrate, junk between frames) is left to the decoder.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(10)
+        if not (head[:3] == b"ID3" or mpeg_frame_length(head, 0)):
+            return None
+        data = head + fh.read()
+    pos, end = _id3v2_end(data), _trailing_tags_start(data)
+    first = mpeg_frame_length(data, pos)
+    if first is None:
+        return None
+    # A Xing/Info header sits in the first frame, after the side information.
+    stop = pos + min(first, 64)
+    tag = max(data.find(b"Xing", pos + 4, stop), data.find(b"Info", pos + 4, stop))
+    declared = None
+    if tag >= 0 and tag + 12 <= end and data[tag + 7] & 1:
+        declared = int(struct.unpack(">I", data[tag + 8 : tag + 12])[0])
+    frames = 0
+    while end - pos >= 4:
+        length = mpeg_frame_length(data, pos)
+        if length is None:
+            return None  # not a frame header: leave it to the decoder
+        if pos + length > end:
+            return (
+                f"MP3 stream ends inside frame {frames + 1} (it needs {length} bytes from "
+                f"byte {pos}, {end - pos} are left)"
+            )
+        pos, frames = pos + length, frames + 1
+    if declared is not None and frames - 1 < declared:  # the Info frame itself is silent
+        return f"Xing/Info header declares {declared} MP3 frames, only {frames - 1} present"
     return None
 
 
