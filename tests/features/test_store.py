@@ -242,3 +242,134 @@ def test_cli_builds_then_is_up_to_date(
     assert main([*args, "--skip-bad"]) == 0
     out = capsys.readouterr().out
     assert "clips: 11" in out and "bad clips left out: 1" in out
+
+
+def _overflowing_wav(path: Path) -> None:
+    """Overwrite ``path`` with a valid float WAV whose samples are 1e30 (log-mel overflows)."""
+    import soundfile as sf
+
+    sf.write(path, np.full(44100, 1e30, dtype=np.float32), 44100, format="WAV", subtype="FLOAT")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_clip_whose_log_mel_overflows_is_a_bad_clip(
+    small_root: Path, tmp_path: Path, workers: int
+) -> None:
+    """Finite samples, non-finite image: skipped and reported with skip_bad like an
+    undecodable clip, otherwise one error naming the file (not an abort of the whole build)."""
+    table = load_dataset("esc10", small_root).subset(range(6))
+    _overflowing_wav(table.path(2))
+    args = {"cache_dir": tmp_path, "batch_size": 4, "workers": workers, "progress": False}
+    with pytest.raises(AudioError, match=f"{table.clips[2].file}.*not finite") as err:
+        build_features(table, **args)  # type: ignore[arg-type]
+    assert "\n" not in str(err.value) and "skip-bad" in str(err.value)
+    store = build_features(table, skip_bad=True, **args)  # type: ignore[arg-type]
+    assert len(store) == 5 and [b["file"] for b in store.bad] == [table.clips[2].file]
+    assert "not finite" in store.bad[0]["reason"]
+    assert np.isfinite(np.asarray(store.images, dtype=np.float32)).all()
+
+
+def test_device_path_overflowing_clip_is_a_bad_clip(small_root: Path) -> None:
+    """The batched path (GPU: workers decode, one forward) treats it per clip too."""
+    table = load_dataset("esc10", small_root).subset(range(3))
+    _overflowing_wav(table.path(1))
+    cfg = get_preset("esc10")
+    waves: list[np.ndarray | str] = [store_module._decode(table, i, cfg) for i in range(3)]
+    bad: list[dict[str, object]] = []
+    good, img16 = store_module._batch_images(
+        table, [0, 1, 2], waves, LogMel3(cfg), "cpu", True, bad
+    )
+    assert good == [0, 2] and img16.shape[0] == 2 and np.isfinite(img16).all()
+    assert [b["row"] for b in bad] == [1] and "not finite" in str(bad[0]["reason"])
+    with pytest.raises(AudioError, match=table.clips[1].file):
+        store_module._batch_images(table, [0, 1, 2], waves, LogMel3(cfg), "cpu", False, [])
+
+
+def test_rerun_after_a_failed_build_says_it_resumes(small_root: Path, tmp_path: Path) -> None:
+    table = load_dataset("esc10", small_root)
+    bad = table.path(5)
+    bad.write_bytes(b"garbage" * 100)
+    with pytest.raises(AudioError, match=bad.name):
+        build_features(table, cache_dir=tmp_path, batch_size=2, progress=False)
+    store = build_features(table, cache_dir=tmp_path, batch_size=2, skip_bad=True, progress=False)
+    assert store.resumed == 4 and store.computed == 7  # rows 0-3 kept; 4 and 6-11 computed
+    again = build_features(table, cache_dir=tmp_path, skip_bad=True, progress=False)
+    assert again.resumed == 0 and again.computed == 0  # complete: nothing resumed
+
+
+def test_unfinished_skip_bad_build_is_not_finished_without_skip_bad(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad clips recorded by an interrupted --skip-bad run: a plain run must refuse them, not
+    finish a store that silently lacks them."""
+    table = load_dataset("esc10", small_root)
+    table.path(1).write_bytes(b"garbage" * 100)
+    original = store_module.load_clip
+    seen: list[str] = []
+
+    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(Path(path).name)
+        if len(seen) == 7:
+            raise KeyboardInterrupt
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "load_clip", dying)
+    args = {"cache_dir": tmp_path, "batch_size": 3, "workers": 0, "progress": False}
+    with pytest.raises(KeyboardInterrupt):
+        build_features(table, skip_bad=True, **args)  # type: ignore[arg-type]
+    monkeypatch.setattr(store_module, "load_clip", original)
+    with pytest.raises(AudioError, match=table.path(1).name) as err:
+        build_features(table, **args)  # type: ignore[arg-type]
+    assert "skip-bad" in str(err.value)
+    store = build_features(table, skip_bad=True, **args)  # type: ignore[arg-type]
+    assert len(store) == 11 and store.resumed == 6 and store.computed == 6
+
+
+@pytest.mark.parametrize("damage", ["images cut short", "images deleted", "progress garbled"])
+def test_unfinished_store_with_damaged_files_is_rebuilt(
+    small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    table = load_dataset("esc10", small_root).subset(range(6))
+    reference = build_features(table, cache_dir=tmp_path / "ref", progress=False)
+    original = LogMel3.forward
+    calls = {"n": 0}
+
+    def dying(self: LogMel3, wave: torch.Tensor) -> torch.Tensor:
+        calls["n"] += wave.shape[0]
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+        return original(self, wave)
+
+    monkeypatch.setattr(LogMel3, "forward", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build_features(table, cache_dir=tmp_path, batch_size=2, workers=0, progress=False)
+    monkeypatch.setattr(LogMel3, "forward", original)
+    (partial,) = (tmp_path / "features").iterdir()
+    images, progress = partial / "images.f16", partial / "progress.json"
+    assert "1111" in json.loads(progress.read_text())["done"]
+    if damage == "images cut short":
+        images.write_bytes(images.read_bytes()[:1000])
+    elif damage == "images deleted":
+        images.unlink()
+    else:
+        progress.write_text(json.dumps({"key": partial.name.rsplit("-", 1)[1], "done": "1x"}))
+    store = build_features(table, cache_dir=tmp_path, progress=False)
+    assert store.resumed == 0 and store.computed == 6
+    np.testing.assert_array_equal(np.asarray(store.images), np.asarray(reference.images))
+
+
+def test_cli_says_it_resumes_an_unfinished_store(
+    small_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundtransfer.cli.main import main
+
+    bad = load_dataset("esc10", small_root).path(7)
+    bad.write_bytes(b"garbage" * 100)
+    args = ["features", "esc10", "--root", str(small_root), "--cache", str(tmp_path), "--quiet"]
+    assert main([*args, "--batch-size", "3"]) == 2
+    capsys.readouterr()
+    assert main([*args, "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert "resumed an unfinished feature store: 6 of 12" in captured.err
+    assert main([*args, "--skip-bad"]) == 0
+    assert "resumed an unfinished" not in capsys.readouterr().err

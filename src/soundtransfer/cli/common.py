@@ -86,6 +86,12 @@ def open_store(
         skip_bad=args.skip_bad,
         progress=progress(args),
     )
+    if store.resumed:
+        print(
+            f"note: resumed an unfinished feature store: {store.resumed} of {len(table)} clips "
+            "were computed by an earlier run",
+            file=sys.stderr,
+        )
     if store.bad:
         print(
             f"warning: {len(store.bad)} bad clip(s) left out, listed in {store.dir / 'bad.json'}",

@@ -8,8 +8,12 @@ Layout of a store directory ``<cache>/features/<dataset>-<key>/``:
   shape and the done count, written atomically once the store is complete (only a directory
   with a complete ``index.json`` is a store).
 - ``progress.json``: while building, one flag per row and the bad clips found so far, rewritten
-  atomically after every batch; a run interrupted at any point (Ctrl-C, kill, crash) resumes
-  at the first unfinished row, and finished rows are never recomputed.
+  atomically after every batch; a run interrupted at any point (Ctrl-C, kill, crash) or
+  stopped by a bad clip resumes at the first unfinished row, and finished rows are never
+  recomputed. The resuming run says so (``FeatureStore.resumed``, a note from the CLI); an
+  unfinished store whose files are damaged (images cut short or gone, unreadable progress)
+  is rebuilt from scratch; bad clips recorded by an unfinished ``skip_bad`` run stop a run
+  without ``skip_bad`` as they would have.
 - ``bad.json``: clips that could not be decoded and were left out (``skip_bad`` only).
 - ``build.lock``: held (``flock``) by the process building the store; processes sharing the
   cache wait on it and then open the finished store.
@@ -80,6 +84,8 @@ class FeatureStore:
         images: read-only float16 memmap ``(N, C, n_mels, out_frames)``.
         bad: clips left out, ``{"file", "reason"}`` each (``skip_bad`` only).
         computed: rows computed by the call that returned this store (0: it was up to date).
+        resumed: rows an earlier, unfinished build had done, which the call that returned
+            this store kept (0: built from scratch, or it was complete already).
     """
 
     dir: Path
@@ -89,6 +95,7 @@ class FeatureStore:
     images: np.ndarray
     bad: tuple[dict[str, str], ...] = ()
     computed: int = 0
+    resumed: int = 0
 
     def __len__(self) -> int:
         return len(self.table)
@@ -149,7 +156,8 @@ def build_features(
         progress: show a progress bar.
 
     Returns:
-        The finished :class:`FeatureStore`; ``computed`` counts the rows this call computed.
+        The finished :class:`FeatureStore`; ``computed`` counts the rows this call computed,
+        ``resumed`` the rows of an unfinished earlier build it kept (callers should say so).
 
     Raises:
         AudioError: a clip cannot be decoded (without ``skip_bad``), or a log-mel value is
@@ -201,12 +209,14 @@ def _build(
     """Compute the unfinished rows of the store at ``root`` (the caller holds its lock)."""
     n, key = len(table), root.name.rsplit("-", 1)[1]
     shape = (n, *fe.image_shape)
-    state = _read_json(root / PROGRESS)
-    if state.get("key") != key or not (root / IMAGES).exists():
-        state = {"key": key, "done": "0" * n, "bad": []}
+    state = _resumable_state(root, key, shape)
     done = bytearray(state["done"].encode())
     bad: list[dict[str, Any]] = state["bad"]
-    mode: Literal["r+", "w+"] = "r+" if b"1" in done else "w+"
+    if bad and not skip_bad:
+        # An unfinished --skip-bad run found these: finishing now would leave them out.
+        raise AudioError(bad[0]["reason"] + SKIP_HINT)
+    resumed = done.count(b"1")
+    mode: Literal["r+", "w+"] = "r+" if resumed else "w+"
     images = np.memmap(root / IMAGES, dtype=np.float16, mode=mode, shape=shape)
     todo = [i for i in range(n) if done[i] != ord("1")]
     computed = 0
@@ -216,7 +226,7 @@ def _build(
         bar = tqdm(
             total=n,
             initial=n - len(todo),
-            desc=f"features {table.name}",
+            desc=f"features {table.name}" + (f" (resuming, {resumed} done)" if resumed else ""),
             unit="clip",
             disable=not progress,
         )
@@ -259,10 +269,39 @@ def _build(
     if not bad:
         save_json(root / INDEX, _index_payload(key, table, fe, shape))
         (root / PROGRESS).unlink(missing_ok=True)
-        return dataclasses.replace(open_features(root), computed=computed)
+        return dataclasses.replace(open_features(root), computed=computed, resumed=resumed)
     if len(bad) == n:
         raise DatasetError(f"{table.name}: every clip is bad, e.g. {bad[0]['reason']}")
-    return dataclasses.replace(_move_good_rows(root, table, fe, bad), computed=computed)
+    moved = _move_good_rows(root, table, fe, bad)
+    return dataclasses.replace(moved, computed=computed, resumed=resumed)
+
+
+def _resumable_state(root: Path, key: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The progress of an unfinished build at ``root``, or a fresh start.
+
+    An earlier run's progress is used only when it is whole: its key, one ``0``/``1`` flag
+    per row, a list of bad clips, and an images file of exactly the store's size. Anything
+    else (a file cut short or deleted, a garbled ``progress.json``) starts over, so rows are
+    never taken from a damaged file.
+    """
+    n = shape[0]
+    fresh: dict[str, Any] = {"key": key, "done": "0" * n, "bad": []}
+    state = _read_json(root / PROGRESS)
+    done, bad = state.get("done"), state.get("bad")
+    if (
+        state.get("key") != key
+        or not isinstance(done, str)
+        or len(done) != n
+        or set(done) - {"0", "1"}
+        or not isinstance(bad, list)
+        or not all(isinstance(b, dict) and {"row", "file", "reason"} <= set(b) for b in bad)
+    ):
+        return fresh
+    try:
+        size = (root / IMAGES).stat().st_size
+    except OSError:
+        return fresh
+    return state if size == int(np.prod(shape)) * 2 else fresh
 
 
 def _batch_images(
@@ -277,14 +316,19 @@ def _batch_images(
     """One batch's good rows and their float16 images ``(G, C, n_mels, out_frames)``.
 
     ``results`` holds, per row, the image (``model`` None), the waveform (``model`` computes
-    the batch on ``device``) or the reason the clip is bad: raised, or appended to ``bad``
-    with ``skip_bad``.
+    the batch on ``device``) or the reason the clip is bad. A clip whose image is not finite
+    in float16 (finite samples far outside [-1, 1] overflow the power spectrum) is bad too.
+    A bad clip is raised, or appended to ``bad`` with ``skip_bad`` (kept in row order).
     """
+
+    def refuse(r: int, reason: str) -> None:
+        if not skip_bad:
+            raise AudioError(reason + SKIP_HINT)
+        bad.append({"row": r, "file": table.clips[r].file, "reason": reason})
+
     for r, res in zip(rows, results, strict=True):
         if isinstance(res, str):
-            if not skip_bad:
-                raise AudioError(res + SKIP_HINT)
-            bad.append({"row": r, "file": table.clips[r].file, "reason": res})
+            refuse(r, res)
     good = [r for r, res in zip(rows, results, strict=True) if not isinstance(res, str)]
     arrays = [res for res in results if not isinstance(res, str)]
     if not good:
@@ -297,10 +341,17 @@ def _batch_images(
             img = model(x).cpu().numpy()  # (G, C, n_mels, out_frames)
     with np.errstate(over="ignore"):  # checked on the next line
         img16 = img.astype(np.float16)
-    finite = np.isfinite(img16).reshape(len(good), -1).all(axis=1)
+    finite = np.isfinite(img16).reshape(len(good), -1).all(axis=1)  # (G,)
     if not finite.all():
-        where = table.path(good[int(np.argmin(finite))])
-        raise AudioError(f"{where}: log-mel values not finite in float16")
+        for k in np.flatnonzero(~finite):
+            refuse(
+                good[k],
+                f"{table.path(good[k])}: log-mel values not finite in float16 (samples far "
+                "outside [-1, 1]?)",
+            )
+        bad.sort(key=lambda b: int(b["row"]))
+        good = [good[k] for k in np.flatnonzero(finite)]
+        img16 = img16[finite]
     return good, img16
 
 
