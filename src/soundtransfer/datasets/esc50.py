@@ -94,8 +94,8 @@ def load_esc(root: Path, *, esc10: bool = False, missing: str = "error") -> Clip
     """
     name = "esc10" if esc10 else "esc50"
     meta = root / "meta" / "esc50.csv"
-    rows = read_csv(meta, COLUMNS + (("esc10",) if esc10 else ()))
-    numbered = list(enumerate(rows, start=2))
+    rows = read_csv(meta, COLUMNS + (("esc10",) if esc10 else ()), path_columns=("filename",))
+    numbered = [(r.line, r) for r in rows]
     if esc10:
         numbered = [(i, r) for i, r in numbered if r["esc10"].strip().lower() == "true"]
         if not numbered:
@@ -145,7 +145,7 @@ def load_esc(root: Path, *, esc10: bool = False, missing: str = "error") -> Clip
             absent_files.append(c.file)
             continue
         clips.append(replace(c, file=path.relative_to(root).as_posix()))
-    return finish(name, root, classes, clips, absent_files, missing)
+    return finish(name, root, classes, clips, absent_files, missing, notes=rows.notes)
 
 
 def load_esc50(root: Path, missing: str = "error") -> ClipTable:

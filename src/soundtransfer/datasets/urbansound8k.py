@@ -68,10 +68,11 @@ def load_us8k(root: Path, missing: str = "error") -> ClipTable:
             ``missing="error"``).
     """
     meta = root / "metadata" / "UrbanSound8K.csv"
-    rows = read_csv(meta, COLUMNS)
+    rows = read_csv(meta, COLUMNS, path_columns=("slice_file_name",))
     check_unique([f"fold{r['fold']}/{r['slice_file_name']}" for r in rows], meta)
     parsed = []
-    for line, r in enumerate(rows, start=2):
+    for r in rows:
+        line = r.line
         file = r["slice_file_name"]
         cid = parse_int(r["classID"], "classID", meta, line)
         if not 0 <= cid < N_CLASSES:
@@ -104,4 +105,4 @@ def load_us8k(root: Path, missing: str = "error") -> ClipTable:
             absent.append(f"fold{c.fold}/{c.file}")
             continue
         clips.append(replace(c, file=path.relative_to(root).as_posix()))
-    return finish("us8k", root, CLASSES, clips, absent, missing)
+    return finish("us8k", root, CLASSES, clips, absent, missing, notes=rows.notes)
