@@ -1,0 +1,237 @@
+"""Regression net for bad input at the command line (issue 11).
+
+Each case builds a bad input under ``tmp_path / "in"`` and returns the command line that
+feeds it to ``soundtransfer``. Every case must end with exit code 2, exactly one line on stderr
+matching the case's culprit (a file or setting name), no traceback, the inputs unchanged and
+nothing written except what a rerun resumes from (the fetched archive, an unfinished feature
+store's rows). Add a case: one function returning :class:`Bad`, one line in ``CASES``.
+Inputs that are accepted on purpose (spreadsheet encodings) are in ``ACCEPTED``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundtransfer.cli.main import main
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A command line and the regex its one stderr line must match."""
+
+    argv: list[str]
+    culprit: str
+
+
+# Files a failed command may leave under tmp_path/out: a fetched archive (so a rerun does not
+# download again) and the resumable parts of an unfinished feature store. Nothing else.
+ALLOWED_LEFTOVERS = (
+    lambda rel: rel.parts[:2] == ("root", "downloads") and rel.suffix in (".gz", ".zip", ".tar"),
+    lambda rel: (
+        rel.parts[:2] == ("cache", "features")
+        and rel.name in ("images.f16", "progress.json", "build.lock")
+    ),
+)
+
+
+def _esc_copy(tmp: Path, esc10_root: Path, n: int = 4) -> tuple[Path, list[str]]:
+    """``tmp/in/esc``: n real ESC-10 clips (copied, so a case may damage them) and their
+    metadata lines (header first), written back by :func:`_write_meta`."""
+    root = tmp / "in" / "esc"
+    (root / "audio").mkdir(parents=True)
+    (root / "meta").mkdir()
+    lines = (esc10_root / "meta" / "esc50.csv").read_text().splitlines()
+    rows = [r for r in lines[1:] if ",True," in r and r.startswith(("1-", "2-"))][::25][:n]
+    for r in rows:
+        shutil.copy(esc10_root / "audio" / r.split(",")[0], root / "audio")
+    _write_meta(root, [lines[0], *rows])
+    return root, [lines[0], *rows]
+
+
+def _write_meta(root: Path, lines: list[str], encoding: str = "utf-8") -> Path:
+    meta = root / "meta" / "esc50.csv"
+    meta.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return meta
+
+
+def _features(root: Path, tmp: Path, *extra: str) -> list[str]:
+    cache = str(tmp / "out" / "cache")
+    return ["features", "esc10", "--root", str(root), "--cache", cache, "--quiet", *extra]
+
+
+# --- archives (download --url file://...) -------------------------------------------------
+
+
+def _tar_with(tmp: Path, member: tarfile.TarInfo) -> Bad:
+    archive = tmp / "in" / "ESC-50-master.tar.gz"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tf:
+        ok = tarfile.TarInfo("ESC-50-master/README.md")
+        ok.size = 3
+        tf.addfile(ok, io.BytesIO(b"ok\n"))
+        tf.addfile(member, io.BytesIO(b"bad") if member.isreg() else None)
+    root = tmp / "out" / "root"
+    argv = ["download", "esc10", "--root", str(root), "--url", archive.as_uri(), "--quiet"]
+    return Bad(argv, rf"{archive.name}.*{member.name}")
+
+
+def tar_device(tmp: Path, esc10_root: Path) -> Bad:
+    info = tarfile.TarInfo("ESC-50-master/audio/dev")
+    info.type, info.mode = tarfile.CHRTYPE, 0o666
+    return _tar_with(tmp, info)
+
+
+def tar_fifo(tmp: Path, esc10_root: Path) -> Bad:
+    info = tarfile.TarInfo("ESC-50-master/audio/pipe")
+    info.type = tarfile.FIFOTYPE
+    return _tar_with(tmp, info)
+
+
+def tar_symlink_outside(tmp: Path, esc10_root: Path) -> Bad:
+    info = tarfile.TarInfo("ESC-50-master/meta/esc50.csv")
+    info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    return _tar_with(tmp, info)
+
+
+def tar_traversal(tmp: Path, esc10_root: Path) -> Bad:
+    info = tarfile.TarInfo("ESC-50-master/../../../evil.txt")
+    info.size = 3
+    return _tar_with(tmp, info)
+
+
+# --- front-end settings (features --frontend key=value) -------------------------------------
+
+
+def _frontend(setting: str) -> Callable[[Path, Path], Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        root, _ = _esc_copy(tmp, esc10_root, n=1)
+        return Bad(_features(root, tmp, "--frontend", setting), setting.split("=")[0])
+
+    return case
+
+
+# --- metadata and audio in a dataset copy -----------------------------------------------------
+
+
+def csv_absolute_path(tmp: Path, esc10_root: Path) -> Bad:
+    root, lines = _esc_copy(tmp, esc10_root)
+    name = lines[2].split(",")[0]
+    absolute = str(root / "audio" / name)
+    meta = _write_meta(root, [*lines[:2], lines[2].replace(name, absolute, 1), *lines[3:]])
+    return Bad(_features(root, tmp), rf"{meta}: line 3: filename '{absolute}'")
+
+
+def truncated_mp3(tmp: Path, esc10_root: Path) -> Bad:
+    root, lines = _esc_copy(tmp, esc10_root)
+    name = lines[3].split(",")[0]
+    mp3 = (root / "audio" / name).with_suffix(".mp3")
+    whole = tmp / "whole.mp3"
+    sf.write(whole, *sf.read(root / "audio" / name, dtype="float32"))
+    mp3.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    _write_meta(root, [*lines[:3], lines[3].replace(name, mp3.name, 1), *lines[4:]])
+    return Bad(_features(root, tmp), rf"{mp3}: truncated file")
+
+
+def overflowing_float_wav(tmp: Path, esc10_root: Path) -> Bad:
+    root, lines = _esc_copy(tmp, esc10_root)
+    clip = root / "audio" / lines[2].split(",")[0]
+    sf.write(clip, np.full(44100, 1e30, np.float32), 44100, format="WAV", subtype="FLOAT")
+    return Bad(_features(root, tmp), rf"{clip}: log-mel values not finite")
+
+
+CASES: dict[str, Callable[[Path, Path], Bad]] = {
+    "tar: device": tar_device,
+    "tar: fifo": tar_fifo,
+    "tar: symlink outside": tar_symlink_outside,
+    "tar: path traversal": tar_traversal,
+    "frontend n_mels=0": _frontend("n_mels=0"),
+    "frontend out_frames=0": _frontend("out_frames=0"),
+    "frontend f_min=30000": _frontend("f_min=30000"),
+    "frontend clip_seconds=1e-9": _frontend("clip_seconds=1e-9"),
+    "frontend n_mels=4000": _frontend("n_mels=4000"),
+    "frontend f_max=100000": _frontend("f_max=100000"),
+    "csv: absolute path": csv_absolute_path,
+    "audio: truncated mp3": truncated_mp3,
+    "audio: 1e30 float wav": overflowing_float_wav,
+}
+
+
+def _snapshot(folder: Path) -> dict[Path, str]:
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: str, tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    if case == "audio: truncated mp3" and "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    bad = CASES[case](tmp_path, esc10_root)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    inputs = _snapshot(tmp_path / "in")
+    capfd.readouterr()
+    code = main(bad.argv)  # a traceback would propagate out of main and fail the test here
+    out, err = capfd.readouterr()  # file-descriptor level: C libraries' messages too
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and err.startswith("soundtransfer "), err
+    assert "Traceback" not in err
+    assert re.search(bad.culprit, err), (bad.culprit, err)
+    assert _snapshot(tmp_path / "in") == inputs  # nothing lost or changed
+    leftovers = [
+        rel for rel in _snapshot(tmp_path / "out") if not any(ok(rel) for ok in ALLOWED_LEFTOVERS)
+    ]
+    assert leftovers == []
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_skip_bad_leaves_the_overflowing_clip_out(
+    tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bad = overflowing_float_wav(tmp_path, esc10_root)
+    assert main([*bad.argv, "--skip-bad"]) == 0
+    out, err = capfd.readouterr()
+    assert "clips: 3" in out and "bad clips left out: 1" in out
+    assert "warning: 1 bad clip(s) left out" in err and "Traceback" not in err
+
+
+# Inputs read on purpose, with at most a note: (encoding of the metadata, note expected).
+ACCEPTED = {
+    "csv: UTF-8 with BOM (Excel)": ("utf-8-sig", None),
+    "csv: Latin-1": ("latin-1", "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_spreadsheet_csv_is_accepted(
+    case: str, tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    encoding, note = ACCEPTED[case]
+    root, lines = _esc_copy(tmp_path, esc10_root, n=2)
+    if encoding == "latin-1":  # a name that is not ASCII, so the file is not UTF-8
+        name = lines[1].split(",")[0]
+        accented = "caf\u00e9-" + name
+        (root / "audio" / name).rename(root / "audio" / accented)
+        lines = [lines[0], lines[1].replace(name, accented, 1), lines[2]]
+    meta = _write_meta(root, lines, encoding)
+    assert main(_features(root, tmp_path)) == 0
+    out, err = capfd.readouterr()
+    assert "clips: 2" in out and "Traceback" not in err
+    if note is None:
+        assert err == ""
+    else:
+        assert err.count("\n") == 1 and note in err and str(meta) in err
