@@ -130,8 +130,11 @@ def test_banded_cpu_path_equals_dense_projection(shared_data: Path) -> None:
         model.window0,
         return_complex=True,
     )
-    dense = torch.log(model._mel(spec.abs().square()) + cfg.log_eps)
-    banded = model._log_mel_banded(spec.transpose(1, 2).contiguous())  # (B, T, F) in
+    dense = torch.log(model._mel(spec.abs().square()) + cfg.log_eps)  # (B, n_mels, T)
+    rows = spec.transpose(1, 2).reshape(-1, spec.shape[1]).contiguous()  # (B * T, F)
+    mel = torch.empty(rows.shape[0], 96)
+    model._mel_banded(rows, mel)
+    banded = torch.log(mel + cfg.log_eps).view(2, -1, 96).transpose(1, 2)
     assert banded.shape == dense.shape == (2, 96, spec.shape[-1])
     assert (banded - dense).abs().max() < 1e-4
 
@@ -156,10 +159,35 @@ def test_cpu_chunking_does_not_change_results(
     x = torch.stack([torch.from_numpy(load_clip(p, 44100, cfg.clip_samples)) for p in paths])
     model = LogMel3(cfg)
     chunked = model(x)
-    monkeypatch.setattr(frontend_module, "CLIPS_PER_CHUNK", 64)  # the whole batch at once
+    monkeypatch.setattr(frontend_module, "FRAMES_PER_CHUNK", 10_000)  # a whole clip at once
+    torch.testing.assert_close(model(x), chunked, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(frontend_module, "FRAMES_PER_CHUNK", 7)  # a short last chunk
     torch.testing.assert_close(model(x), chunked, rtol=1e-5, atol=1e-5)
     per_clip = torch.cat([model.spectrogram(x[k : k + 1], 1) for k in range(3)])
     torch.testing.assert_close(model.spectrogram(x, 1), per_clip, rtol=1e-5, atol=1e-5)
+
+
+def test_reused_buffers_do_not_leak_between_windows(shared_data: Path) -> None:
+    """The per-thread frame buffers stay zero outside each window, whatever ran before."""
+    cfg = get_preset("esc10")
+    wave = torch.from_numpy(load_clip(_clips(shared_data)[0][1], 44100, cfg.clip_samples))
+    model = LogMel3(cfg)
+    fresh = [model.spectrogram(wave[None], c) for c in range(3)]
+    wide = LogMel3(get_preset("esc10", windows_ms=((100.0, 10.0), (100.0, 50.0), (50.0, 10.0))))
+    wide(torch.randn(2, cfg.clip_samples))  # wider windows, same n_fft, same thread
+    for c in (2, 0, 1, 0):
+        torch.testing.assert_close(model.spectrogram(wave[None], c), fresh[c], rtol=0, atol=0)
+    stft = torch.stft(
+        wave[None],
+        cfg.n_fft,
+        cfg.hop_samples(10.0),
+        cfg.win_samples(25.0),
+        model.window0,
+        pad_mode="constant",
+        return_complex=True,
+    )  # float32, centre-padded with zeros as the CPU path
+    want = torch.log(model._mel(stft.abs().square()) + cfg.log_eps)
+    assert (fresh[0] - want).abs().max() < 1e-4
 
 
 def test_batch_equals_single_and_crop_pad(shared_data: Path) -> None:

@@ -78,7 +78,11 @@ def mel_filterbank(
 
 
 MELS_PER_BAND = 16  # filters per GEMM in the CPU projection (16: fastest of 4..64, measured)
-CLIPS_PER_CHUNK = 1  # clips per STFT on CPU: one clip's spectra stay in cache (fastest, measured)
+# Frames per real FFT call on CPU: the windowed frames and their spectra (~35 KB a frame at
+# n_fft 4410) stay in the core's L2 cache from the window product through the FFT to the mel
+# GEMMs. 64 was fastest of 8..256 (measured back to back, ~0.7-0.9x the time of a whole clip
+# per call; below 32 the per-call overhead of the band GEMMs dominates).
+FRAMES_PER_CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -135,10 +139,10 @@ class LogMel3(nn.Module):
     Input:  (B, T) float waveforms at ``cfg.sample_rate`` (any T; cropped/padded first).
     Output: (B, C, n_mels, out_frames) float32, C = len(windows_ms) = 3.
 
-    Three paths compute the same numbers: on CPU (float32) one clip at a time, frames x
-    window -> real FFT -> banded mel GEMMs (:meth:`_log_mel_banded`); elsewhere (GPU, float64)
-    ``torch.stft`` and one dense mel matmul; while exporting/tracing (ONNX has no complex
-    tensors) a real-valued ``conv1d`` DFT (:meth:`_power_export`).
+    Three paths compute the same numbers: on CPU (float32) ``FRAMES_PER_CHUNK`` frames at a
+    time, frames x window -> real FFT -> banded mel GEMMs (:meth:`_log_mel_frames`); elsewhere
+    (GPU, float64) ``torch.stft`` and one dense mel matmul; while exporting/tracing (ONNX has no
+    complex tensors) a real-valued ``conv1d`` DFT (:meth:`_power_export`).
     """
 
     mel_fb: Tensor
@@ -160,6 +164,14 @@ class LogMel3(nn.Module):
             left = (cfg.n_fft - win.shape[0]) // 2  # centred in n_fft, as torch.stft pads it
             full = F.pad(win, (left, cfg.n_fft - win.shape[0] - left))
             self.register_buffer(f"frame_window{i}", full, persistent=False)  # (n_fft,)
+        # Where each window sits in n_fft: the CPU path multiplies only that span.
+        self._win_spans = tuple(
+            (
+                (cfg.n_fft - cfg.win_samples(w)) // 2,
+                (cfg.n_fft - cfg.win_samples(w)) // 2 + cfg.win_samples(w),
+            )
+            for w, _hop in cfg.windows_ms
+        )
         # Each band's weights with every row doubled: they multiply the interleaved
         # (re^2, im^2) columns of the squared STFT, which sums the two into the power.
         self._bands = tuple(
@@ -172,28 +184,54 @@ class LogMel3(nn.Module):
         fb = self.mel_fb[:, self.bin_lo : self.bin_hi]  # (n_mels, F')
         return torch.matmul(fb.to(power.dtype), power)  # (B, n_mels, T)
 
-    def _log_mel_banded(self, spec: Tensor) -> Tensor:
-        """CPU path: (b, T, F) contiguous complex64 STFT -> (b, n_mels, T) natural-log mel.
+    def _mel_banded(self, spec: Tensor, out: Tensor) -> None:
+        """CPU projection: (n, F) contiguous complex64 spectra -> ``out`` (n, n_mels) mel energies.
 
-        Consumes ``spec``: its (b, T, F, 2) real view is squared in place and projected band
-        by band: each group of ``MELS_PER_BAND`` filters only touches its own span of bins
-        (every bin lies in at most two filters), one GEMM on that slice of the interleaved
+        Consumes ``spec``: its (n, F, 2) real view is squared in place and projected band by
+        band: each group of ``MELS_PER_BAND`` filters only touches its own span of bins (every
+        bin lies in at most two filters), one GEMM on that slice of the interleaved
         (re^2, im^2) columns with doubled weight rows, which also sums re^2 + im^2. About 4x
         fewer multiply-adds than a dense projection of the power, and no power tensor.
         """
-        b, t, _f = spec.shape
-        z = torch.view_as_real(spec)  # (b, T, F, 2)
+        z = torch.view_as_real(spec)  # (n, F, 2)
         z.square_()
-        flat = z.view(b * t, -1)  # (b*T, 2F): re^2, im^2 of bin 0, then of bin 1, ...
-        mel = torch.empty(b * t, self.cfg.n_mels, dtype=torch.float32)  # (b*T, n_mels)
+        flat = z.view(spec.shape[0], -1)  # (n, 2F): re^2, im^2 of bin 0, then of bin 1, ...
         for band, weights in self._bands:
             torch.matmul(
                 flat[:, 2 * band.bin_lo : 2 * band.bin_hi],
                 weights,
-                out=mel[:, band.mel_lo : band.mel_hi],
+                out=out[:, band.mel_lo : band.mel_hi],
             )
-        mel.add_(self.cfg.log_eps).log_()
-        return mel.view(b, t, -1).transpose(1, 2)  # (b, n_mels, T), a view
+
+    def _log_mel_frames(self, padded: Tensor, channel: int) -> Tensor:
+        """CPU float32 path: (B, T') centre-padded clips -> (B, n_mels, frames) natural-log mel.
+
+        The same numbers as ``torch.stft(center=True, pad_mode="constant")`` + projection, but
+        ``FRAMES_PER_CHUNK`` frames at a time through three reused per-thread buffers: the
+        frames (a strided view of the clip) times the window go into a buffer that is zero
+        outside the window's span (only that span is ever written), a real FFT into a spectrum
+        buffer, then the banded mel GEMMs (:meth:`_mel_banded`) into the output rows. Nothing
+        per clip is materialised but the mel rows; the chunk stays in cache throughout.
+        """
+        cfg = self.cfg
+        hop = cfg.hop_samples(cfg.windows_ms[channel][1])
+        frames = padded.unfold(-1, cfg.n_fft, hop)  # (B, frames, n_fft), a view
+        b, t, _ = frames.shape
+        lo, hi = self._win_spans[channel]
+        window = getattr(self, f"frame_window{channel}")[lo:hi]  # (hi - lo,)
+        chunk = min(FRAMES_PER_CHUNK, t)
+        # Zero outside [lo, hi) for good: keyed by the span, so no other caller writes there.
+        windowed = _scratch(("frames", cfg.n_fft, lo, hi), (chunk, cfg.n_fft), torch.float32)
+        spec = _scratch(("spec", cfg.n_fft), (chunk, cfg.n_fft // 2 + 1), torch.complex64)
+        mel = torch.empty(b, t, cfg.n_mels, dtype=torch.float32)  # (B, frames, n_mels)
+        for k in range(b):
+            for s in range(0, t, chunk):
+                n = min(chunk, t - s)
+                x = windowed[:n]  # (n, n_fft)
+                torch.mul(frames[k, s : s + n, lo:hi], window, out=x[:, lo:hi])
+                self._mel_banded(torch.fft.rfft(x, out=spec[:n]), mel[k, s : s + n])
+        mel.add_(cfg.log_eps).log_()
+        return mel.transpose(1, 2)  # (B, n_mels, frames), a view
 
     def _power_export(self, wave: Tensor, window: Tensor, hop: int) -> Tensor:
         """The same power STFT with real ops only (ONNX has no complex tensors).
@@ -220,8 +258,6 @@ class LogMel3(nn.Module):
 
     def spectrogram(self, wave: Tensor, channel: int) -> Tensor:
         """One channel before resizing: (B, T) -> (B, n_mels, frames) natural-log mel."""
-        if self._chunked(wave):
-            return torch.cat([self._spectrogram(w, channel) for w in wave.split(CLIPS_PER_CHUNK)])
         return self._spectrogram(wave, channel)
 
     def _spectrogram(self, wave: Tensor, channel: int, padded: Tensor | None = None) -> Tensor:
@@ -238,11 +274,8 @@ class LogMel3(nn.Module):
             # The STFT as frames (a strided view) x window, then a real FFT: the same numbers
             # as torch.stft(center=True, pad_mode="constant"), ~2.5x faster on CPU (measured:
             # torch.stft spends more time arranging than in the FFT), and the spectrum comes
-            # out (B, frames, F) contiguous, the layout the banded projection wants.
-            frames = padded.unfold(-1, self.cfg.n_fft, hop)  # (B, frames, n_fft), a view
-            window = getattr(self, f"frame_window{channel}")  # (n_fft,)
-            windowed = torch.mul(frames, window, out=_scratch(frames.shape))  # (B, frames, n_fft)
-            return self._log_mel_banded(torch.fft.rfft(windowed))  # (B, n_mels, frames)
+            # out (frames, F) contiguous, the layout the banded projection wants.
+            return self._log_mel_frames(padded, channel)  # (B, n_mels, frames)
         # center=False on the zero-padded signal is torch's center=True, pad_mode="constant"
         # (frame t centred on sample t * hop), with the padding done once for all channels.
         spec = torch.stft(
@@ -265,8 +298,6 @@ class LogMel3(nn.Module):
         if wave.dim() == 1:
             wave = wave.unsqueeze(0)
         wave = fit_length(wave.float(), self.cfg.clip_samples, self.cfg.crop)  # (B, T)
-        if self._chunked(wave):
-            return torch.cat([self._images(w) for w in wave.split(CLIPS_PER_CHUNK)])
         return self._images(wave)
 
     def _images(self, wave: Tensor) -> Tensor:
@@ -284,17 +315,6 @@ class LogMel3(nn.Module):
             channels.append(img)
         return torch.cat(channels, dim=1)  # (B, C, n_mels, out_frames)
 
-    @staticmethod
-    def _chunked(wave: Tensor) -> bool:
-        """On CPU, ``CLIPS_PER_CHUNK`` clips at a time: one clip's spectra (~9 MB) stay in the
-        L3 cache, which made the FFTs ~3x faster than over a batch of 32 (measured, 2 threads,
-        5 s clips at 44.1 kHz). Not while tracing/exporting (the batch must stay symbolic)."""
-        return (
-            wave.device.type == "cpu"
-            and wave.shape[0] > CLIPS_PER_CHUNK
-            and not (_exporting() or _tracing())
-        )
-
     def extra_repr(self) -> str:
         c = self.cfg
         return (
@@ -306,19 +326,23 @@ class LogMel3(nn.Module):
 _SCRATCH = threading.local()
 
 
-def _scratch(shape: torch.Size) -> Tensor:
-    """A float32 CPU buffer of ``shape`` reused by this thread (grown when too small).
+def _scratch(key: tuple[object, ...], shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """A CPU buffer of ``shape`` reused by this thread under ``key`` (zeros when created).
 
-    The windowed frames are ~10x the clip (each sample in n_fft / hop frames): a fresh
-    allocation per call costs page faults on every touch, which made the STFT ~3x slower
-    with 2 threads (measured). Thread-local, so concurrent callers never share it.
+    Reusing buffers avoids the page faults of fresh allocations on every touch (they made the
+    STFT ~3x slower with 2 threads, measured) and keeps them in cache. Thread-local, so
+    concurrent callers never share one. A buffer is replaced (zeros again) when a larger one
+    is asked for under its key; callers that rely on zeros must use a key naming what they
+    write.
     """
-    numel = math.prod(shape)
-    buf: Tensor | None = getattr(_SCRATCH, "buf", None)
-    if buf is None or buf.numel() < numel:
-        buf = torch.empty(numel, dtype=torch.float32)
-        _SCRATCH.buf = buf
-    return buf[:numel].view(shape)
+    bufs: dict[tuple[object, ...], Tensor] | None = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    buf = bufs.get(key)
+    if buf is None or buf.dtype != dtype or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
+        with torch.inference_mode(False):  # usable both inside and outside inference mode
+            buf = bufs[key] = torch.zeros(shape, dtype=dtype)
+    return buf[: shape[0]]
 
 
 def _tracing() -> bool:
