@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import librosa
@@ -12,7 +13,12 @@ import torch.nn.functional as F
 
 import soundtransfer.audio.frontend as frontend_module
 from soundtransfer.audio import LogMel3, get_preset, load_clip, mel_filterbank
-from soundtransfer.audio.frontend import mel_bands
+from soundtransfer.audio.frontend import (
+    _doubled,
+    autocorr_fft_size,
+    autocorr_mel_weights,
+    mel_bands,
+)
 from soundtransfer.config import ConfigError
 
 # Tolerances against librosa (float32 vs librosa's float64 filters/FFT), measured on these
@@ -117,6 +123,58 @@ def test_mel_bands_rebuild_the_filterbank() -> None:
         np.testing.assert_array_equal(dense, fb)
 
 
+def test_autocorr_fft_sizes() -> None:
+    assert autocorr_fft_size(1102, 4410) == 4096  # 25 ms at 44.1 kHz
+    assert autocorr_fft_size(551, 2205) == 2048  # 25 ms at 22.05 kHz
+    assert autocorr_fft_size(2205, 4410) == 4410  # no smaller power of two fits: direct
+    assert autocorr_fft_size(4410, 4410) == 4410
+    with pytest.raises(ValueError, match="fft_size"):
+        autocorr_mel_weights(mel_filterbank(44100, 4410, 128), 4410, 1102, 2048)
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "win_len", "f_min", "f_max"),
+    [(44100, 4410, 1102, 0.0, None), (22050, 2205, 551, 50.0, 8000.0)],
+)
+def test_autocorr_weights_equal_the_direct_projection(
+    sr: int, n_fft: int, win_len: int, f_min: float, f_max: float | None
+) -> None:
+    """Mel energies from the smaller FFT's power equal those of the n_fft-point power."""
+    fb = mel_filterbank(sr, n_fft, 128, f_min, f_max).astype(np.float64)
+    size = autocorr_fft_size(win_len, n_fft)
+    weights = autocorr_mel_weights(fb, n_fft, win_len, size).astype(np.float64)
+    assert weights.shape == (128, size // 2 + 1)
+    assert (weights != 0).mean() < 0.1  # banded: each filter's span and a short tail
+    rng = np.random.default_rng(0)
+    hann = np.hanning(win_len)
+    frames = rng.standard_normal((3, win_len)) * hann
+    # A pure tone over noise 80 dB down: mel energies over a ~1e10 range.
+    tone = np.sin(2 * np.pi * 0.0123 * np.arange(win_len)) + 1e-4 * rng.standard_normal(win_len)
+    frames = np.vstack([frames, tone * hann])
+    want = (np.abs(np.fft.rfft(frames, n=n_fft)) ** 2) @ fb.T  # (4, n_mels)
+    got = (np.abs(np.fft.rfft(frames, n=size)) ** 2) @ weights.T
+    live = want > 1e-12 * want.max(axis=1, keepdims=True)  # empty filters aside
+    assert live.mean() > 0.9
+    assert (np.abs(got - want)[live] / want[live]).max() < 1e-5
+
+
+def test_small_fft_path_equals_direct_path(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for preset, path in _clips(shared_data):
+        cfg = get_preset(preset)
+        wave = torch.from_numpy(load_clip(path, cfg.sample_rate, cfg.clip_samples))[None]
+        fast = LogMel3(cfg).spectrogram(wave, 0)
+        monkeypatch.setattr(frontend_module, "SMALL_FFT", False)
+        direct = LogMel3(cfg).spectrogram(wave, 0)
+        monkeypatch.setattr(frontend_module, "SMALL_FFT", True)
+        assert LogMel3(cfg)._plan(0).fft_size < cfg.n_fft == LogMel3(cfg)._plan(1).fft_size
+        loud = direct > direct.max() + math.log(1e-6)  # mel above 1e-6 of the clip's max
+        assert loud.float().mean() > 0.1
+        assert (fast - direct).abs()[loud].max() < LOG_TOL, preset
+        assert (fast - direct).abs().max() < LOG_TOL_ALL, preset  # float32 near silence
+
+
 def test_banded_cpu_path_equals_dense_projection(shared_data: Path) -> None:
     """The CPU path (banded GEMMs) and the GPU/export path (one dense matmul) agree."""
     cfg = get_preset("us8k", f_min=20.0, n_mels=96)
@@ -133,7 +191,7 @@ def test_banded_cpu_path_equals_dense_projection(shared_data: Path) -> None:
     dense = torch.log(model._mel(spec.abs().square()) + cfg.log_eps)  # (B, n_mels, T)
     rows = spec.transpose(1, 2).reshape(-1, spec.shape[1]).contiguous()  # (B * T, F)
     mel = torch.empty(rows.shape[0], 96)
-    model._mel_banded(rows, mel)
+    model._mel_banded(rows, _doubled(mel_bands(model.mel_fb.numpy())), mel)
     banded = torch.log(mel + cfg.log_eps).view(2, -1, 96).transpose(1, 2)
     assert banded.shape == dense.shape == (2, 96, spec.shape[-1])
     assert (banded - dense).abs().max() < 1e-4
