@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import librosa
@@ -12,7 +13,12 @@ import torch.nn.functional as F
 
 import soundtransfer.audio.frontend as frontend_module
 from soundtransfer.audio import LogMel3, get_preset, load_clip, mel_filterbank
-from soundtransfer.audio.frontend import mel_bands
+from soundtransfer.audio.frontend import (
+    _doubled,
+    autocorr_fft_size,
+    autocorr_mel_weights,
+    mel_bands,
+)
 from soundtransfer.config import ConfigError
 from soundtransfer.errors import SoundTransferError
 
@@ -118,6 +124,58 @@ def test_mel_bands_rebuild_the_filterbank() -> None:
         np.testing.assert_array_equal(dense, fb)
 
 
+def test_autocorr_fft_sizes() -> None:
+    assert autocorr_fft_size(1102, 4410) == 4096  # 25 ms at 44.1 kHz
+    assert autocorr_fft_size(551, 2205) == 2048  # 25 ms at 22.05 kHz
+    assert autocorr_fft_size(2205, 4410) == 4410  # no smaller power of two fits: direct
+    assert autocorr_fft_size(4410, 4410) == 4410
+    with pytest.raises(ValueError, match="fft_size"):
+        autocorr_mel_weights(mel_filterbank(44100, 4410, 128), 4410, 1102, 2048)
+
+
+@pytest.mark.parametrize(
+    ("sr", "n_fft", "win_len", "f_min", "f_max"),
+    [(44100, 4410, 1102, 0.0, None), (22050, 2205, 551, 50.0, 8000.0)],
+)
+def test_autocorr_weights_equal_the_direct_projection(
+    sr: int, n_fft: int, win_len: int, f_min: float, f_max: float | None
+) -> None:
+    """Mel energies from the smaller FFT's power equal those of the n_fft-point power."""
+    fb = mel_filterbank(sr, n_fft, 128, f_min, f_max).astype(np.float64)
+    size = autocorr_fft_size(win_len, n_fft)
+    weights = autocorr_mel_weights(fb, n_fft, win_len, size).astype(np.float64)
+    assert weights.shape == (128, size // 2 + 1)
+    assert (weights != 0).mean() < 0.1  # banded: each filter's span and a short tail
+    rng = np.random.default_rng(0)
+    hann = np.hanning(win_len)
+    frames = rng.standard_normal((3, win_len)) * hann
+    # A pure tone over noise 80 dB down: mel energies over a ~1e10 range.
+    tone = np.sin(2 * np.pi * 0.0123 * np.arange(win_len)) + 1e-4 * rng.standard_normal(win_len)
+    frames = np.vstack([frames, tone * hann])
+    want = (np.abs(np.fft.rfft(frames, n=n_fft)) ** 2) @ fb.T  # (4, n_mels)
+    got = (np.abs(np.fft.rfft(frames, n=size)) ** 2) @ weights.T
+    live = want > 1e-12 * want.max(axis=1, keepdims=True)  # empty filters aside
+    assert live.mean() > 0.9
+    assert (np.abs(got - want)[live] / want[live]).max() < 1e-5
+
+
+def test_small_fft_path_equals_direct_path(
+    shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for preset, path in _clips(shared_data):
+        cfg = get_preset(preset)
+        wave = torch.from_numpy(load_clip(path, cfg.sample_rate, cfg.clip_samples))[None]
+        fast = LogMel3(cfg).spectrogram(wave, 0)
+        monkeypatch.setattr(frontend_module, "SMALL_FFT", False)
+        direct = LogMel3(cfg).spectrogram(wave, 0)
+        monkeypatch.setattr(frontend_module, "SMALL_FFT", True)
+        assert LogMel3(cfg)._plan(0).fft_size < cfg.n_fft == LogMel3(cfg)._plan(1).fft_size
+        loud = direct > direct.max() + math.log(1e-6)  # mel above 1e-6 of the clip's max
+        assert loud.float().mean() > 0.1
+        assert (fast - direct).abs()[loud].max() < LOG_TOL, preset
+        assert (fast - direct).abs().max() < LOG_TOL_ALL, preset  # float32 near silence
+
+
 def test_banded_cpu_path_equals_dense_projection(shared_data: Path) -> None:
     """The CPU path (banded GEMMs) and the GPU/export path (one dense matmul) agree."""
     cfg = get_preset("us8k", f_min=20.0, n_mels=96)
@@ -131,8 +189,11 @@ def test_banded_cpu_path_equals_dense_projection(shared_data: Path) -> None:
         model.window0,
         return_complex=True,
     )
-    dense = torch.log(model._mel(spec.abs().square()) + cfg.log_eps)
-    banded = model._log_mel_banded(spec.transpose(1, 2).contiguous())  # (B, T, F) in
+    dense = torch.log(model._mel(spec.abs().square()) + cfg.log_eps)  # (B, n_mels, T)
+    rows = spec.transpose(1, 2).reshape(-1, spec.shape[1]).contiguous()  # (B * T, F)
+    mel = torch.empty(rows.shape[0], 96)
+    model._mel_banded(rows, _doubled(mel_bands(model.mel_fb.numpy())), mel)
+    banded = torch.log(mel + cfg.log_eps).view(2, -1, 96).transpose(1, 2)
     assert banded.shape == dense.shape == (2, 96, spec.shape[-1])
     assert (banded - dense).abs().max() < 1e-4
 
@@ -157,10 +218,35 @@ def test_cpu_chunking_does_not_change_results(
     x = torch.stack([torch.from_numpy(load_clip(p, 44100, cfg.clip_samples)) for p in paths])
     model = LogMel3(cfg)
     chunked = model(x)
-    monkeypatch.setattr(frontend_module, "CLIPS_PER_CHUNK", 64)  # the whole batch at once
+    monkeypatch.setattr(frontend_module, "FRAMES_PER_CHUNK", 10_000)  # a whole clip at once
+    torch.testing.assert_close(model(x), chunked, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(frontend_module, "FRAMES_PER_CHUNK", 7)  # a short last chunk
     torch.testing.assert_close(model(x), chunked, rtol=1e-5, atol=1e-5)
     per_clip = torch.cat([model.spectrogram(x[k : k + 1], 1) for k in range(3)])
     torch.testing.assert_close(model.spectrogram(x, 1), per_clip, rtol=1e-5, atol=1e-5)
+
+
+def test_reused_buffers_do_not_leak_between_windows(shared_data: Path) -> None:
+    """The per-thread frame buffers stay zero outside each window, whatever ran before."""
+    cfg = get_preset("esc10")
+    wave = torch.from_numpy(load_clip(_clips(shared_data)[0][1], 44100, cfg.clip_samples))
+    model = LogMel3(cfg)
+    fresh = [model.spectrogram(wave[None], c) for c in range(3)]
+    wide = LogMel3(get_preset("esc10", windows_ms=((100.0, 10.0), (100.0, 50.0), (50.0, 10.0))))
+    wide(torch.randn(2, cfg.clip_samples))  # wider windows, same n_fft, same thread
+    for c in (2, 0, 1, 0):
+        torch.testing.assert_close(model.spectrogram(wave[None], c), fresh[c], rtol=0, atol=0)
+    stft = torch.stft(
+        wave[None],
+        cfg.n_fft,
+        cfg.hop_samples(10.0),
+        cfg.win_samples(25.0),
+        model.window0,
+        pad_mode="constant",
+        return_complex=True,
+    )  # float32, centre-padded with zeros as the CPU path
+    want = torch.log(model._mel(stft.abs().square()) + cfg.log_eps)
+    assert (fresh[0] - want).abs().max() < 1e-4
 
 
 def test_batch_equals_single_and_crop_pad(shared_data: Path) -> None:

@@ -373,3 +373,17 @@ def test_cli_says_it_resumes_an_unfinished_store(
     assert "resumed an unfinished feature store: 6 of 12" in captured.err
     assert main([*args, "--skip-bad"]) == 0
     assert "resumed an unfinished" not in capsys.readouterr().err
+
+
+def test_threaded_build_equals_inline_build(small_root: Path, tmp_path: Path) -> None:
+    """Worker threads (decoding and computing clips concurrently, two batches in flight)
+    write exactly the rows a build without threads writes."""
+    table = load_dataset("esc10", small_root)
+    inline = build_features(
+        table, cache_dir=tmp_path / "a", batch_size=5, workers=0, progress=False
+    )
+    threaded = build_features(
+        table, cache_dir=tmp_path / "b", batch_size=5, workers=3, progress=False
+    )
+    assert threaded.computed == inline.computed == 12
+    np.testing.assert_array_equal(np.asarray(threaded.images), np.asarray(inline.images))
