@@ -1,59 +1,197 @@
-"""Top-k prediction on audio files of any length: windowed, batched, probabilities averaged."""
+"""Prediction on audio files of any length: a timeline of windows, top-k of their mean.
+
+A file is read block by block (:func:`~soundtransfer.inference.stream.stream_audio`), cut into
+windows of the model's clip length every ``hop`` seconds, in batches of ``batch_size``; the
+log-mel is computed once over the file and sliced per window
+(:class:`~soundtransfer.inference.stream.SlicedFrontEnd`), which gives the same images as the
+model's own front end on each window. Memory is flat in the file's length (one batch of
+windows and the audio and frames around it) apart from the timeline itself (k classes per
+window). The file's top-k classes are those of the windows' mean probabilities.
+
+By default the hop is rounded to a multiple of the front end's frame hops
+(:func:`~soundtransfer.inference.stream.frame_quantum`: 50 ms for the 44.1 kHz presets) so that
+every channel can be sliced; ``align_hop=False`` keeps it as given (channels whose hop does not
+divide it are computed per window: the same numbers, slower).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from soundtransfer.audio.io import load_clip
+from soundtransfer.audio.presets import FrontEnd
+from soundtransfer.config import ConfigError
 from soundtransfer.inference.bundle import AudioClassifier, BundleMeta, load_bundle
+from soundtransfer.inference.stream import (
+    SlicedFrontEnd,
+    StreamStats,
+    frame_quantum,
+    stream_audio,
+    window_batches,
+    window_starts,
+)
+from soundtransfer.inference.timeline import Event, WindowTop, merge_events, top_classes
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Settings of :class:`Predictor`.
+
+    Attributes:
+        hop_s: window hop, s; None means half the model's clip length.
+        top_k: classes reported per file and per window.
+        batch_size: windows per forward pass (bounds memory whatever the file's length).
+        align_hop: round the hop to a multiple of the front end's frame hops (faster, see the
+            module docstring); False keeps it as given.
+    """
+
+    hop_s: float | None = None
+    top_k: int = 5
+    batch_size: int = 32
+    align_hop: bool = True
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.hop_s is not None and not (math.isfinite(self.hop_s) and self.hop_s > 0):
+            raise ConfigError(f"hop must be a positive number of seconds, got {self.hop_s}")
+
+
+@dataclass(frozen=True)
+class Hop:
+    """The window hop used: ``samples`` (= ``seconds``) and the ``requested_s`` it came from."""
+
+    samples: int
+    seconds: float
+    requested_s: float
+
+    @property
+    def rounded(self) -> bool:
+        return not math.isclose(self.seconds, self.requested_s, rel_tol=0, abs_tol=1e-9)
+
+
+def plan_hop(fe: FrontEnd, hop_s: float | None = None, align: bool = True) -> Hop:
+    """The hop in samples for ``hop_s`` seconds (None: half the clip), validated.
+
+    With ``align``, rounded to the nearest multiple of :func:`frame_quantum` (at least one).
+
+    Raises:
+        ConfigError: not a positive number of seconds, shorter than one sample, or longer than
+            the model's clip (windows would leave parts of the file unclassified).
+    """
+    requested = fe.clip_seconds / 2 if hop_s is None else float(hop_s)
+    if not (math.isfinite(requested) and requested > 0):
+        raise ConfigError(f"hop must be a positive number of seconds, got {hop_s}")
+    if requested > fe.clip_seconds:
+        raise ConfigError(
+            f"hop {requested:g} s is longer than the model's {fe.clip_seconds:g} s window "
+            "(parts of the file would not be classified)"
+        )
+    samples = round(requested * fe.sample_rate)
+    if samples < 1:
+        raise ConfigError(f"hop {requested:g} s is shorter than one sample at {fe.sample_rate} Hz")
+    if align:
+        q = frame_quantum(fe)
+        samples = max(q, round(samples / q) * q)
+        if samples > fe.clip_samples:
+            samples = fe.clip_samples // q * q or fe.clip_samples
+    return Hop(samples, samples / fe.sample_rate, requested)
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Top-k classes of one file with their probabilities (mean over windows)."""
+    """A file's top-k classes (mean probabilities over its windows), timeline and events."""
 
     file: str
     top: tuple[tuple[str, float], ...]
     windows: int
     seconds: float
+    hop_s: float = 0.0
+    timeline: tuple[WindowTop, ...] = ()
+    events: tuple[Event, ...] = ()
 
 
-def windows(wave: np.ndarray, size: int, hop: int) -> np.ndarray:
-    """Split a signal into windows ``(W, size)``; the last is zero-padded; short -> one padded."""
-    if len(wave) <= size:
-        return np.pad(wave, (0, size - len(wave)))[None]
-    starts = list(range(0, len(wave) - size + 1, hop))
-    if starts[-1] + size < len(wave):
-        starts.append(starts[-1] + hop)
-    out = np.zeros((len(starts), size), dtype=np.float32)
-    for k, s in enumerate(starts):
-        chunk = wave[s : s + size]
-        out[k, : len(chunk)] = chunk
-    return out
+@dataclass(frozen=True)
+class WindowProbs:
+    """One window's span (samples; the last ends at the file's end) and class probabilities."""
+
+    start: int
+    end: int
+    probs: np.ndarray  # (classes,)
 
 
-@torch.no_grad()
-def predict_wave(
-    model: AudioClassifier,
-    meta: BundleMeta,
-    wave: np.ndarray,
-    hop_s: float | None = None,
-    batch_size: int = 16,
-) -> tuple[np.ndarray, int]:
-    """Mean class probabilities ``(classes,)`` of a signal at the bundle's rate, and #windows."""
-    fe = meta.frontend
-    hop = round((hop_s if hop_s else fe.clip_seconds / 2) * fe.sample_rate)
-    win = windows(wave, fe.clip_samples, max(hop, 1))
-    probs = []
-    for s in range(0, len(win), batch_size):
-        logits = model(torch.from_numpy(win[s : s + batch_size]))
-        probs.append(torch.softmax(logits, dim=1))
-    return torch.cat(probs).mean(0).numpy(), len(win)
+class Predictor:
+    """A model bundle loaded once, then applied to any number of files.
+
+    Args:
+        bundle: the model bundle (a run's ``model.pt``).
+        config: hop, top-k, batch size.
+
+    Raises:
+        WeightsError: the bundle is missing or unreadable.
+        ConfigError: a bad hop for this model.
+    """
+
+    def __init__(self, bundle: Path, config: PredictConfig | None = None) -> None:
+        self.config = config or PredictConfig()
+        self.model, self.meta = load_bundle(bundle)
+        self.hop = plan_hop(self.meta.frontend, self.config.hop_s, self.config.align_hop)
+        self.stats = StreamStats()
+
+    @torch.no_grad()
+    def iter_windows(self, path: str | Path) -> Iterator[WindowProbs]:
+        """Each window's probabilities, in order, in bounded memory (a generator).
+
+        Raises:
+            AudioError: the file cannot be used (the message names it); a truncated file is
+                found at its end, after its earlier windows were yielded.
+        """
+        fe = self.meta.frontend
+        front = SlicedFrontEnd(self.model.frontend, self.hop.samples, self.stats)
+        blocks = stream_audio(path, fe.sample_rate)
+        for batch in window_batches(
+            blocks, fe.clip_samples, self.hop.samples, self.config.batch_size, front.margin,
+            self.stats,
+        ):  # fmt: skip
+            logits = self.model.classifier(front.images(batch))  # (B, classes)
+            probs = torch.softmax(logits, dim=1).numpy()
+            for start, p in zip(batch.starts, probs, strict=True):
+                yield WindowProbs(start, min(start + fe.clip_samples, batch.total), p)
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """The file's top-k classes, timeline (top-k per window) and events.
+
+        Raises:
+            AudioError: the file cannot be used (the message names it).
+        """
+        sr, k = self.meta.frontend.sample_rate, self.config.top_k
+        total: np.ndarray | None = None
+        timeline = []
+        end = 0
+        for w in self.iter_windows(path):
+            total = w.probs.astype(np.float64) if total is None else total + w.probs
+            timeline.append(
+                WindowTop(w.start / sr, w.end / sr, top_classes(w.probs, self.meta.classes, k))
+            )
+            end = max(end, w.end)
+        assert total is not None  # every file has at least one window
+        mean = total / len(timeline)
+        return Prediction(
+            str(path),
+            top_classes(mean, self.meta.classes, k),
+            len(timeline),
+            end / sr,
+            self.hop.seconds,
+            tuple(timeline),
+            tuple(merge_events(timeline)),
+        )
 
 
 def predict(
@@ -62,23 +200,36 @@ def predict(
     top_k: int = 5,
     hop_s: float | None = None,
 ) -> list[Prediction]:
-    """Classify each file (decoded, resampled to the bundle's rate, downmixed).
+    """Classify each file with the bundle loaded once (stops at the first bad file).
 
     Raises:
         AudioError: a file cannot be decoded (the message names it).
     """
-    model, meta = load_bundle(bundle)
-    out = []
-    for f in files:
-        wave = load_clip(f, meta.frontend.sample_rate, None)
-        p, n = predict_wave(model, meta, wave, hop_s)
-        order = np.argsort(-p)[: max(1, top_k)]
-        out.append(
-            Prediction(
-                str(f),
-                tuple((meta.classes[i], float(p[i])) for i in order),
-                n,
-                len(wave) / meta.frontend.sample_rate,
-            )
-        )
+    predictor = Predictor(bundle, PredictConfig(hop_s=hop_s, top_k=top_k))
+    return [predictor.predict_file(f) for f in files]
+
+
+def windows(wave: np.ndarray, size: int, hop: int) -> np.ndarray:
+    """Split a signal into windows ``(W, size)`` at :func:`window_starts`; zero-padded tails."""
+    starts = window_starts(len(wave), size, hop)
+    out = np.zeros((len(starts), size), dtype=np.float32)
+    for k, s in enumerate(starts):
+        chunk = wave[s : s + size]
+        out[k, : len(chunk)] = chunk
     return out
+
+
+@torch.no_grad()
+def reference_window_probs(
+    model: AudioClassifier, meta: BundleMeta, wave: np.ndarray, hop: int
+) -> np.ndarray:
+    """The plain path, one window at a time through the model's own front end: ``(W, classes)``.
+
+    The reference that the streamed, sliced path is tested and benchmarked against.
+    """
+    size = meta.frontend.clip_samples
+    out = []
+    for s in window_starts(len(wave), size, hop):
+        window = torch.from_numpy(np.ascontiguousarray(wave[s : s + size]))[None]  # (1, <=size)
+        out.append(torch.softmax(model(window), dim=1)[0].numpy())
+    return np.stack(out)
