@@ -32,6 +32,7 @@ depend on the other clips of the batch.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -108,17 +109,21 @@ class HearModel(nn.Module):
         self.register_buffer("shift", col(fixed_shift))
         self.register_buffer("target_mean", col(target_mean))
         self.register_buffer("target_std", col(target_std))
-        self._frontends: dict[tuple[int, str], LogMel3] = {}
+        self._frontends: dict[str, LogMel3] = {}
 
     def logmel_for(self, n_samples: int, device: torch.device) -> LogMel3:
-        """The front end for clips of ``n_samples`` (built once per length and device)."""
-        key = (n_samples, str(device))
+        """The front end for clips of ``n_samples``: the model's settings with the length and
+        width of this clip. The mel matrix and windows do not depend on either, so one
+        :class:`LogMel3` per device is built and shallow copies with their own settings share
+        its buffers (HEAR tasks have clips of many lengths)."""
+        key = str(device)
         if key not in self._frontends:
-            seconds = n_samples / self.sample_rate
-            width = max(MIN_FRAMES, round(seconds * self.frames_per_second))
-            cfg = dataclasses.replace(self.frontend, clip_seconds=seconds, out_frames=width)
-            self._frontends[key] = LogMel3(cfg).to(device)
-        return self._frontends[key]
+            self._frontends[key] = LogMel3(self.frontend).to(device)
+        seconds = n_samples / self.sample_rate
+        width = max(MIN_FRAMES, round(seconds * self.frames_per_second))
+        view = copy.copy(self._frontends[key])
+        view.cfg = dataclasses.replace(self.frontend, clip_seconds=seconds, out_frames=width)
+        return view
 
     def normalise(self, images: Tensor) -> Tensor:
         """(B, C, H, W) log-mel images -> the encoder's input space."""
