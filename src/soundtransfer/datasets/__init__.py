@@ -1,5 +1,11 @@
 """Datasets in their official layouts, with their official folds and splits.
 
+``open_dataset(name_or_path, root)`` is the one entry point for any dataset: an official name
+(read by ``load_dataset``) or a path to the user's own data, a folder of class folders or a
+CSV / TSV (:mod:`soundtransfer.datasets.own`); it returns the clip table, the front end to use
+and how the folds were made. :func:`~soundtransfer.datasets.leakage.leakage_report` checks the
+folds before training (:mod:`soundtransfer.datasets.leakage`).
+
 ``load_dataset(name, root)`` reads a dataset as released (see each module for its layout) into
 a :class:`ClipTable`; ``download(name, root)`` (:mod:`soundtransfer.datasets.download`) fetches
 the official archive when ``root`` does not already hold a readable copy.
@@ -41,8 +47,17 @@ from pathlib import Path
 
 from soundtransfer.datasets.clips import Clip, ClipTable, Split
 from soundtransfer.datasets.esc50 import load_esc10, load_esc50
+from soundtransfer.datasets.folds import FoldAssignment
 from soundtransfer.datasets.gtzan import load_gtzan
+from soundtransfer.datasets.leakage import LeakageReport, leakage_report
 from soundtransfer.datasets.metadata import MISSING_POLICIES
+from soundtransfer.datasets.own import (
+    FrontEndChoice,
+    OpenedDataset,
+    infer_frontend,
+    read_folder,
+    read_table_file,
+)
 from soundtransfer.datasets.urbansound8k import load_us8k
 from soundtransfer.errors import DatasetError
 
@@ -81,4 +96,98 @@ def load_dataset(name: str, root: str | Path, missing: str = "error") -> ClipTab
     return LOADERS[name](path, missing)
 
 
-__all__ = ["DATASETS", "LOADERS", "Clip", "ClipTable", "Split", "load_dataset"]
+TABLE_SUFFIXES = (".csv", ".tsv")
+
+
+def open_dataset(
+    name_or_path: str | Path,
+    root: str | Path | None = None,
+    *,
+    missing: str = "error",
+    n_folds: int = 5,
+    seed: int = 0,
+    split: tuple[float, float, float] | None = None,
+    use_name_folds: bool = True,
+    preset: str | None = None,
+    sample_rate: int | None = None,
+    clip_seconds: float | None = None,
+    crop: str | None = None,
+) -> OpenedDataset:
+    """Open an official dataset by name or the user's own data by path.
+
+    Args:
+        name_or_path: ``esc50``, ``esc10``, ``us8k``, ``gtzan`` (read from ``root`` by
+            :func:`load_dataset`, unchanged), or a folder ``ROOT/<class>/**/<audio>`` or a
+            ``.csv`` / ``.tsv`` file (see :mod:`soundtransfer.datasets.own`).
+        root: the official dataset's root folder (official names only; ignored for paths).
+        missing: official datasets: ``error`` or ``skip`` for rows whose audio is absent.
+        n_folds, seed, split, use_name_folds: own data without given folds: a seeded
+            stratified group k-fold with ``n_folds`` folds, or with ``split`` (train, valid,
+            test fractions) one fixed split; ESC-50-style names keep their folds unless
+            ``use_name_folds`` is False.
+        preset, sample_rate, clip_seconds, crop: the front end; official datasets default to
+            their preset, own data to settings inferred from the file headers.
+
+    Returns:
+        The table, the front end with the reason for each setting, and the fold assignment.
+
+    Raises:
+        DatasetError: an unknown name that is no existing folder or CSV/TSV, or any fault of
+            the data (named in the message).
+    """
+    key = str(name_or_path)
+    if key in LOADERS:
+        if root is None:
+            raise DatasetError(f"dataset {key!r} needs its root folder (root=... / --root)")
+        table = load_dataset(key, root, missing)
+        fe = infer_frontend(
+            [],
+            preset=preset or key,
+            sample_rate=sample_rate,
+            clip_seconds=clip_seconds,
+            crop=crop,
+        )
+        folds = FoldAssignment(
+            tuple(c.fold for c in table.clips),
+            "given",
+            len(table.folds),
+            None,
+            "official metadata",
+        )
+        return OpenedDataset(table, fe, folds, table.root, "official")
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DatasetError(f"{path}: not a dataset list; give a .csv or .tsv file or a folder")
+    if path.exists():
+        reader = read_folder if path.is_dir() else read_table_file
+        return reader(
+            path,
+            n_folds=n_folds,
+            seed=seed,
+            split=split,
+            use_name_folds=use_name_folds,
+            preset=preset,
+            sample_rate=sample_rate,
+            clip_seconds=clip_seconds,
+            crop=crop,
+        )
+    raise DatasetError(
+        f"{name_or_path}: neither a dataset name ({', '.join(DATASETS)}) nor an existing "
+        "folder or CSV/TSV file"
+    )
+
+
+__all__ = [
+    "DATASETS",
+    "LOADERS",
+    "Clip",
+    "ClipTable",
+    "FoldAssignment",
+    "FrontEndChoice",
+    "LeakageReport",
+    "OpenedDataset",
+    "Split",
+    "leakage_report",
+    "load_dataset",
+    "open_dataset",
+]

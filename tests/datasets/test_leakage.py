@@ -1,0 +1,114 @@
+"""The leakage report on real clips: a planted cross-fold recording, planted duplicates."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundtransfer.datasets import ClipTable, leakage_report, load_dataset, open_dataset
+from soundtransfer.datasets.leakage import NEAR_THRESHOLD, class_balance, fingerprint, signature
+from soundtransfer.errors import DatasetError
+
+
+@pytest.fixture(scope="module")
+def esc10(esc10_root: Path) -> ClipTable:
+    return load_dataset("esc10", esc10_root)
+
+
+def small_folder(esc10: ClipTable, dst: Path, per_class_fold: int = 1) -> Path:
+    """ESC-10 clips in class folders: ``per_class_fold`` per class in each fold (names kept)."""
+    seen: dict[tuple[int, int], int] = {}
+    for i, c in enumerate(esc10.clips):
+        if seen.get((c.label, c.fold), 0) >= per_class_fold:
+            continue
+        seen[(c.label, c.fold)] = seen.get((c.label, c.fold), 0) + 1
+        folder = dst / esc10.classes[c.label]
+        folder.mkdir(parents=True, exist_ok=True)
+        os.symlink(esc10.path(i), folder / Path(c.file).name)
+    return dst
+
+
+def test_planted_recording_in_two_folds_is_an_error(esc10: ClipTable, tmp_path: Path) -> None:
+    root = small_folder(esc10, tmp_path / "set")
+    dog = sorted((root / "dog").iterdir())[0]  # e.g. 1-100032-A.ogg, fold 1
+    fold, src, _take = dog.stem.split("-")
+    planted = root / "dog" / f"{int(fold) % 5 + 1}-{src}-Z.ogg"  # same recording, next fold
+    os.symlink(dog.resolve(), planted)
+    ds = open_dataset(root)
+    report = leakage_report(ds.table)
+    assert not report.ok
+    (leak,) = report.group_leaks
+    assert leak.group == f"src{src}" and leak.folds == tuple(sorted({int(fold), int(fold) % 5 + 1}))
+    # The same audio is also listed as an exact duplicate across the two folds.
+    exact = [d for d in report.duplicates if d.exact]
+    assert {Path(exact[0].file_a).name, Path(exact[0].file_b).name} == {dog.name, planted.name}
+    with pytest.raises(DatasetError, match=f"src{src}") as info:
+        report.raise_for_leaks()
+    assert "\n" not in str(info.value)
+    text = "\n".join(report.lines())
+    assert "ERROR" in text and planted.name in text
+
+
+def test_planted_near_duplicate_is_listed(esc10: ClipTable, tmp_path: Path) -> None:
+    """A re-encoded, quieter, slightly noisy copy under an unrelated name in another fold."""
+    rows = []
+    picked = [i for i, c in enumerate(esc10.clips) if c.fold in (1, 2)][::8]  # 20 clips
+    for i in picked:
+        c = esc10.clips[i]
+        rows.append({"file": str(esc10.path(i)), "label": esc10.classes[c.label], "fold": c.fold})
+    src = esc10.path(picked[0])
+    x, sr = sf.read(src, dtype="float32")
+    noise = np.random.default_rng(0).normal(0, 0.01 * np.abs(x).max(), x.shape)
+    copy = tmp_path / "holiday_recording.flac"
+    sf.write(copy, (0.5 * x + noise).astype(np.float32), sr)
+    rows.append({"file": copy.name, "label": rows[0]["label"], "fold": 2})
+    meta = tmp_path / "list.csv"
+    with meta.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "label", "fold"])
+        w.writeheader()
+        w.writerows(rows)
+    report = leakage_report(open_dataset(meta).table)
+    assert report.ok  # no shared group: every file is its own group
+    (dup,) = report.duplicates
+    assert not dup.exact and dup.similarity >= NEAR_THRESHOLD
+    assert {Path(dup.file_a).name, Path(dup.file_b).name} == {src.name, copy.name}
+
+
+@pytest.mark.slow
+def test_official_esc10_is_clean(esc10: ClipTable) -> None:
+    report = leakage_report(esc10)
+    assert report.ok and report.duplicates == () and report.fingerprinted == 400
+
+
+def test_signature_properties(esc10: ClipTable) -> None:
+    x, _ = sf.read(esc10.path(3), dtype="float32")
+    a = signature(x[::5])  # roughly 8.8 kHz, enough here
+    assert abs(float(np.linalg.norm(a)) - 1) < 1e-5
+    assert float(a @ signature(0.25 * x[::5])) > 0.999  # gain does not count
+    assert float(a @ signature(np.zeros_like(x[::5]))) == 0.0  # silence has no signature
+    y, _ = sf.read(esc10.path(200), dtype="float32")
+    assert float(a @ signature(y[::5])) < 0.9
+    assert fingerprint(x[::5]).digest == fingerprint(x[::5].copy()).digest
+
+
+def test_class_balance_table(esc10: ClipTable) -> None:
+    text = class_balance(esc10)
+    lines = text.splitlines()
+    assert lines[0].split() == ["class", "fold1", "fold2", "fold3", "fold4", "fold5", "total"]
+    assert lines[1].split() == ["dog", "8", "8", "8", "8", "8", "40"]
+    assert lines[-1].split() == ["total", "80", "80", "80", "80", "80", "400"]
+
+
+def test_official_pairs_by_label(esc10: ClipTable) -> None:
+    from dataclasses import replace
+
+    clips = list(esc10.clips)
+    clips[1] = replace(clips[1], group=clips[0].group, fold=2, label=5)  # other class, fold 2
+    t = ClipTable("t", esc10.root, esc10.classes, tuple(clips))
+    assert leakage_report(t, audio=False, by_label=True).ok
+    assert not leakage_report(t, audio=False).ok
