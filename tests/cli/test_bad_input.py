@@ -40,7 +40,7 @@ ALLOWED_LEFTOVERS = (
     lambda rel: rel.parts[:2] == ("root", "downloads") and rel.suffix in (".gz", ".zip", ".tar"),
     lambda rel: (
         rel.parts[:2] == ("cache", "features")
-        and rel.name in ("images.f16", "progress.json", "build.lock")
+        and (rel.name in ("images.f16", "build.lock") or rel.match("progress*.log"))
     ),
 )
 

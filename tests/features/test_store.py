@@ -17,6 +17,7 @@ from soundtransfer.audio import LogMel3, get_preset, load_clip
 from soundtransfer.datasets import load_dataset
 from soundtransfer.errors import AudioError, DatasetError
 from soundtransfer.features import build_features, open_features
+from soundtransfer.features.progress import read_progress
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_interrupted_build_resumes_to_the_same_result(
     resumed = build_features(table, cache_dir=tmp_path / "b", batch_size=5, progress=False)
     assert counted["n"] == 8 and resumed.computed == 8  # the first 4 rows were kept
     np.testing.assert_array_equal(np.asarray(resumed.images), np.asarray(full.images))
-    assert not (resumed.dir / "progress.json").exists()
+    assert not list(resumed.dir.glob("progress*"))  # complete: no progress logs left
 
 
 def test_interrupt_while_decoding_keeps_finished_rows(
@@ -345,14 +346,17 @@ def test_unfinished_store_with_damaged_files_is_rebuilt(
         build_features(table, cache_dir=tmp_path, batch_size=2, workers=0, progress=False)
     monkeypatch.setattr(LogMel3, "forward", original)
     (partial,) = (tmp_path / "features").iterdir()
-    images, progress = partial / "images.f16", partial / "progress.json"
-    assert "1111" in json.loads(progress.read_text())["done"]
+    images, log = partial / "images.f16", partial / "progress.r0.log"
+    key = partial.name.rsplit("-", 1)[1]
+    assert read_progress(partial, key, 6) is not None
+    assert read_progress(partial, key, 6).done.tolist() == [True] * 4 + [False] * 2  # type: ignore[union-attr]
     if damage == "images cut short":
         images.write_bytes(images.read_bytes()[:1000])
     elif damage == "images deleted":
         images.unlink()
     else:
-        progress.write_text(json.dumps({"key": partial.name.rsplit("-", 1)[1], "done": "1x"}))
+        lines = log.read_text().splitlines()
+        log.write_text("\n".join([lines[0], '{"done": [0, 1', *lines[1:]]) + "\n")
     store = build_features(table, cache_dir=tmp_path, progress=False)
     assert store.resumed == 0 and store.computed == 6
     np.testing.assert_array_equal(np.asarray(store.images), np.asarray(reference.images))

@@ -62,9 +62,14 @@ def parse_folds(text: str | None) -> list[int] | None:
 
 
 def open_store(
-    args: argparse.Namespace, device: str = "cpu", batch_size: int = 32, workers: int = 2
+    args: argparse.Namespace,
+    device: str = "cpu",
+    batch_size: int = 32,
+    workers: int = 2,
+    distributed: bool = False,
 ) -> Any:
-    """Load the dataset and build (or open) its feature store from the common arguments."""
+    """Load the dataset and build (or open) its feature store from the common arguments
+    (``distributed``: with the other ranks of the process group, see ``build_features``)."""
     from soundtransfer.audio.presets import get_preset
     from soundtransfer.config import override
     from soundtransfer.datasets import load_dataset
@@ -85,6 +90,7 @@ def open_store(
         workers=workers,
         skip_bad=args.skip_bad,
         progress=progress(args),
+        distributed=distributed,
     )
     if store.resumed:
         print(

@@ -15,7 +15,8 @@ def register(sub: Any) -> None:
         help="compute every clip's 3-channel log-mel once (float16 memmap, resumable)",
         description="Computes the paper's 3-channel log-mel image of every clip into a "
         "memory-mapped float16 store keyed by the front-end settings and the files. Re-running "
-        "does nothing; an interrupted run resumes; changed inputs give a new store.",
+        "does nothing; an interrupted run resumes; changed inputs give a new store. Under "
+        "torchrun the processes share the rows of one store (on a shared file system).",
     )
     add_dataset_args(p)
     p.add_argument(
@@ -25,7 +26,12 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="same as --frontend: override a front-end setting, e.g. --set n_mels=64",
     )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (front end on the GPU)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda (front end on the GPU) or auto (cuda when present); under torchrun "
+        "the ranks share the rows, each on its own device (cuda:LOCAL_RANK)",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="clips per batch (default 32)")
     p.add_argument(
         "--workers", type=int, default=2, help="decoding threads, 0 to decode inline (default 2)"
@@ -34,9 +40,21 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from soundtransfer.distributed import distributed_session
+
     t0 = time.perf_counter()
-    store = open_store(args, device=args.device, batch_size=args.batch_size, workers=args.workers)
+    # Under torchrun (WORLD_SIZE > 1) this joins the process group: the ranks share the rows.
+    with distributed_session(args.device) as info:
+        store = open_store(
+            args,
+            device=str(info.device),
+            batch_size=args.batch_size,
+            workers=args.workers,
+            distributed=info.distributed,
+        )
     seconds = time.perf_counter() - t0
+    if not info.is_main:
+        return 0
     if store.computed == 0:
         status = f"up to date ({seconds:.1f} s)"
     else:

@@ -7,16 +7,18 @@ Layout of a store directory ``<cache>/features/<dataset>-<key>/``:
 - ``index.json``: the key, the front-end settings, the rows (file, label, fold, group), the
   shape and the done count, written atomically once the store is complete (only a directory
   with a complete ``index.json`` is a store).
-- ``progress.json``: while building, one flag per row and the bad clips found so far, rewritten
-  atomically after every batch; a run interrupted at any point (Ctrl-C, kill, crash) or
-  stopped by a bad clip resumes at the first unfinished row, and finished rows are never
-  recomputed. The resuming run says so (``FeatureStore.resumed``, a note from the CLI); an
-  unfinished store whose files are damaged (images cut short or gone, unreadable progress)
-  is rebuilt from scratch; bad clips recorded by an unfinished ``skip_bad`` run stop a run
-  without ``skip_bad`` as they would have.
+- ``progress.log``, ``progress.r<rank>.log``: while building, the rows finished and the bad
+  clips found, one line appended per batch by each building process (see
+  :mod:`soundtransfer.features.progress`); a run interrupted at any point (Ctrl-C, kill) or
+  stopped by a bad clip resumes with the unfinished rows, whatever its number of ranks, and
+  finished rows are never recomputed. The resuming run says so (``FeatureStore.resumed``, a
+  note from the CLI); an unfinished store whose files are damaged (images cut short or gone,
+  garbled progress) is rebuilt from scratch; bad clips recorded by an unfinished
+  ``skip_bad`` run stop a run without ``skip_bad`` as they would have.
 - ``bad.json``: clips that could not be decoded and were left out (``skip_bad`` only).
-- ``build.lock``: held (``flock``) by the process building the store; processes sharing the
-  cache wait on it and then open the finished store.
+- ``build.lock``: held (``flock``) by the process building the store (rank 0 when the ranks of
+  a ``torchrun`` job share the rows, :mod:`soundtransfer.features.sharded`); other processes
+  sharing the cache wait on it and then open the finished store.
 
 The key hashes the front-end settings, the dataset name and classes and, per clip, its path,
 size, modification time (ns), label and fold. A changed preset, file list, file or label gives
@@ -30,13 +32,12 @@ reasons and the good rows are copied, once complete, into the store of the table
 bad clips (its own key, ``bad.json`` beside it); the directory of the full table keeps only an
 ``index.json`` pointing there, so the next run neither decodes nor copies again.
 
-Memory is bounded by two batches (the one being written and the one being worked on) whatever
-the dataset size.
+Memory is bounded by two batches per process (the one being written and the one being worked
+on) besides the clip table, whatever the dataset size.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -44,11 +45,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.io import load_clip
@@ -56,11 +56,10 @@ from soundtransfer.audio.presets import FrontEnd, get_preset
 from soundtransfer.config import config_hash, from_dict, save_json, to_dict
 from soundtransfer.datasets.clips import Clip, ClipTable
 from soundtransfer.errors import AudioError, DatasetError
-from soundtransfer.locking import file_lock
+from soundtransfer.features.progress import has_logs, remove_logs
 
 IMAGES = "images.f16"
 INDEX = "index.json"
-PROGRESS = "progress.json"
 BAD = "bad.json"
 LOCK = "build.lock"
 T = TypeVar("T")
@@ -138,6 +137,7 @@ def build_features(
     workers: int = 2,
     skip_bad: bool = False,
     progress: bool = True,
+    distributed: bool = False,
 ) -> FeatureStore:
     """Compute, resume or just open the feature store of ``table``.
 
@@ -153,10 +153,15 @@ def build_features(
             the next batch while the device computes this one (0: everything inline).
         skip_bad: leave undecodable clips out and list them in ``bad.json``; otherwise the
             first bad clip raises :class:`AudioError` naming the file.
-        progress: show a progress bar.
+        progress: show a progress bar (on rank 0).
+        distributed: share the rows with the other ranks of the initialised process group
+            (``torchrun``; every rank calls this with the same arguments, each computing on
+            its own ``device``); see :mod:`soundtransfer.features.sharded`. Without it, or
+            without a group, processes sharing the cache wait for one builder.
 
     Returns:
-        The finished :class:`FeatureStore`; ``computed`` counts the rows this call computed,
+        The finished :class:`FeatureStore`; ``computed`` counts the rows this call (all its
+        ranks) computed,
         ``resumed`` the rows of an unfinished earlier build it kept (callers should say so).
 
     Raises:
@@ -170,17 +175,11 @@ def build_features(
     if batch_size < 1:
         raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
     root = store_dir(table, fe, cache_dir)
-    finished = _open_complete(root, skip_bad)
-    if finished is not None:
-        return finished
-    root.mkdir(parents=True, exist_ok=True)
-    # Processes sharing the cache (torchrun, reproduce --spread) build a store one at a time;
-    # the others wait here and then open what the first one finished.
-    with file_lock(root / LOCK):
-        finished = _open_complete(root, skip_bad)
-        if finished is not None:
-            return finished
-        return _build(root, table, fe, batch_size, device, workers, skip_bad, progress)
+    # The build module uses this one's helpers: imported here, when both are loaded.
+    from soundtransfer.features.sharded import BuildOptions, Ranks, build_store
+
+    opts = BuildOptions(batch_size, device, workers, skip_bad, progress)
+    return build_store(root, table, fe, opts, Ranks.of_group() if distributed else Ranks())
 
 
 def _open_complete(root: Path, skip_bad: bool) -> FeatureStore | None:
@@ -194,114 +193,6 @@ def _open_complete(root: Path, skip_bad: bool) -> FeatureStore | None:
         first = meta["bad"][0]
         raise AudioError(first["reason"] + SKIP_HINT)
     return open_features(root.parent / meta["moved_to"])
-
-
-def _build(
-    root: Path,
-    table: ClipTable,
-    fe: FrontEnd,
-    batch_size: int,
-    device: str,
-    workers: int,
-    skip_bad: bool,
-    progress: bool,
-) -> FeatureStore:
-    """Compute the unfinished rows of the store at ``root`` (the caller holds its lock)."""
-    n, key = len(table), root.name.rsplit("-", 1)[1]
-    shape = (n, *fe.image_shape)
-    state = _resumable_state(root, key, shape)
-    done = bytearray(state["done"].encode())
-    bad: list[dict[str, Any]] = state["bad"]
-    if bad and not skip_bad:
-        # An unfinished --skip-bad run found these: finishing now would leave them out.
-        raise AudioError(bad[0]["reason"] + SKIP_HINT)
-    resumed = done.count(b"1")
-    mode: Literal["r+", "w+"] = "r+" if resumed else "w+"
-    images = np.memmap(root / IMAGES, dtype=np.float16, mode=mode, shape=shape)
-    todo = [i for i in range(n) if done[i] != ord("1")]
-    computed = 0
-    batches = [todo[s : s + batch_size] for s in range(0, len(todo), batch_size)]
-    if batches:
-        model = LogMel3(fe).to(device).eval()
-        bar = tqdm(
-            total=n,
-            initial=n - len(todo),
-            desc=f"features {table.name}" + (f" (resuming, {resumed} done)" if resumed else ""),
-            unit="clip",
-            disable=not progress,
-        )
-        # CPU: each worker decodes a clip and computes its image (clip-level parallelism beats
-        # torch's intra-op threads on these small per-clip ops, measured); GPU: workers decode,
-        # the main thread computes whole batches on the device.
-        on_cpu = torch.device(device).type == "cpu"
-
-        def work(i: int) -> np.ndarray | str:
-            return _clip_image(model, table, i, fe) if on_cpu else _decode(table, i, fe)
-
-        # Flush-to-zero in our own workers only: the FFTs of zero-padded, windowed frames
-        # produce subnormal floats that make them up to 1.5x slower (measured); values below
-        # 1e-38 vanish next to log_eps either way. With several CPU workers, torch's
-        # intra-op threads are set to 1 for the duration of the build (restored after):
-        # one clip per core beats splitting each small op over the cores (measured ~10%).
-        intra_op = torch.get_num_threads()
-        if on_cpu and workers > 1:
-            torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(
-                max(1, workers), initializer=torch.set_flush_denormal, initargs=(True,)
-            ) as pool:
-                for rows, results in _pipelined(pool if workers > 0 else None, batches, work):
-                    good, img16 = _batch_images(
-                        table, rows, results, model if not on_cpu else None, device, skip_bad, bad
-                    )
-                    if good:
-                        _write_rows(images, good, img16)
-                        images.flush()
-                        computed += len(good)
-                    for r in rows:
-                        done[r] = ord("1")
-                    save_json(root / PROGRESS, {"key": key, "done": done.decode(), "bad": bad})
-                    bar.update(len(rows))
-        finally:
-            torch.set_num_threads(intra_op)
-            bar.close()
-    del images
-    if not bad:
-        save_json(root / INDEX, _index_payload(key, table, fe, shape))
-        (root / PROGRESS).unlink(missing_ok=True)
-        return dataclasses.replace(open_features(root), computed=computed, resumed=resumed)
-    if len(bad) == n:
-        raise DatasetError(f"{table.name}: every clip is bad, e.g. {bad[0]['reason']}")
-    moved = _move_good_rows(root, table, fe, bad)
-    return dataclasses.replace(moved, computed=computed, resumed=resumed)
-
-
-def _resumable_state(root: Path, key: str, shape: tuple[int, ...]) -> dict[str, Any]:
-    """The progress of an unfinished build at ``root``, or a fresh start.
-
-    An earlier run's progress is used only when it is whole: its key, one ``0``/``1`` flag
-    per row, a list of bad clips, and an images file of exactly the store's size. Anything
-    else (a file cut short or deleted, a garbled ``progress.json``) starts over, so rows are
-    never taken from a damaged file.
-    """
-    n = shape[0]
-    fresh: dict[str, Any] = {"key": key, "done": "0" * n, "bad": []}
-    state = _read_json(root / PROGRESS)
-    done, bad = state.get("done"), state.get("bad")
-    if (
-        state.get("key") != key
-        or not isinstance(done, str)
-        or len(done) != n
-        or set(done) - {"0", "1"}
-        or not isinstance(bad, list)
-        or not all(isinstance(b, dict) and {"row", "file", "reason"} <= set(b) for b in bad)
-    ):
-        return fresh
-    try:
-        size = (root / IMAGES).stat().st_size
-    except OSError:
-        return fresh
-    return state if size == int(np.prod(shape)) * 2 else fresh
 
 
 def _batch_images(
@@ -355,14 +246,6 @@ def _batch_images(
     return good, img16
 
 
-def _write_rows(images: np.ndarray, rows: list[int], img16: np.ndarray) -> None:
-    """Write images to their rows: one slice when the rows are consecutive."""
-    if rows[-1] - rows[0] == len(rows) - 1:
-        images[rows[0] : rows[-1] + 1] = img16
-    else:
-        images[np.asarray(rows)] = img16
-
-
 def _move_good_rows(
     root: Path, table: ClipTable, fe: FrontEnd, bad: list[dict[str, Any]]
 ) -> FeatureStore:
@@ -390,7 +273,7 @@ def _move_good_rows(
     redirect = {"key": root.name.rsplit("-", 1)[1], "complete": True, "moved_to": target.name}
     save_json(root / INDEX, {**redirect, "bad": reports})
     (root / IMAGES).unlink(missing_ok=True)
-    (root / PROGRESS).unlink(missing_ok=True)
+    remove_logs(root)
     return open_features(target)
 
 
@@ -471,7 +354,7 @@ def open_features(store_dir: Path) -> FeatureStore:
     """
     meta = _read_json(store_dir / INDEX)
     if not meta:
-        if (store_dir / PROGRESS).exists():
+        if has_logs(store_dir):
             raise DatasetError(f"{store_dir}: unfinished feature store; run build_features again")
         raise DatasetError(f"{store_dir}: not a feature store (no readable {INDEX})")
     if "moved_to" in meta:
