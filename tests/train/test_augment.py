@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundtransfer.audio import LogMel3, get_preset, load_clip
+from soundtransfer.config import ConfigError
 from soundtransfer.train.augment import (
     RECIPE,
     AugmentConfig,
     BatchAugment,
     ModelEma,
+    augment_from,
     mixup,
     random_gain,
     soft_target_cross_entropy,
@@ -147,8 +150,21 @@ def test_batch_augment_train_vs_eval_and_seeded() -> None:
     xe, te = aug(x, y)
     assert xe is x and torch.equal(te, F.one_hot(y, 3).float())
     assert not AugmentConfig().active and RECIPE.active
-    with pytest.raises(ValueError, match="time_shift_mode"):
+    with pytest.raises(ConfigError, match="time_shift_mode"):
         AugmentConfig(time_shift_mode="wrap")
+
+
+def test_augment_from_flat_settings() -> None:
+    @dataclass(frozen=True)
+    class Flat:
+        lr: float = 1e-3
+        aug_mixup_alpha: float = 0.4
+        aug_time_masks: int = 2
+
+    cfg = augment_from(Flat())
+    assert cfg == AugmentConfig(mixup_alpha=0.4, time_masks=2)
+    with pytest.raises(ConfigError, match="mixup_alpha"):
+        augment_from(Flat(aug_mixup_alpha=-1.0))
 
 
 def test_soft_target_cross_entropy_matches_torch() -> None:

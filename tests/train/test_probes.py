@@ -154,8 +154,11 @@ def test_early_stopped_mlp_is_rewritten_for_all_rows_statistics() -> None:
         moved = _restandardise(copy.deepcopy(model), x.astype(np.float64), mu, sd)
         got = moved(torch.from_numpy((x - mu_all) / sd_all).float())
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-    probe = fit_probe("mlp", *_xor(n=200), config=MLPConfig(hidden=(16,), lrs=(1e-2,), refit=False))
-    assert probe.info["refit"] is False
+    xx, yy = _xor(n=200)
+    for refit in (False, True):
+        cfg = MLPConfig(hidden=(16,), lrs=(1e-2,), refit=refit)
+        probe = fit_probe("mlp", xx, yy, config=cfg)
+        assert probe.info["refit"] is refit and probe.accuracy(xx, yy) > 80
 
 
 def test_bad_inputs() -> None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from soundtransfer.config import ConfigError
 
 DB_TO_LOG_POWER = math.log(10.0) / 10.0  # natural-log power units per dB
 SHIFT_MODES = ("roll", "edge", "min")
@@ -82,7 +84,7 @@ class AugmentConfig:
         )
         for name, ok in checks:
             if not ok:
-                raise ValueError(f"augment setting {name}={getattr(self, name)!r} is out of range")
+                raise ConfigError(f"augment setting {name}={getattr(self, name)!r} is out of range")
 
     @property
     def active(self) -> bool:
@@ -94,6 +96,20 @@ class AugmentConfig:
             or (self.freq_masks and self.freq_mask_width)
             or (self.mixup_alpha and self.mixup_prob)
         )
+
+
+def augment_from(settings: object, prefix: str = "aug_") -> AugmentConfig:
+    """An :class:`AugmentConfig` from flat fields ``<prefix><name>`` of another config.
+
+    For a flat training config (``aug_mixup_alpha=0.4`` on the command line); fields it
+    lacks keep their defaults (off).
+    """
+    values = {
+        f.name: getattr(settings, prefix + f.name)
+        for f in fields(AugmentConfig)
+        if hasattr(settings, prefix + f.name)
+    }
+    return AugmentConfig(**values)
 
 
 # Proposed fine-tuning recipe for 5-s ESC clips (128 mels x 250 frames).

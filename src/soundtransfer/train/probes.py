@@ -13,7 +13,8 @@ be chosen on the test fold) and make every choice on held-out parts of them:
 - ``mlp``: one hidden layer (HEAR's ``hidden_dim=1024``, ReLU, dropout), Adam, full
   batches up to ``batch_size``; a validation part carved from the training rows by group
   picks the hidden size, the learning rate and the epoch (early stopping on the validation
-  loss); then, by default, refitted on all training rows for the chosen number of epochs.
+  loss); the early-stopped model is kept, as in HEAR (``refit=True`` instead retrains on all
+  training rows for the chosen number of epochs).
 
 ``fit_probe(kind, X, y, groups, seed)`` returns a :class:`Probe` with ``predict_proba`` and
 the selection record (``info``) to store with the run.
@@ -77,8 +78,8 @@ class MLPConfig:
         patience: see ``max_epochs``.
         batch_size: mini-batch size (HEAR: 1024, i.e. full batches on small datasets).
         valid_fraction: share of the training rows (whole groups) held out for selection.
-        refit: after selection, train on all training rows for the chosen number of epochs
-            (False: keep the early-stopped model, as HEAR).
+        refit: after selection, train again on all training rows for the chosen number of
+            epochs (False: keep the early-stopped model, as HEAR).
     """
 
     hidden: tuple[int, ...] = (256, 1024)
@@ -89,7 +90,7 @@ class MLPConfig:
     patience: int = 20
     batch_size: int = 1024
     valid_fraction: float = 0.2
-    refit: bool = True
+    refit: bool = False
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,7 @@ def fit_mlp(
     cfg: MLPConfig,
     device: torch.device,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Grid over hidden sizes and learning rates on a carved validation part; refit."""
+    """Grid over hidden sizes and learning rates on a carved validation part (early stopping)."""
     tr, va = holdout_split(y, groups, cfg.valid_fraction, seed)
     xt = torch.from_numpy(x).to(device=device, dtype=torch.float32)
     yt = torch.from_numpy(y).to(device)
