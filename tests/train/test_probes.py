@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -60,6 +61,7 @@ def test_logistic_matches_sklearn_solution() -> None:
     c = probe.info["C"]
     assert min(cfg.cs) < c < max(cfg.cs), probe.info  # an interior choice
     assert probe.info["inner_folds"] == 5
+    assert json.loads(json.dumps(probe.info))["C"] == c  # stored with the run
     mean, std = _standardise(x.astype(np.float64))
     z, zte = (x - mean) / std, (xte - mean) / std
     ref = LogisticRegression(C=c, tol=1e-8, max_iter=10_000).fit(z, y)
@@ -124,6 +126,7 @@ def test_mlp_solves_xor_where_logistic_cannot() -> None:
     info = mlp.info
     assert info["hidden"] == 64 and 1 <= info["epochs"] <= 300 and info["valid_rows"] == 80
     assert mlp.predict_proba(xte).shape == (len(yte), 2)
+    assert json.loads(json.dumps(info))["epochs"] == info["epochs"]
 
 
 def test_probes_are_deterministic_given_a_seed() -> None:
