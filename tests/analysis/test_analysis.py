@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from soundtransfer.analysis import collect_results, make_figures, plot_tsne, results_table
+from soundtransfer.analysis.tables import collect_protocol, paired_rows, protocol_table
 
 
 def _fake_runs(root: Path) -> None:
@@ -33,7 +34,10 @@ def _fake_runs(root: Path) -> None:
             )
             with (d / "metrics.jsonl").open("w") as fh:
                 for e in range(1, 6):
-                    fh.write(json.dumps({"epoch": e, "train_loss": 2.0 / e}) + "\n")
+                    # Test accuracy peaks at epoch 3 and ends at the final accuracy.
+                    test = acc - 1.0 + (2.0 if e == 3 else 0.0) + (1.0 if e == 5 else 0.0)
+                    rec = {"epoch": e, "train_loss": 2.0 / e, "test_acc": test}
+                    fh.write(json.dumps(rec) + "\n")
 
 
 def test_table_means_and_paper_column(tmp_path: Path) -> None:
@@ -45,7 +49,41 @@ def test_table_means_and_paper_column(tmp_path: Path) -> None:
     assert sup.paper == 90.55 and rows[0].paper == 78.25
     md, csv = results_table(rows)
     assert "90.00 +- 2.00" in md and "90.55" in md and "fold2 92.00" in md
-    assert csv.splitlines()[2].startswith("esc50,resnet50.supervised,finetune,90.0000,2.0000,3")
+    # 95 % t-interval: 90 +- t(0.975, 2) * 2 / sqrt(3) = 90 +- 4.97.
+    assert "[85.03, 94.97]" in md
+    line = csv.splitlines()[2]
+    assert line.startswith("esc50,resnet50.supervised,finetune,90.0000,2.0000,85.0317,94.9683,3")
+    # The two weight sources share their folds: one paired comparison, random - supervised.
+    assert "Paired comparisons" in md and "| -15.00 +- 6.24 |" in md
+    (pair,) = paired_rows(rows)
+    assert pair[2].wins == (0, 0, 3) and pair[2].perm_pvalue == pytest.approx(2 / 8)
+
+
+def test_no_pairs_across_different_folds(tmp_path: Path) -> None:
+    _fake_runs(tmp_path)
+    rows = collect_results(tmp_path)
+    (tmp_path / "esc50" / "resnet50.random" / "finetune" / "fold3" / "final.json").unlink()
+    rows = collect_results(tmp_path)
+    assert paired_rows(rows) == []
+    assert "Paired" not in results_table(rows)[0]
+
+
+def test_protocol_table_from_metrics(tmp_path: Path) -> None:
+    _fake_runs(tmp_path)
+    prot = collect_protocol(tmp_path)
+    assert [r.weights for r in prot] == ["resnet50.random", "resnet50.supervised"]
+    sup = prot[1].summary
+    assert sup.oracle_epochs == (3, 3, 3) and sup.best_val is None
+    assert sup.oracle.mean == pytest.approx(91.0) and sup.final.mean == pytest.approx(90.0)
+    md, csv = protocol_table(prot)
+    assert "| +1.00 |" in md and "91.00 +- 2.00" in md
+    assert csv.splitlines()[2].split(",")[-2] == "3;3;3"
+    full_md, _ = results_table(collect_results(tmp_path), prot)
+    assert "Epoch selection" in full_md
+    # A run that skipped the test on some epoch has no per-epoch curve: left out.
+    m = tmp_path / "esc50" / "resnet50.random" / "finetune" / "fold1" / "metrics.jsonl"
+    m.write_text(json.dumps({"epoch": 1, "train_loss": 1.0}) + "\n")
+    assert [r.weights for r in collect_protocol(tmp_path)] == ["resnet50.supervised"]
 
 
 def test_figures_are_written(tmp_path: Path) -> None:

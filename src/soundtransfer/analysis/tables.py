@@ -1,15 +1,34 @@
-"""Result tables from run directories, beside the paper's numbers (Markdown and CSV)."""
+"""Result tables from run directories, beside the paper's numbers (Markdown and CSV).
+
+Every row carries the mean, the sample standard deviation and a 95 % Student-t interval over
+its folds; rows measured on the same folds are compared pairwise (paired t-test and exact
+sign-flip permutation test, see :mod:`soundtransfer.analysis.stats`). Runs that logged the
+test accuracy after every epoch also give a protocol table: the epoch chosen on the test fold
+against the final epoch and the best-validation epoch.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundtransfer.train.crossval import fold_mean_std
+from soundtransfer.analysis.stats import (
+    Paired,
+    ProtocolSummary,
+    Summary,
+    format_pvalue,
+    format_summary,
+    paired_comparison,
+    protocol_summary,
+    summarize,
+)
+from soundtransfer.errors import RunError
 
 # The paper's Table 1 (fine-tuned) and Table 2 (linear evaluation), accuracy %.
 PAPER: dict[tuple[str, str, str], float] = {
@@ -47,12 +66,17 @@ class Row:
         return self.weights.split(".", 1)[1] if "." in self.weights else self.weights
 
     @property
+    def summary(self) -> Summary:
+        """Mean, sample std (ddof 1) and 95 % Student-t interval over the splits."""
+        return summarize(self.accuracies)
+
+    @property
     def mean(self) -> float:
-        return fold_mean_std(self.accuracies)[0]
+        return self.summary.mean
 
     @property
     def std(self) -> float:
-        return fold_mean_std(self.accuracies)[1]
+        return self.summary.std
 
     @property
     def paper(self) -> float | None:
@@ -77,20 +101,83 @@ def collect_results(out_dir: Path) -> list[Row]:
     return rows
 
 
-def results_table(rows: Sequence[Row]) -> tuple[str, str]:
-    """(Markdown, CSV): mean +- std over splits, per-split numbers, the paper's number."""
+def _ci(s: Summary) -> str:
+    return "-" if math.isnan(s.ci_low) else f"[{s.ci_low:.2f}, {s.ci_high:.2f}]"
+
+
+def _num(x: float) -> str:
+    return "" if math.isnan(x) else f"{x:.4f}"
+
+
+def paired_rows(rows: Sequence[Row]) -> list[tuple[Row, Row, Paired]]:
+    """Pairwise comparisons of rows measured on the same splits of the same dataset.
+
+    Two rows are compared when they have the same dataset and the same split names (at least
+    two) and differ in exactly one of weights and mode: weight sources within a mode, and
+    fine-tuning against linear evaluation for one weight source.
+    """
+    out = []
+    for a, b in itertools.combinations(rows, 2):
+        if a.dataset != b.dataset or a.splits != b.splits or len(a.splits) < 2:
+            continue
+        if (a.weights == b.weights) == (a.mode == b.mode):
+            continue
+        out.append((a, b, paired_comparison(a.accuracies, b.accuracies)))
+    return out
+
+
+def paired_table(rows: Sequence[Row]) -> tuple[str, str]:
+    """(Markdown, CSV) of :func:`paired_rows`: per-fold difference a - b and its p-values."""
     md = [
-        "| dataset | weights | mode | accuracy % (mean +- std) | splits | paper % | per split |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | a | b | a - b % (mean +- std) | 95 % CI | a>b / = / a<b | paired t p | "
+        "sign-flip p |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["dataset", "weights", "mode", "mean", "std", "n_splits", "paper", "splits"])
+    writer.writerow(
+        ["dataset", "a", "b", "n_splits", "mean_diff", "std_diff", "ci_low", "ci_high",
+         "a_wins", "ties", "b_wins", "t_pvalue", "perm_pvalue"]
+    )  # fmt: skip
+    for a, b, p in paired_rows(rows):
+        name_a, name_b = f"{a.weights} {a.mode}", f"{b.weights} {b.mode}"
+        d = p.diff
+        md.append(
+            f"| {a.dataset} | {name_a} | {name_b} | {d.mean:+.2f} +- {d.std:.2f} | {_ci(d)} | "
+            f"{p.wins[0]} / {p.wins[1]} / {p.wins[2]} | {format_pvalue(p.t_pvalue)} | "
+            f"{format_pvalue(p.perm_pvalue)} |"
+        )
+        writer.writerow(
+            [a.dataset, name_a, name_b, d.n, _num(d.mean), _num(d.std), _num(d.ci_low),
+             _num(d.ci_high), *p.wins, _num(p.t_pvalue), _num(p.perm_pvalue)]
+        )  # fmt: skip
+    return "\n".join(md) + "\n", buf.getvalue()
+
+
+def results_table(rows: Sequence[Row], protocol: Sequence[ProtocolRow] = ()) -> tuple[str, str]:
+    """(Markdown, CSV): mean +- std and 95 % CI over splits, per-split numbers, the paper's.
+
+    The Markdown also lists the paired comparisons of rows sharing their splits
+    (:func:`paired_table`) and, when ``protocol`` rows are given, the epoch-selection table
+    (:func:`protocol_table`). The CSV holds the rows only.
+    """
+    md = [
+        "| dataset | weights | mode | accuracy % (mean +- std) | 95 % CI | splits | paper % | "
+        "per split |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(
+        ["dataset", "weights", "mode", "mean", "std", "ci_low", "ci_high", "n_splits", "paper",
+         "splits"]
+    )  # fmt: skip
     for r in rows:
-        per = ", ".join(f"{s} {a:.2f}" for s, a in zip(r.splits, r.accuracies, strict=True))
+        s = r.summary
+        per = ", ".join(f"{sp} {a:.2f}" for sp, a in zip(r.splits, r.accuracies, strict=True))
         paper = f"{r.paper:.2f}" if r.paper is not None else "-"
         md.append(
-            f"| {r.dataset} | {r.weights} | {r.mode} | {r.mean:.2f} +- {r.std:.2f} | "
+            f"| {r.dataset} | {r.weights} | {r.mode} | {s.mean:.2f} +- {s.std:.2f} | {_ci(s)} | "
             f"{len(r.splits)} | {paper} | {per} |"
         )
         writer.writerow(
@@ -98,11 +185,136 @@ def results_table(rows: Sequence[Row]) -> tuple[str, str]:
                 r.dataset,
                 r.weights,
                 r.mode,
-                f"{r.mean:.4f}",
-                f"{r.std:.4f}",
+                f"{s.mean:.4f}",
+                f"{s.std:.4f}",
+                _num(s.ci_low),
+                _num(s.ci_high),
                 len(r.splits),
                 "" if r.paper is None else r.paper,
-                ";".join(f"{s}={a:.4f}" for s, a in zip(r.splits, r.accuracies, strict=True)),
+                ";".join(f"{sp}={a:.4f}" for sp, a in zip(r.splits, r.accuracies, strict=True)),
+            ]
+        )
+    text = "\n".join(md) + "\n"
+    if paired_rows(rows):
+        text += "\nPaired comparisons on the same splits (a - b per split):\n\n"
+        text += paired_table(rows)[0]
+    if protocol:
+        text += "\nEpoch selection (test accuracy %, mean +- std [95 % CI]):\n\n"
+        text += protocol_table(protocol)[0]
+    return text, buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ProtocolRow:
+    """Per-epoch curves of one grid cell, for the epoch-selection table.
+
+    Attributes:
+        test_acc, val_acc: per split, accuracy % after each epoch (``val_acc`` ``None``
+            without validation splits).
+    """
+
+    dataset: str
+    weights: str
+    mode: str
+    splits: tuple[str, ...]
+    test_acc: tuple[tuple[float, ...], ...]
+    val_acc: tuple[tuple[float, ...], ...] | None
+
+    @property
+    def summary(self) -> ProtocolSummary:
+        return protocol_summary(self.test_acc, self.val_acc)
+
+
+def _curves(metrics: Path) -> tuple[tuple[float, ...], tuple[float, ...] | None] | None:
+    """(test, validation) accuracy per epoch, or ``None`` if some epoch has no test accuracy."""
+    test: list[float] = []
+    val: list[float] = []
+    for n, line in enumerate(metrics.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise RunError(f"{metrics}: line {n} is not JSON") from None
+        if "test_acc" not in rec:
+            return None
+        test.append(float(rec["test_acc"]))
+        if "val_acc" in rec:
+            val.append(float(rec["val_acc"]))
+    if not test:
+        return None
+    return tuple(test), (tuple(val) if len(val) == len(test) else None)
+
+
+def collect_protocol(out_dir: Path) -> list[ProtocolRow]:
+    """Per-epoch curves of every finished grid cell whose splits all logged the test
+    accuracy after every epoch (``eval_every=1``) under ``out_dir``."""
+    groups: dict[tuple[str, str, str], list[tuple[str, Path]]] = {}
+    for final in sorted(Path(out_dir).glob("*/*/*/*/final.json")):
+        split_dir = final.parent
+        mode_dir = split_dir.parent
+        key = (mode_dir.parent.parent.name, mode_dir.parent.name, mode_dir.name)
+        groups.setdefault(key, []).append((split_dir.name, split_dir / "metrics.jsonl"))
+    rows = []
+    for (ds, w, mode), items in sorted(groups.items()):
+        items.sort(key=lambda t: (len(t[0]), t[0]))
+        curves = [_curves(m) if m.exists() else None for _, m in items]
+        if any(c is None for c in curves):
+            continue
+        tests = tuple(c[0] for c in curves if c is not None)
+        vals = [c[1] for c in curves if c is not None]
+        val_acc = tuple(v for v in vals if v is not None)
+        rows.append(
+            ProtocolRow(
+                ds,
+                w,
+                mode,
+                tuple(s for s, _ in items),
+                tests,
+                val_acc if len(val_acc) == len(tests) else None,
+            )
+        )
+    return rows
+
+
+def protocol_table(rows: Sequence[ProtocolRow]) -> tuple[str, str]:
+    """(Markdown, CSV): test accuracy with the epoch chosen on the test fold (an optimistic,
+    invalid protocol), the final epoch and the best-validation epoch; ``inflation`` is the
+    first minus the second."""
+    md = [
+        "| dataset | weights | mode | best epoch on test | final epoch | best val epoch | "
+        "inflation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(
+        ["dataset", "weights", "mode", "n_splits", "oracle_mean", "oracle_std", "final_mean",
+         "final_std", "best_val_mean", "best_val_std", "inflation", "oracle_epochs",
+         "best_val_epochs"]
+    )  # fmt: skip
+    for r in rows:
+        p = r.summary
+        bv = "-" if p.best_val is None else format_summary(p.best_val)
+        md.append(
+            f"| {r.dataset} | {r.weights} | {r.mode} | {format_summary(p.oracle)} | "
+            f"{format_summary(p.final)} | {bv} | {p.inflation:+.2f} |"
+        )
+        writer.writerow(
+            [
+                r.dataset,
+                r.weights,
+                r.mode,
+                p.final.n,
+                f"{p.oracle.mean:.4f}",
+                f"{p.oracle.std:.4f}",
+                f"{p.final.mean:.4f}",
+                f"{p.final.std:.4f}",
+                "" if p.best_val is None else f"{p.best_val.mean:.4f}",
+                "" if p.best_val is None else f"{p.best_val.std:.4f}",
+                f"{p.inflation:.4f}",
+                ";".join(map(str, p.oracle_epochs)),
+                "" if p.best_val_epochs is None else ";".join(map(str, p.best_val_epochs)),
             ]
         )
     return "\n".join(md) + "\n", buf.getvalue()

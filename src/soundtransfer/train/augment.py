@@ -1,0 +1,418 @@
+"""Fine-tuning recipe pieces: batched log-mel augmentation, soft-target loss, LR schedule, EMA.
+
+Everything here works on whole batches on the training device, with per-sample random
+parameters drawn in one call (no Python loop over the batch) from an optional
+``torch.Generator`` for reproducibility. The paper's protocol uses none of it: every switch
+is off in :class:`AugmentConfig`'s defaults; :data:`RECIPE` holds the proposed values.
+
+Units: images are the front end's ``log(mel_power + log_eps)``, natural log of mel *power*
+(:class:`~soundtransfer.audio.frontend.LogMel3`), before :class:`~soundtransfer.models.InputNorm`.
+A gain of ``g`` dB multiplies power by ``10 ** (g / 10)``, i.e. adds ``g * ln(10) / 10``
+(0.2303 per dB) to every pixel; exact where ``mel_power >> log_eps`` (the 1e-6 floor is
+shifted too), and it commutes with the front end's bilinear resize. Note that a gain is
+removed again by any per-image standardisation: it only matters with training-fold
+statistics.
+
+Order in :class:`BatchAugment`: gain, time shift, SpecAugment masks, mixup.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from soundtransfer.config import ConfigError
+
+DB_TO_LOG_POWER = math.log(10.0) / 10.0  # natural-log power units per dB
+SHIFT_MODES = ("roll", "edge", "min")
+MASK_FILLS = ("mean", "min")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Batch augmentation of log-mel images; a strength of 0 switches a transform off.
+
+    Attributes:
+        gain_db: random gain, uniform in ``[-gain_db, gain_db]`` dB per clip.
+        time_shift: random shift along time, uniform in ``[-time_shift, time_shift]`` of the
+            image width per clip.
+        time_shift_mode: what enters at the edge: ``roll`` (wraps around), ``edge`` (repeats
+            the border frame) or ``min`` (the image's minimum per channel: its quietest value,
+            the front end's silence floor for padded clips).
+        time_masks: SpecAugment time masks per clip (the same across the 3 channels).
+        time_mask_width: each time mask's width is uniform in ``[0, time_mask_width]`` of the
+            image width.
+        freq_masks: SpecAugment frequency (mel band) masks per clip.
+        freq_mask_width: each frequency mask's height is uniform in ``[0, freq_mask_width]``
+            of the number of mel bands.
+        mask_fill: masked pixels take the image's per-channel ``mean`` (0 after per-image
+            standardisation) or ``min``.
+        mixup_alpha: mixup with ``lambda ~ Beta(alpha, alpha)`` per clip, partner drawn by a
+            random permutation of the batch; targets mixed alike.
+        mixup_prob: probability that a batch is mixed at all.
+    """
+
+    gain_db: float = 0.0
+    time_shift: float = 0.0
+    time_shift_mode: str = "roll"
+    time_masks: int = 0
+    time_mask_width: float = 0.1
+    freq_masks: int = 0
+    freq_mask_width: float = 0.1
+    mask_fill: str = "mean"
+    mixup_alpha: float = 0.0
+    mixup_prob: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("gain_db", self.gain_db >= 0),
+            ("time_shift", 0 <= self.time_shift <= 1),
+            ("time_masks", self.time_masks >= 0),
+            ("time_mask_width", 0 <= self.time_mask_width <= 1),
+            ("freq_masks", self.freq_masks >= 0),
+            ("freq_mask_width", 0 <= self.freq_mask_width <= 1),
+            ("mixup_alpha", self.mixup_alpha >= 0),
+            ("mixup_prob", 0 <= self.mixup_prob <= 1),
+            ("time_shift_mode", self.time_shift_mode in SHIFT_MODES),
+            ("mask_fill", self.mask_fill in MASK_FILLS),
+        )
+        for name, ok in checks:
+            if not ok:
+                raise ConfigError(f"augment setting {name}={getattr(self, name)!r} is out of range")
+
+    @property
+    def active(self) -> bool:
+        """Whether any transform is switched on."""
+        return bool(
+            self.gain_db
+            or self.time_shift
+            or (self.time_masks and self.time_mask_width)
+            or (self.freq_masks and self.freq_mask_width)
+            or (self.mixup_alpha and self.mixup_prob)
+        )
+
+
+def augment_from(settings: object, prefix: str = "aug_") -> AugmentConfig:
+    """An :class:`AugmentConfig` from flat fields ``<prefix><name>`` of another config.
+
+    For a flat training config (``aug_mixup_alpha=0.4`` on the command line); fields it
+    lacks keep their defaults (off).
+    """
+    values = {
+        f.name: getattr(settings, prefix + f.name)
+        for f in fields(AugmentConfig)
+        if hasattr(settings, prefix + f.name)
+    }
+    return AugmentConfig(**values)
+
+
+# Proposed fine-tuning recipe for 5-s ESC clips (128 mels x 250 frames).
+RECIPE = AugmentConfig(
+    gain_db=6.0,
+    time_shift=0.5,
+    time_shift_mode="roll",
+    time_masks=2,
+    time_mask_width=0.1,
+    freq_masks=2,
+    freq_mask_width=0.1,
+    mask_fill="mean",
+    mixup_alpha=0.4,
+    mixup_prob=1.0,
+)
+
+
+def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``n`` uniforms in [0, 1) drawn on the generator's device, moved to ``device``."""
+    gen_device = generator.device if generator is not None else device
+    return torch.rand(n, generator=generator, device=gen_device).to(device)
+
+
+def random_gain(x: Tensor, max_db: float, generator: torch.Generator | None = None) -> Tensor:
+    """Add a per-clip gain uniform in ``[-max_db, max_db]`` dB to log-power images.
+
+    Args:
+        x: (B, C, F, T) natural-log power images.
+    """
+    if max_db <= 0:
+        return x
+    gain_db = (2 * _uniform(x.shape[0], generator, x.device) - 1) * max_db  # (B,)
+    return x + (gain_db * DB_TO_LOG_POWER).to(x.dtype).view(-1, 1, 1, 1)
+
+
+def time_shift(
+    x: Tensor, max_fraction: float, mode: str = "roll", generator: torch.Generator | None = None
+) -> Tensor:
+    """Shift each clip along time by a random whole number of frames.
+
+    A shift ``s > 0`` moves content later: ``out[..., t] = x[..., t - s]``; the frames that
+    enter take ``mode``'s values (see :class:`AugmentConfig`).
+
+    Args:
+        x: (B, C, F, T) images.
+        max_fraction: shifts are uniform integers in ``[-m, m]``, ``m = round(max_fraction * T)``.
+    """
+    if mode not in SHIFT_MODES:
+        raise ValueError(f"time_shift mode must be one of {SHIFT_MODES}, not {mode!r}")
+    b, c, f, t = x.shape
+    m = round(max_fraction * t)
+    if m == 0:
+        return x
+    shift = (_uniform(b, generator, x.device) * (2 * m + 1)).long().clamp_max(2 * m) - m  # (B,)
+    src = torch.arange(t, device=x.device).view(1, t) - shift.view(b, 1)  # (B, T)
+    inside = (src >= 0) & (src < t)  # (B, T)
+    src = src.remainder(t) if mode == "roll" else src.clamp(0, t - 1)
+    out = torch.gather(x, 3, src.view(b, 1, 1, t).expand(b, c, f, t))  # (B, C, F, T)
+    if mode == "min":
+        floor = x.amin(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+        out = torch.where(inside.view(b, 1, 1, t), out, floor)
+    return out
+
+
+def _band_mask(
+    b: int,
+    length: int,
+    count: int,
+    max_fraction: float,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> Tensor:
+    """(B, length) bool: union of ``count`` random intervals per row, each of width uniform
+    in ``[0, round(max_fraction * length)]`` and placed uniformly inside the row."""
+    max_w = round(max_fraction * length)
+    if count == 0 or max_w == 0:
+        return torch.zeros(b, length, dtype=torch.bool, device=device)
+    u = _uniform(2 * b * count, generator, device).view(2, b, count)
+    width = (u[0] * (max_w + 1)).long().clamp_max(max_w)  # (B, count)
+    start = (u[1] * (length - width + 1)).long().clamp_max(length - width)  # (B, count)
+    pos = torch.arange(length, device=device).view(1, 1, length)
+    inside = (pos >= start.unsqueeze(-1)) & (pos < (start + width).unsqueeze(-1))
+    return inside.any(dim=1)  # (B, length)
+
+
+def spec_augment(
+    x: Tensor,
+    time_masks: int,
+    time_width: float,
+    freq_masks: int,
+    freq_width: float,
+    fill: str = "mean",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """SpecAugment time and frequency masking (Park et al. 2019), the same mask on all channels.
+
+    Args:
+        x: (B, C, F, T) images.
+        time_masks, freq_masks: masks per clip.
+        time_width, freq_width: maximum mask size as a fraction of T and F.
+        fill: ``mean`` or ``min`` of each image's channel.
+    """
+    if fill not in MASK_FILLS:
+        raise ValueError(f"mask fill must be one of {MASK_FILLS}, not {fill!r}")
+    b, _c, f, t = x.shape
+    tmask = _band_mask(b, t, time_masks, time_width, generator, x.device)  # (B, T)
+    fmask = _band_mask(b, f, freq_masks, freq_width, generator, x.device)  # (B, F)
+    mask = tmask.view(b, 1, 1, t) | fmask.view(b, 1, f, 1)  # (B, 1, F, T)
+    dims = (2, 3)
+    value = x.mean(dim=dims, keepdim=True) if fill == "mean" else x.amin(dim=dims, keepdim=True)
+    return torch.where(mask, value, x)
+
+
+def sample_beta(
+    alpha: float, n: int, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """``n`` draws of Beta(alpha, alpha), reproducible from a torch generator.
+
+    torch's Beta sampler takes no generator, so the draws come from numpy seeded with one
+    integer taken from ``generator`` (or torch's global RNG).
+    """
+    gen_device = generator.device if generator is not None else torch.device("cpu")
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gen_device))
+    lam = np.random.default_rng(seed).beta(alpha, alpha, size=n)
+    return torch.from_numpy(lam).to(device=device, dtype=torch.float32)
+
+
+def mixup(
+    x: Tensor, targets: Tensor, alpha: float, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Mixup (Zhang et al. 2018) with one ``lambda ~ Beta(alpha, alpha)`` per clip.
+
+    ``x_i' = lam_i x_i + (1 - lam_i) x_{p(i)}``, ``y_i' = lam_i y_i + (1 - lam_i) y_{p(i)}``
+    with ``p`` a random permutation of the batch.
+
+    Args:
+        x: (B, C, F, T) images.
+        targets: (B, K) soft targets (rows summing to 1).
+
+    Returns:
+        Mixed images (B, C, F, T) and mixed targets (B, K).
+    """
+    b = x.shape[0]
+    if alpha <= 0 or b < 2:
+        return x, targets
+    lam = sample_beta(alpha, b, generator, x.device)  # (B,)
+    gen_device = generator.device if generator is not None else x.device
+    perm = torch.randperm(b, generator=generator, device=gen_device).to(x.device)  # (B,)
+    lx = lam.to(x.dtype).view(b, 1, 1, 1)
+    ly = lam.to(targets.dtype).view(b, 1)
+    return lx * x + (1 - lx) * x[perm], ly * targets + (1 - ly) * targets[perm]
+
+
+class BatchAugment(nn.Module):
+    """All of :class:`AugmentConfig`'s transforms on a batch, in training mode only.
+
+    ``forward(x, y)`` returns the augmented images and soft targets ``(B, K)`` (one-hot
+    unless mixed); in ``eval()`` mode images pass unchanged. Use with
+    :func:`soft_target_cross_entropy`.
+    """
+
+    def __init__(self, cfg: AugmentConfig, num_classes: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.num_classes = num_classes
+
+    def forward(
+        self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """x: (B, C, F, T) log-mel images; y: (B,) class indices -> (images, (B, K) targets)."""
+        targets = F.one_hot(y, self.num_classes).to(torch.float32)  # (B, K)
+        cfg = self.cfg
+        if not self.training or not cfg.active:
+            return x, targets
+        x = random_gain(x, cfg.gain_db, generator)
+        if cfg.time_shift > 0:
+            x = time_shift(x, cfg.time_shift, cfg.time_shift_mode, generator)
+        if (cfg.time_masks and cfg.time_mask_width) or (cfg.freq_masks and cfg.freq_mask_width):
+            x = spec_augment(
+                x,
+                cfg.time_masks,
+                cfg.time_mask_width,
+                cfg.freq_masks,
+                cfg.freq_mask_width,
+                cfg.mask_fill,
+                generator,
+            )
+        if cfg.mixup_alpha > 0 and cfg.mixup_prob > 0:
+            gen_device = generator.device if generator is not None else x.device
+            if float(torch.rand((), generator=generator, device=gen_device)) < cfg.mixup_prob:
+                x, targets = mixup(x, targets, cfg.mixup_alpha, generator)
+        return x, targets
+
+
+def soft_target_cross_entropy(
+    logits: Tensor, targets: Tensor, label_smoothing: float = 0.0
+) -> Tensor:
+    """Mean cross entropy against soft targets, with label smoothing.
+
+    ``targets' = (1 - eps) * targets + eps / K``; loss ``-sum_k targets'_k log_softmax_k``.
+    With one-hot targets it equals ``F.cross_entropy(logits, y, label_smoothing=eps)``.
+
+    Args:
+        logits: (B, K).
+        targets: (B, K) rows summing to 1.
+        label_smoothing: eps in [0, 1).
+    """
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing}")
+    k = logits.shape[-1]
+    t = targets.to(torch.float32) * (1 - label_smoothing) + label_smoothing / k  # (B, K)
+    logp = F.log_softmax(logits.float(), dim=-1)  # (B, K)
+    return -(t * logp).sum(dim=-1).mean()
+
+
+def warmup_cosine(
+    step: int, total_steps: int, warmup_steps: int = 0, final_ratio: float = 0.0
+) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based): linear warm-up, cosine.
+
+    ``(step + 1) / warmup_steps`` for the first ``warmup_steps`` steps, then a half cosine
+    from 1 at step ``warmup_steps`` towards ``final_ratio``, reached at step ``total_steps``
+    (one past the last step, as DINO's schedule) and kept after that.
+    """
+    if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"bad schedule: total_steps={total_steps}, warmup_steps={warmup_steps}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if step >= total_steps:
+        return final_ratio
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def warmup_cosine_scheduler(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int = 0,
+    final_ratio: float = 0.0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """:func:`warmup_cosine` as a ``LambdaLR`` (call ``.step()`` after every optimizer step).
+
+    Its ``state_dict()`` holds the step count, so it resumes with the optimizer.
+    """
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps, final_ratio)
+    )
+
+
+class ModelEma(nn.Module):
+    """Exponential moving average of a model's weights, for evaluation.
+
+    After each optimizer step, ``update(model)`` sets every floating-point parameter and
+    buffer to ``d * ema + (1 - d) * live`` with ``d = min(decay, (1 + n) / (10 + n))`` after
+    ``n`` updates (a short warm-up so early weights fade quickly). BatchNorm running
+    statistics are averaged like the weights (they must match the averaged weights, which
+    the live model's statistics do not); integer buffers (``num_batches_tracked``) are
+    copied. The copy is kept in ``eval()`` mode and never receives gradients. Pass the
+    unwrapped model (not its DDP wrapper).
+    """
+
+    num_updates: Tensor
+
+    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True) -> None:
+        super().__init__()
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must be in [0, 1), not {decay}")
+        self.module = copy.deepcopy(model).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.decay = decay
+        self.warmup = warmup
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    def current_decay(self) -> float:
+        n = int(self.num_updates)
+        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards ``model``'s current state (same architecture)."""
+        d = self.current_decay()
+        ema_state = self.module.state_dict()
+        live_state = model.state_dict()
+        if ema_state.keys() != live_state.keys():
+            raise ValueError("EMA update: the model's state keys differ from the average's")
+        avg, new = [], []
+        for k, e in ema_state.items():
+            v = live_state[k].detach()
+            if e.dtype.is_floating_point:
+                avg.append(e)
+                new.append(v.to(e.dtype))
+            else:
+                e.copy_(v)
+        if avg:
+            torch._foreach_lerp_(avg, new, 1.0 - d)
+        self.num_updates += 1
+
+    def train(self, mode: bool = True) -> ModelEma:
+        """The average stays in evaluation mode."""
+        super().train(False)
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.module(x)
+        return out

@@ -1,0 +1,178 @@
+"""Probes on cached embeddings: logistic regression against scikit-learn, MLP on XOR, folds."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from soundtransfer.config import ConfigError
+from soundtransfer.train.probes import (
+    MLP,
+    LogisticConfig,
+    MLPConfig,
+    _restandardise,
+    _standardise,
+    fit_probe,
+    holdout_split,
+    inner_splits,
+    logistic_objective,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # Tiny full-batch fits: a second thread only adds synchronisation (20x slower on a busy
+    # 2-core machine, measured).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _blobs(n_per: int = 50, k: int = 3, d: int = 20, seed: int = 0) -> tuple[np.ndarray, ...]:
+    centres = np.random.default_rng(100).normal(0, 0.5, (k, d))  # the same for every seed
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([c + rng.normal(0, 1, (n_per, d)) for c in centres]) * 3 + 7
+    y = np.repeat(np.arange(k), n_per)
+    groups = np.arange(len(y)) // 2  # recordings of two clips each (same class)
+    return x.astype(np.float32), y, groups
+
+
+def _xor(n: int = 400, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((-1.0, 1.0), size=(n, 2))
+    x = np.concatenate([signs * 2 + rng.normal(0, 0.4, (n, 2)), rng.normal(0, 1, (n, d - 2))], 1)
+    y = (signs[:, 0] * signs[:, 1] > 0).astype(np.int64)
+    return x.astype(np.float32), y
+
+
+def test_logistic_matches_sklearn_solution() -> None:
+    x, y, groups = _blobs()
+    xte, yte, _ = _blobs(seed=1)
+    cfg = LogisticConfig(cs=(0.01, 0.1, 1.0, 10.0), tol=1e-8)
+    probe = fit_probe("logistic", x, y, groups, seed=0, config=cfg)
+    c = probe.info["C"]
+    assert min(cfg.cs) < c < max(cfg.cs), probe.info  # an interior choice
+    assert probe.info["inner_folds"] == 5
+    assert json.loads(json.dumps(probe.info))["C"] == c  # stored with the run
+    mean, std = _standardise(x.astype(np.float64))
+    z, zte = (x - mean) / std, (xte - mean) / std
+    ref = LogisticRegression(C=c, tol=1e-8, max_iter=10_000).fit(z, y)
+    zt, yt = torch.from_numpy(z).double(), torch.from_numpy(y)
+    ours = logistic_objective(copy.deepcopy(probe.model).double(), zt, yt, c)
+    lin = torch.nn.Linear(x.shape[1], 3).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(ref.coef_))
+        lin.bias.copy_(torch.from_numpy(ref.intercept_))
+    theirs = logistic_objective(lin, zt, yt, c)
+    assert ours == pytest.approx(theirs, rel=1e-4)
+    np.testing.assert_allclose(probe.predict_proba(xte), ref.predict_proba(zte), atol=1e-4)
+    assert probe.accuracy(xte, yte) == pytest.approx(100 * ref.score(zte, yte))
+    assert probe.accuracy(xte, yte) > 70  # well above chance (33 %)
+
+
+def test_logistic_selects_by_accuracy_too() -> None:
+    x, y, groups = _blobs()
+    probe = fit_probe(
+        "logistic", x, y, groups, config=LogisticConfig(cs=(0.001, 0.1, 10.0), select="acc")
+    )
+    acc = probe.info["inner_acc"]
+    assert acc[f"{probe.info['C']:.3g}"] == max(acc.values())
+    with pytest.raises(ConfigError, match="select"):
+        LogisticConfig(select="auc")
+
+
+def test_inner_folds_never_split_a_group_and_stay_stratified() -> None:
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 30)
+    groups = np.repeat(np.arange(40), 3)  # 3 clips per recording, one class each
+    rng.shuffle(order := np.arange(len(y)))
+    y, groups = y[order], groups[order]
+    splits = inner_splits(y, groups, 5, seed=0)
+    assert len(splits) == 5
+    seen = np.concatenate([va for _, va in splits])
+    assert sorted(seen.tolist()) == list(range(len(y)))  # each row validated exactly once
+    for tr, va in splits:
+        assert not set(groups[tr]) & set(groups[va])
+        assert set(y[va]) == set(range(4))
+    tr, va = holdout_split(y, groups, 0.25, seed=0)
+    assert not set(groups[tr]) & set(groups[va]) and 0.15 < len(va) / len(y) < 0.35
+    # Classes of 3 rows: the number of folds drops to what the data allow.
+    assert len(inner_splits(np.array([0, 0, 1, 1, 0, 1]), np.array([0, 0, 1, 1, 2, 3]), 5, 0)) == 3
+
+
+def test_fit_probe_takes_training_data_only() -> None:
+    params = list(inspect.signature(fit_probe).parameters)
+    assert params == [
+        "kind", "x_train", "y_train", "groups_train", "seed", "num_classes", "config", "device"
+    ]  # fmt: skip
+
+
+def test_mlp_solves_xor_where_logistic_cannot() -> None:
+    x, y = _xor()
+    xte, yte = _xor(seed=1)
+    cfg = MLPConfig(hidden=(64,), lrs=(1e-2,), max_epochs=300, batch_size=64)
+    mlp = fit_probe("mlp", x, y, seed=0, config=cfg)
+    lin = fit_probe("logistic", x, y, seed=0)
+    assert mlp.accuracy(xte, yte) > 90, mlp.info
+    assert lin.accuracy(xte, yte) < 70
+    info = mlp.info
+    assert info["hidden"] == 64 and 1 <= info["epochs"] <= 300 and info["valid_rows"] == 80
+    assert mlp.predict_proba(xte).shape == (len(yte), 2)
+    assert json.loads(json.dumps(info))["epochs"] == info["epochs"]
+
+
+def test_probes_are_deterministic_given_a_seed() -> None:
+    x, y = _xor(n=200)
+    cfg = MLPConfig(hidden=(32,), lrs=(1e-2,), max_epochs=50, batch_size=32)
+    a = fit_probe("mlp", x, y, seed=5, config=cfg).predict_proba(x)
+    torch.manual_seed(123)  # the global RNG must not matter
+    b = fit_probe("mlp", x, y, seed=5, config=cfg).predict_proba(x)
+    np.testing.assert_array_equal(a, b)
+    state = torch.get_rng_state()
+    fit_probe("mlp", x, y, seed=5, config=cfg)
+    assert torch.equal(state, torch.get_rng_state())  # nor is it disturbed
+    xb, yb, gb = _blobs()
+    la = fit_probe("logistic", xb, yb, gb, seed=2).predict_proba(xb)
+    lb = fit_probe("logistic", xb, yb, gb, seed=2).predict_proba(xb)
+    np.testing.assert_array_equal(la, lb)
+
+
+def test_early_stopped_mlp_is_rewritten_for_all_rows_statistics() -> None:
+    x, _y = _xor(n=100)
+    sub = x[:60].astype(np.float64)
+    mu, sd = _standardise(sub)
+    mu_all, sd_all = _standardise(x.astype(np.float64))
+    torch.manual_seed(0)
+    model = MLP(x.shape[1], 8, 2, 0.0).eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy((x - mu) / sd).float())
+        moved = _restandardise(copy.deepcopy(model), x.astype(np.float64), mu, sd)
+        got = moved(torch.from_numpy((x - mu_all) / sd_all).float())
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    xx, yy = _xor(n=200)
+    for refit in (False, True):
+        cfg = MLPConfig(hidden=(16,), lrs=(1e-2,), refit=refit)
+        probe = fit_probe("mlp", xx, yy, config=cfg)
+        assert probe.info["refit"] is refit and probe.accuracy(xx, yy) > 80
+
+
+def test_bad_inputs() -> None:
+    x, y, _ = _blobs()
+    with pytest.raises(ConfigError, match="unknown probe 'svm'"):
+        fit_probe("svm", x, y)
+    with pytest.raises(ValueError, match="do not match"):
+        fit_probe("logistic", x, y[:-1])
+    with pytest.raises(ValueError, match="non-finite"):
+        fit_probe("logistic", np.where(x > 9, np.nan, x), y)
+    with pytest.raises(ConfigError, match="MLPConfig"):
+        fit_probe("mlp", x, y, config=LogisticConfig())
+    with pytest.raises(ValueError, match="features must be"):
+        fit_probe("logistic", x, y).predict(x[:, :5])
