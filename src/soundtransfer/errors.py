@@ -25,3 +25,7 @@ class WeightsError(SoundTransferError):
 
 class RunError(SoundTransferError):
     """A training or experiment run that cannot proceed (bad resume state, non-finite loss)."""
+
+
+class ConfigError(SoundTransferError, ValueError):
+    """A setting that does not exist, does not parse or is out of range; the message names it."""

@@ -18,14 +18,7 @@ def register(sub: Any) -> None:
         "does nothing; an interrupted run resumes; changed inputs give a new store.",
     )
     add_dataset_args(p)
-    p.add_argument(
-        "--set",
-        dest="frontend_overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        help="same as --frontend: override a front-end setting, e.g. --set n_mels=64",
-    )
-    p.add_argument("--device", default="cpu", help="cpu or cuda (front end on the GPU)")
+    p.add_argument("--device", default="cpu", help="where the front end runs: cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="clips per batch (default 32)")
     p.add_argument(
         "--workers", type=int, default=2, help="decoding threads, 0 to decode inline (default 2)"
