@@ -67,7 +67,7 @@ def test_open_run_new_resume_done_and_other_identity(tmp_path: Path) -> None:
     with pytest.raises(RunError, match=r"settings\.lr: 0\.0001 -> 0\.01, store: 'abc' -> 'xyz'"):
         open_run(d, other, {})
     (d / "config.json").unlink()
-    with pytest.raises(RunError, match="no config.json"):
+    with pytest.raises(RunError, match=r"no config\.json"):
         open_run(d, ident, {})
     (d / "config.json").write_text("{}")
     with pytest.raises(RunError, match="without a recorded identity"):
@@ -118,7 +118,7 @@ class _Planted:
 def test_checkpoints_cannot_run_code(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     torch.save({"x": _Planted(marker)}, tmp_path / "evil.pt")
-    with pytest.raises(RunError, match="evil.pt: not a readable checkpoint"):
+    with pytest.raises(RunError, match=r"evil\.pt: not a readable checkpoint"):
         load_tensors(tmp_path / "evil.pt")
     assert not marker.exists()
 
@@ -134,8 +134,10 @@ def test_precision_policy_on_cpu_is_float32() -> None:
     assert p.dtype is None and not p.channels_last and not p.scaler().is_enabled()
     assert Precision.resolve(CPU, "bf16", "on").channels_last
     x = torch.zeros(2, 3, 4, 5)
-    assert Precision.resolve(CPU, "off", "on").inputs(x).is_contiguous(
-        memory_format=torch.channels_last
+    assert (
+        Precision.resolve(CPU, "off", "on")
+        .inputs(x)
+        .is_contiguous(memory_format=torch.channels_last)
     )
 
 

@@ -102,8 +102,8 @@ def split_order(name: str) -> tuple[int, str]:
 def list_runs(out_dir: Path, *, done_only: bool = False) -> list[RunRef]:
     """Every run directory under ``out_dir`` (one holding ``config.json``, ``metrics.jsonl``
     or ``final.json``), in (dataset, weights, mode, split) order, folds in numeric order."""
-    dirs = {p.parent for name in (CONFIG, METRICS, FINAL) for p in Path(out_dir).glob(f"*/*/*/*/{name}")}
-    refs = [parse_run_dir(d) for d in dirs]
+    found = (Path(out_dir).glob(f"*/*/*/*/{name}") for name in (CONFIG, METRICS, FINAL))
+    refs = [parse_run_dir(d) for d in {p.parent for paths in found for p in paths}]
     if done_only:
         refs = [r for r in refs if r.done]
     return sorted(refs, key=lambda r: (r.dataset, r.weights, r.mode, split_order(r.split)))
@@ -119,7 +119,7 @@ def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def describe_changes(old: dict[str, Any], new: dict[str, Any], limit: int = 6) -> str:
-    """``"train.lr: 0.0001 -> 0.01, store: 'ab..' -> 'cd..'"``: the keys that differ ('' if none)."""
+    """``"settings.lr: 0.0001 -> 0.01, store: 'ab..' -> 'cd..'"``: the differing keys, or ''."""
     a, b = _flatten(json.loads(json.dumps(old))), _flatten(json.loads(json.dumps(new)))
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
     parts = [f"{k}: {a.get(k, '(none)')!r} -> {b.get(k, '(none)')!r}" for k in keys[:limit]]
