@@ -22,6 +22,7 @@ from soundtransfer.errors import ConfigError
 
 __all__ = [
     "ConfigError",
+    "check_bounds",
     "check_finite_fields",
     "config_hash",
     "from_dict",
@@ -158,6 +159,25 @@ def check_finite_fields(cfg: Any) -> None:
         value = getattr(cfg, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name} must be a finite number, got {value}")
+
+
+def check_bounds(
+    cfg: Any, *, at_least_1: Iterable[str] = (), positive: Iterable[str] = (),
+    non_negative: Iterable[str] = (),
+) -> None:  # fmt: skip
+    """The range checks of a settings dataclass, one :class:`ConfigError` line naming the
+    first field out of range (also NaN/inf for float fields)."""
+    check_finite_fields(cfg)
+    rules = (
+        (at_least_1, lambda v: v >= 1, "must be at least 1"),
+        (positive, lambda v: v > 0, "must be positive"),
+        (non_negative, lambda v: v >= 0, "must be >= 0"),
+    )
+    for names, ok, text in rules:
+        for name in names:
+            value = getattr(cfg, name)
+            if not ok(value):
+                raise ConfigError(f"{name} {text}, got {value}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

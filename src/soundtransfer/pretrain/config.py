@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from soundtransfer.config import ConfigError, check_finite_fields, get_named, to_dict
+from soundtransfer.config import ConfigError, check_bounds, get_named, to_dict
 from soundtransfer.pretrain.augment import SimCLRTransform
 
 __all__ = ["PRESETS", "RUNTIME_FIELDS", "PretrainConfig", "get_preset", "identity_settings"]
@@ -88,33 +88,18 @@ class PretrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        check_finite_fields(self)
-        positive = (
-            "input_size",
-            "batch_size",
-            "epochs",
-            "proj_layers",
-            "proj_hidden_dim",
-            "proj_out_dim",
-            "checkpoint_every",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_bounds(
+            self,
+            at_least_1=("input_size", "batch_size", "epochs", "proj_layers", "proj_hidden_dim",
+                        "proj_out_dim", "checkpoint_every"),
+            positive=("temperature", "base_lr", "trust_coefficient"),
+            non_negative=("max_steps", "num_workers", "warmup_epochs", "weight_decay", "seed",
+                          "color_strength"),
+        )  # fmt: skip
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be at least 2 (NT-Xent), got {self.batch_size}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {self.temperature}")
-        for name in ("max_steps", "num_workers", "warmup_epochs", "weight_decay", "seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("base_lr", "trust_coefficient"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.color_strength < 0:
-            raise ConfigError(f"color_strength must be >= 0, got {self.color_strength}")
 
     def transform(self) -> SimCLRTransform:
         """The view transform with this config's size and colour strength."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from soundtransfer.config import ConfigError, check_finite_fields, get_named, to_dict
+from soundtransfer.config import ConfigError, check_bounds, get_named, to_dict
 
 __all__ = ["PRESETS", "RUNTIME_FIELDS", "TrainConfig", "get_preset", "identity_settings"]
 
@@ -62,15 +62,9 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        check_finite_fields(self)
-        for name in ("epochs", "batch_size", "embed_batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-        for name in ("weight_decay", "seed", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        at_least_1, positive = ("epochs", "batch_size", "embed_batch_size"), ("lr",)
+        non_negative = ("weight_decay", "seed", "eval_every")
+        check_bounds(self, at_least_1=at_least_1, positive=positive, non_negative=non_negative)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.select == "best_val" and self.val_fraction == 0.0:
