@@ -79,22 +79,22 @@ def bare_rates(
     import torch
     import torch.nn.functional as F
 
-    from soundtransfer.train.loop import _autocast, _optimizer
+    from soundtransfer.runs import Precision
+    from soundtransfer.train.loop import make_optimizer
 
     dev = x.device
     cuda = dev.type == "cuda"
-    model.to(dev)
-    if cuda:
-        model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    optimizer = _optimizer(model.parameters(), cfg, 1)
+    precision = Precision.resolve(dev, cfg.amp, cfg.channels_last)
+    precision.model(model)
+    x = precision.inputs(x)
+    optimizer = make_optimizer(model.parameters(), cfg)
 
     def sync() -> None:
         if cuda:
             torch.cuda.synchronize()
 
     def step() -> None:
-        with _autocast(cfg, dev):
+        with precision.autocast():
             loss = F.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -115,7 +115,7 @@ def bare_rates(
     if eval_batches <= 0:
         return train_rate, None
     model.eval()
-    with torch.no_grad(), _autocast(cfg, dev):
+    with torch.no_grad(), precision.autocast():
         model(x)
         sync()
         t0 = time.perf_counter()

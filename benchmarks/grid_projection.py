@@ -57,15 +57,15 @@ def folds() -> dict[str, tuple[str, list[tuple[int, int]]]]:
 def _rates(frames: int, batch: int, steps: int, threads: int) -> dict[str, Any]:
     import torch
 
+    from soundtransfer.distributed import resolve_device
     from soundtransfer.models import InputNorm
     from soundtransfer.models.classifier import Classifier
-    from soundtransfer.train import get_train_preset
-    from soundtransfer.train.loop import resolve_device
+    from soundtransfer.train import get_preset
     from soundtransfer.weights import load_encoder
 
     torch.set_num_threads(threads)
     dev = resolve_device("auto")
-    cfg = get_train_preset("paper")
+    cfg = get_preset("paper")
     encoder, _ = load_encoder("random", "resnet50", seed=0)
     norm = InputNorm([0.0] * 3, [1.0] * 3)
     model = Classifier(encoder, 50, norm)

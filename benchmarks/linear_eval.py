@@ -32,9 +32,9 @@ FOLDS = 5
 
 
 def _cfg(device: str) -> Any:
-    from soundtransfer.train import get_train_preset
+    from soundtransfer.train import get_preset
 
-    return get_train_preset("paper", ["mode=linear", f"epochs={EPOCHS}", f"device={device}"])
+    return get_preset("paper", ["mode=linear", f"epochs={EPOCHS}", f"device={device}"])
 
 
 def _ours(cache: str, weights: str, arch: str, threads: int, device: str) -> dict[str, Any]:
@@ -69,32 +69,32 @@ def _naive(
     import torch
     import torch.nn.functional as F
 
-    from soundtransfer.train.loop import (
-        _autocast,
-        _batches,
-        _optimizer,
-        _prefetch,
-        build_classifier,
-        resolve_device,
-    )
+    from soundtransfer.distributed import resolve_device
+    from soundtransfer.runs import Precision
+    from soundtransfer.train.data import store_batches
+    from soundtransfer.train.loop import make_optimizer
+    from soundtransfer.train.modes import build_classifier
+    from soundtransfer.weights import resolve
 
     torch.set_num_threads(threads)
     store = esc10_store(cache)
     split = next(s for s in store.table.splits() if s.name == "fold1")
     cfg = _cfg(device)
     dev = resolve_device(cfg.device)
-    model, _ = build_classifier(store, split.train, weights, arch, cfg, Path(cache))
+    precision = Precision.resolve(dev, cfg.amp, "off")
+    train_rows = np.asarray(split.train, dtype=np.int64)
+    model, _ = build_classifier(store, train_rows, resolve(weights, arch), cfg, Path(cache))
     model.to(dev).eval()
     for p in model.encoder.parameters():
         p.requires_grad_(False)
     head = model.head
-    optimizer = _optimizer(head.parameters(), cfg, 1)
-    train = np.asarray(split.train, dtype=np.int64)
+    optimizer = make_optimizer(head.parameters(), cfg)
+    train = train_rows
     t0 = time.perf_counter()
     for epoch in range(epochs):
         perm = np.random.default_rng([cfg.seed, epoch]).permutation(train)
-        for x, y in _prefetch(store, _batches(perm, cfg.batch_size), dev):
-            with torch.no_grad(), _autocast(cfg, dev):
+        for x, y in store_batches(store, perm, cfg.batch_size, dev):
+            with torch.no_grad(), precision.autocast():
                 z = model.embed(x).float()
             loss = F.cross_entropy(head(z), y)
             optimizer.zero_grad(set_to_none=True)
@@ -103,8 +103,8 @@ def _naive(
     t1 = time.perf_counter()
     test = np.asarray(split.test, dtype=np.int64)
     with torch.no_grad():
-        for x, _y in _prefetch(store, _batches(test, cfg.embed_batch_size), dev):
-            with _autocast(cfg, dev):
+        for x, _y in store_batches(store, test, cfg.embed_batch_size, dev):
+            with precision.autocast():
                 head(model.embed(x).float())
     if dev.type == "cuda":
         torch.cuda.synchronize()

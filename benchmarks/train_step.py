@@ -33,9 +33,9 @@ from _bench import bare_rates, cuda_peak_mb, esc10_store, in_child, peak_rss_mb
 
 
 def _cfg(epochs: int, batch: int, device: str) -> Any:
-    from soundtransfer.train import get_train_preset
+    from soundtransfer.train import get_preset
 
-    return get_train_preset(
+    return get_preset(
         "paper", [f"epochs={epochs}", f"batch_size={batch}", f"device={device}", "eval_every=0"]
     )
 
@@ -67,16 +67,20 @@ def _ours(
 def _bare(
     cache: str, arch: str, steps: int, repeats: int, batch: int, threads: int, device: str
 ) -> dict[str, Any]:
+    import numpy as np
     import torch
 
-    from soundtransfer.train.loop import build_classifier, resolve_device
+    from soundtransfer.distributed import resolve_device
+    from soundtransfer.train.modes import build_classifier
+    from soundtransfer.weights import resolve
 
     torch.set_num_threads(threads)
     store = esc10_store(cache)
     split = next(s for s in store.table.splits() if s.name == "fold1")
     cfg = _cfg(1, batch, device)
     dev = resolve_device(cfg.device)
-    model, _ = build_classifier(store, split.train, "random", arch, cfg)
+    train_rows = np.asarray(split.train, dtype=np.int64)
+    model, _ = build_classifier(store, train_rows, resolve("random", arch), cfg)
     rows = list(split.train[:batch])
     x = store.batch(rows).to(dev)
     y = torch.tensor([store.table.labels[i] for i in rows], device=dev)

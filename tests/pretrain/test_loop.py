@@ -56,6 +56,20 @@ def test_presets() -> None:
         PretrainConfig(temperature=0.0)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    ["epochs=nan", "epochs=inf", "base_lr=-1", "base_lr=nan", "temperature=inf", "momentum=1.5",
+     "trust_coefficient=0", "weight_decay=-1", "seed=-1"],
+)  # fmt: skip
+def test_bad_settings_are_one_line_config_errors(setting: str) -> None:
+    """Issue 11.6: every pre-training setting is validated with a one-line ConfigError."""
+    from soundtransfer.errors import SoundTransferError
+
+    with pytest.raises(ConfigError, match=setting.split("=")[0]) as info:
+        get_preset("paper", [setting])
+    assert isinstance(info.value, SoundTransferError) and "\n" not in str(info.value)
+
+
 def test_find_images_nested_and_filtered(image_folder: Path) -> None:
     (image_folder / "notes.txt").write_text("not an image")
     (image_folder / "c" / "UPPER.JPG").write_bytes((image_folder / "china.jpg").read_bytes())

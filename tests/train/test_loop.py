@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-import soundtransfer.train.loop as loop
 from soundtransfer.config import ConfigError
+from soundtransfer.errors import RunError, SoundTransferError
 from soundtransfer.features import FeatureStore
-from soundtransfer.train import get_train_preset, run_crossval, run_split
-from soundtransfer.train.loop import carve_validation, channel_stats
+from soundtransfer.runs.log import MetricsLog
+from soundtransfer.train import TrainConfig, get_preset, run_crossval, run_split
+from soundtransfer.train.data import carve_validation, channel_stats
 
 ARCH = "resnet18"
 
 
-def _cfg(**kw: object) -> object:
-    return get_train_preset("cpu", [f"{k}={v}" for k, v in kw.items()])
+def _cfg(**kw: object) -> TrainConfig:
+    return get_preset("cpu", [f"{k}={v}" for k, v in kw.items()])
+
+
+def _kill_after(monkeypatch: pytest.MonkeyPatch, epochs: int) -> None:
+    """Interrupt the run right after the metrics line of epoch ``epochs`` (before its
+    checkpoint), as a kill would."""
+    original = MetricsLog.write
+    calls = {"n": 0}
+
+    def write(self: MetricsLog, record: dict[str, Any]) -> None:
+        original(self, record)
+        calls["n"] += 1
+        if calls["n"] == epochs:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(MetricsLog, "write", write)
+
+
+def _metrics(run: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_channel_stats_use_training_rows_only(tiny_store: FeatureStore) -> None:
@@ -50,25 +73,16 @@ def test_finetune_resume_after_kill_gives_the_same_result(
     cfg = _cfg(epochs=3, batch_size=8)
     straight = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "a", progress=False)
 
-    original = loop._log
-    calls = {"n": 0}
-
-    def killed_after_two_epochs(path: Path, record: dict[str, object]) -> None:
-        original(path, record)
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "_log", killed_after_two_epochs)
-    with pytest.raises(KeyboardInterrupt):
-        run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "b", progress=False)
+    with monkeypatch.context() as m:
+        _kill_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "b", progress=False)
     assert not (tmp_path / "b" / "final.json").exists()
-    monkeypatch.setattr(loop, "_log", original)
     resumed = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "b", progress=False)
     assert resumed["test_acc"] == straight["test_acc"]
     assert resumed["predictions"] == straight["predictions"]
-    a = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    b = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
+    assert [r["epoch"] for r in b] == [1, 2, 3]  # the line after the checkpoint was cut
     assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-5)
     sa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
     sb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
@@ -93,8 +107,140 @@ def test_loss_falls_and_final_json(tiny_store: FeatureStore, tmp_path: Path) -> 
     assert 0.0 <= out["test_acc"] <= 100.0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["n_train"] == len(split.train) and config["train"]["lr"] == 1e-3
-    # A finished split is skipped.
-    assert run_split(tiny_store, split, "random", ARCH, _cfg(), tmp_path, progress=False) == out
+    # A finished split of the same identity is reused (another device is not another run).
+    again = _cfg(epochs=4, batch_size=8, lr=1e-3, device="cpu", eval_every=2)
+    assert run_split(tiny_store, split, "random", ARCH, again, tmp_path, progress=False) == out
+
+
+def test_changed_setting_or_data_never_reuses_a_run(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    """Issue 10: re-running with other settings or another dataset printed the old result."""
+    split = tiny_store.table.splits()[0]
+    cfg = _cfg(epochs=1, batch_size=8)
+    run_split(tiny_store, split, "random", ARCH, cfg, tmp_path, progress=False)
+    stamp = (tmp_path / "final.json").stat().st_mtime_ns
+    with pytest.raises(RunError, match=r"settings\.lr: 0\.0001 -> 0\.01.*another --out"):
+        run_split(tiny_store, split, "random", ARCH, _cfg(epochs=1, lr=0.01, batch_size=8),
+                  tmp_path, progress=False)  # fmt: skip
+    other_root = dataclasses.replace(tiny_store, key="0123456789abcdef")
+    with pytest.raises(RunError, match="store"):
+        run_split(other_root, split, "random", ARCH, cfg, tmp_path, progress=False)
+    with pytest.raises(RunError, match=r"weights\.(label|fingerprint)"):
+        run_split(tiny_store, split, "lite0", None, cfg, tmp_path, progress=False)
+    assert (tmp_path / "final.json").stat().st_mtime_ns == stamp  # nothing overwritten
+
+
+def test_changed_setting_never_resumes(
+    tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: on resume config.json said lr 0.01 while training used the restored 1e-4."""
+    split = tiny_store.table.splits()[0]
+    with monkeypatch.context() as m:
+        _kill_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_split(tiny_store, split, "random", ARCH, _cfg(epochs=3, batch_size=8),
+                      tmp_path, progress=False)  # fmt: skip
+    assert (tmp_path / "last.pt").exists()
+    with pytest.raises(RunError, match=r"settings\.epochs: 3 -> 5"):
+        run_split(tiny_store, split, "random", ARCH, _cfg(epochs=5, batch_size=8),
+                  tmp_path, progress=False)  # fmt: skip
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["epochs"] == 3
+
+
+class _Planted:
+    """Unpickling this runs a shell command (what a planted last.pt could do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_planted_checkpoint_cannot_run_code(
+    tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.1: last.pt was loaded with weights_only=False."""
+    split = tiny_store.table.splits()[0]
+    cfg = _cfg(epochs=2, batch_size=8)
+    with monkeypatch.context() as m:
+        _kill_after(m, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "run", progress=False)
+    marker = tmp_path / "pwned"
+    torch.save({"model": _Planted(marker)}, tmp_path / "run" / "last.pt")
+    with pytest.raises(RunError, match=r"last\.pt: not a readable checkpoint"):
+        run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "run", progress=False)
+    assert not marker.exists()
+
+
+def test_linear_eval_resumes_after_kill(
+    tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    split = tiny_store.table.splits()[1]
+    cfg = _cfg(mode="linear", epochs=6)
+    kw: dict[str, Any] = {"cache_dir": tmp_path / "c", "progress": False}
+    straight = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "a", **kw)
+    with monkeypatch.context() as m:
+        _kill_after(m, 4)
+        with pytest.raises(KeyboardInterrupt):
+            run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "b", **kw)
+    state = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert state["epoch"] == 3
+    resumed = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "b", **kw)
+    assert resumed["predictions"] == straight["predictions"]
+    assert [r["train_loss"] for r in _metrics(tmp_path / "b")] == pytest.approx(
+        [r["train_loss"] for r in _metrics(tmp_path / "a")], rel=1e-6
+    )
+
+
+def test_pretrained_file_of_another_arch_loads_without_arch(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    """Issue 10: an encoder from ``pretrain`` (cpu preset: resnet18) did not load through
+    ``--weights FILE`` without ``--arch``: crossval forced resnet50 over the file's record."""
+    import torchvision
+
+    from soundtransfer.pretrain.loop import save_encoder
+
+    torch.manual_seed(3)
+    net = torchvision.models.resnet18()
+    net.fc = torch.nn.Identity()  # type: ignore[assignment]
+    path = save_encoder(net, "resnet18", tmp_path / "pre" / "encoder.safetensors", {})
+    res = run_crossval(
+        tiny_store, str(path), None, _cfg(mode="linear", epochs=2), tmp_path / "runs",
+        folds=[1], cache_dir=tmp_path / "c", progress=False,
+    )  # fmt: skip
+    assert res.arch == "resnet18" and res.run_dir.parent.name == "resnet18.encoder"
+    with pytest.raises(SoundTransferError, match="records arch 'resnet18', not 'resnet50'"):
+        run_crossval(tiny_store, str(path), "resnet50", _cfg(), tmp_path / "runs", folds=[1])
+
+
+def test_repeated_folds_are_refused(tiny_store: FeatureStore, tmp_path: Path) -> None:
+    """Issue 11.12: --folds 1,1 counted fold 1 twice in the mean and std."""
+    with pytest.raises(ConfigError, match=r"folds \[1\] given more than once"):
+        run_crossval(tiny_store, "random", ARCH, _cfg(), tmp_path, folds=[1, 1])
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ("epochs=nan", "epochs"),
+        ("epochs=inf", "epochs"),
+        ("lr=-1", "lr must be positive"),
+        ("lr=nan", "lr"),
+        ("weight_decay=-0.1", "weight_decay"),
+        ("batch_size=0", "batch_size"),
+        ("embed_batch_size=0", "embed_batch_size"),
+        ("eval_every=-1", "eval_every"),
+    ],
+)
+def test_bad_training_settings_are_one_line_config_errors(setting: str, match: str) -> None:
+    """Issue 11.6: epochs=nan/inf gave a traceback, lr=-1 reached torch's own error."""
+    with pytest.raises(ConfigError, match=match) as info:
+        get_preset("paper", [setting])
+    assert isinstance(info.value, SoundTransferError) and "\n" not in str(info.value)
 
 
 def test_linear_eval_trains_only_the_head(tiny_store: FeatureStore, tmp_path: Path) -> None:

@@ -13,21 +13,22 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.mark.slow
-def test_finetune_under_torchrun_uses_ddp_with_per_process_batch(
+def test_finetune_under_torchrun_uses_ddp_with_the_global_batch_split(
     demo_root: Path, tmp_path: Path, torchrun: Run
 ) -> None:
     torchrun(
         "finetune", "esc10", "--root", str(demo_root), "--weights", "random",
         "--arch", "resnet18", "--preset", "demo", "--folds", "1", "--quiet",
         "--out", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
-        "--set", "epochs=2", "--set", "batch_size=8", "--set", "device=cpu",
+        "--set", "epochs=2", "--set", "batch_size=16", "--device", "cpu",
         cwd=tmp_path,
     )  # fmt: skip
     run = tmp_path / "runs" / "esc10" / "resnet18.random" / "finetune" / "fold1"
     config = json.loads((run / "config.json").read_text())
     assert config["world_size"] == 2
-    assert config["effective_batch_size"] == 16  # batch_size is per process
-    assert config["train"]["lr"] == 1e-4  # not scaled unless scale_lr=true
+    assert config["effective_batch_size"] == 16  # batch_size is global, as in pre-training
+    assert config["batch_size_per_process"] == 8
+    assert config["train"]["lr"] == 1e-4
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]  # rank 0 logs once per epoch
     final = json.loads((run / "final.json").read_text())

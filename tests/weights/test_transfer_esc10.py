@@ -15,7 +15,8 @@ import pytest
 from soundtransfer.audio import get_preset
 from soundtransfer.datasets import load_dataset
 from soundtransfer.features import build_features
-from soundtransfer.train import get_train_preset, run_split
+from soundtransfer.train import get_preset as train_preset
+from soundtransfer.train import run_split
 
 
 @pytest.mark.slow
@@ -25,7 +26,7 @@ def test_frozen_imagenet_features_beat_frozen_random_on_esc10(
     table = load_dataset("esc10", esc10_root)
     store = build_features(table, get_preset("esc10"), cache_dir=tmp_path, progress=False)
     split = next(s for s in table.splits() if s.name == "fold1")
-    cfg = get_train_preset("cpu", ["mode=linear", "epochs=30"])
+    cfg = train_preset("cpu", ["mode=linear", "epochs=30"])
     acc = {
         w: run_split(
             store,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,59 +14,42 @@ from soundtransfer.analysis.figures import (
     plot_tsne,
 )
 from soundtransfer.analysis.tables import collect_results, results_table
+from soundtransfer.runs import RunRef, atomic_write_text, list_runs
+from soundtransfer.runs.rundir import METRICS
 
 
 def make_figures(runs_dir: Path, out_dir: Path, dataset: str | None = None) -> list[Path]:
     """Loss curves (first split, per init), pooled confusion matrices, results table."""
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
-    for ds_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        if dataset and ds_dir.name != dataset:
-            continue
-        for mode in ("finetune", "linear"):
-            firsts = {}
-            for w_dir in sorted(p for p in ds_dir.iterdir() if (p / mode).is_dir()):
-                splits = sorted(
-                    (s for s in (w_dir / mode).iterdir() if (s / "metrics.jsonl").exists()),
-                    key=lambda s: (len(s.name), s.name),
-                )
-                if splits:
-                    firsts[w_dir.name] = splits[0]
-                finals = [s / "final.json" for s in splits if (s / "final.json").exists()]
-                if finals:
-                    labels: list[int] = []
-                    preds: list[int] = []
-                    for f in finals:
-                        d = json.loads(f.read_text())
-                        labels += d["labels"]
-                        preds += d["predictions"]
-                    classes = _classes(finals[0].parent)
-                    written += plot_confusion(
-                        labels,
-                        preds,
-                        classes,
-                        out_dir / f"confusion_{ds_dir.name}_{w_dir.name}_{mode}",
-                        title=f"{ds_dir.name}, {w_dir.name}, {mode} (all folds)",
-                    )
-            if firsts:
-                first_split = next(iter(firsts.values())).name
-                written += plot_loss_curves(
-                    firsts,
-                    out_dir / f"loss_{ds_dir.name}_{mode}",
-                    title=f"{ds_dir.name}, {mode}, {first_split}",
-                )
+    cells: dict[tuple[str, str, str], list[RunRef]] = {}
+    for ref in list_runs(runs_dir):
+        if (dataset is None or ref.dataset == dataset) and (ref.dir / METRICS).exists():
+            cells.setdefault((ref.dataset, ref.mode, ref.weights), []).append(ref)
+    firsts: dict[tuple[str, str], dict[str, Path]] = {}
+    for (ds, mode, weights), refs in cells.items():  # refs in fold order
+        firsts.setdefault((ds, mode), {})[weights] = refs[0].dir
+        finals = [r.final() for r in refs if r.done]
+        if finals:
+            written += plot_confusion(
+                [label for f in finals for label in f["labels"]],
+                [p for f in finals for p in f["predictions"]],
+                list(finals[0]["classes"]),
+                out_dir / f"confusion_{ds}_{weights}_{mode}",
+                title=f"{ds}, {weights}, {mode} (all folds)",
+            )
+    for (ds, mode), runs in sorted(firsts.items()):
+        first_split = next(iter(runs.values())).name
+        written += plot_loss_curves(
+            runs, out_dir / f"loss_{ds}_{mode}", title=f"{ds}, {mode}, {first_split}"
+        )
     rows = collect_results(runs_dir)
     if rows:
         md, csv = results_table(rows)
-        (out_dir / "results.md").write_text(md)
-        (out_dir / "results.csv").write_text(csv)
+        atomic_write_text(out_dir / "results.md", md)
+        atomic_write_text(out_dir / "results.csv", csv)
         written += [out_dir / "results.md", out_dir / "results.csv"]
     return written
-
-
-def _classes(split_dir: Path) -> list[str]:
-    final: dict[str, Any] = json.loads((split_dir / "final.json").read_text())
-    return list(final["classes"])
 
 
 def tsne_figure(

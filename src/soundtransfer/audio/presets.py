@@ -17,7 +17,6 @@ import numpy as np
 
 from soundtransfer.audio.mel import hz_to_mel, mel_to_hz
 from soundtransfer.config import ConfigError, override
-from soundtransfer.errors import SettingError
 
 WINDOWS_MS: tuple[tuple[float, float], ...] = ((25.0, 10.0), (50.0, 10.0), (100.0, 50.0))
 
@@ -54,7 +53,7 @@ class FrontEnd:
         """Refuse settings that would crash the front end or store meaningless images.
 
         Raises:
-            SettingError: naming the setting (and the value) at fault.
+            ConfigError: naming the setting (and the value) at fault.
         """
         for name in ("sample_rate", "n_fft", "n_mels", "out_frames"):
             if getattr(self, name) < 1:
@@ -131,7 +130,7 @@ class FrontEnd:
 
 
 def _bad(message: str) -> NoReturn:
-    raise SettingError(f"front-end setting {message}")
+    raise ConfigError(f"front-end setting {message}")
 
 
 def empty_mel_bands(

@@ -9,6 +9,29 @@ from typing import Any
 
 from soundtransfer.config import ConfigError
 
+CACHE_HELP = (
+    "cache root for features, weights and embeddings "
+    "(default: $SOUNDTRANSFER_CACHE or ~/.cache/soundtransfer)"
+)
+FRONTEND_HELP = "override a front-end setting, e.g. --frontend n_mels=64 (repeatable)"
+
+
+def add_cache_arg(p: argparse.ArgumentParser) -> None:
+    """``--cache DIR``: the cache root, the same in every command."""
+    p.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
+
+
+def add_frontend_arg(p: argparse.ArgumentParser) -> None:
+    """``--frontend KEY=VALUE`` (repeatable): front-end overrides, the same in every command."""
+    p.add_argument(
+        "--frontend",
+        dest="frontend_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=FRONTEND_HELP,
+    )
+
 
 def add_set_arg(p: argparse.ArgumentParser, help: str, dest: str = "overrides") -> None:
     """``--set KEY=VALUE`` (repeatable): ``key=value`` overrides of a settings dataclass."""
@@ -18,13 +41,7 @@ def add_set_arg(p: argparse.ArgumentParser, help: str, dest: str = "overrides") 
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", choices=["esc50", "esc10", "us8k", "gtzan"], help="dataset")
     p.add_argument("--root", type=Path, required=True, help="dataset root (official layout)")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=None,
-        help="cache for features, embeddings and weights "
-        "(default: $SOUNDTRANSFER_CACHE or ~/.cache/soundtransfer)",
-    )
+    add_cache_arg(p)
     p.add_argument(
         "--missing",
         choices=["error", "skip"],
@@ -37,14 +54,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave undecodable clips out and list them in the store's bad.json",
     )
-    p.add_argument(
-        "--frontend",
-        dest="frontend_overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a front-end setting, e.g. --frontend n_mels=64 (repeatable)",
-    )
+    add_frontend_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -53,12 +63,21 @@ def progress(args: argparse.Namespace) -> bool:
 
 
 def parse_folds(text: str | None) -> list[int] | None:
+    """``--folds 1,2`` as a list; a repeated fold is an error (it would count twice)."""
+    from soundtransfer.train.crossval import check_folds
+
     if not text:
         return None
     try:
-        return [int(k) for k in text.split(",") if k.strip()]
+        folds = [int(k) for k in text.split(",") if k.strip()]
     except ValueError:
         raise ConfigError(f"--folds expects comma-separated integers, got {text!r}") from None
+    return check_folds(folds)
+
+
+def warn(message: str) -> None:
+    """A note or warning line on stderr."""
+    print(message, file=sys.stderr)
 
 
 def open_store(
@@ -68,39 +87,21 @@ def open_store(
     workers: int = 2,
     distributed: bool = False,
 ) -> Any:
-    """Load the dataset and build (or open) its feature store from the common arguments
-    (``distributed``: with the other ranks of the process group, see ``build_features``)."""
-    from soundtransfer.audio.presets import get_preset
-    from soundtransfer.config import override
-    from soundtransfer.datasets import load_dataset
-    from soundtransfer.features import build_features
+    """The feature store of the common dataset arguments (:func:`~soundtransfer.features.
+    dataset_store`)."""
+    from soundtransfer.features import dataset_store
 
-    table = load_dataset(args.dataset, args.root, missing=args.missing)
-    for note in table.notes:
-        print(f"note: {note}", file=sys.stderr)
-    frontend = get_preset(args.dataset)
-    if args.frontend_overrides:
-        frontend = override(frontend, args.frontend_overrides)
-    store = build_features(
-        table,
-        frontend,
-        args.cache,
-        batch_size=batch_size,
-        device=device,
-        workers=workers,
+    return dataset_store(
+        args.dataset,
+        args.root,
+        frontend_overrides=args.frontend_overrides,
+        cache_dir=args.cache,
+        missing=args.missing,
         skip_bad=args.skip_bad,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
         progress=progress(args),
         distributed=distributed,
+        warn=warn,
     )
-    if store.resumed:
-        print(
-            f"note: resumed an unfinished feature store: {store.resumed} of {len(table)} clips "
-            "were computed by an earlier run",
-            file=sys.stderr,
-        )
-    if store.bad:
-        print(
-            f"warning: {len(store.bad)} bad clip(s) left out, listed in {store.dir / 'bad.json'}",
-            file=sys.stderr,
-        )
-    return store

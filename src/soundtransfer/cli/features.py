@@ -20,13 +20,6 @@ def register(sub: Any) -> None:
     )
     add_dataset_args(p)
     p.add_argument(
-        "--set",
-        dest="frontend_overrides",
-        action="append",
-        metavar="KEY=VALUE",
-        help="same as --frontend: override a front-end setting, e.g. --set n_mels=64",
-    )
-    p.add_argument(
         "--device",
         default="cpu",
         help="cpu, cuda (front end on the GPU) or auto (cuda when present); under torchrun "

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from soundtransfer.cli.common import add_cache_arg, add_frontend_arg
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("figures", help="figures and tables from a runs directory (PNG + PDF)")
@@ -16,7 +18,8 @@ def register(sub: Any) -> None:
     p.add_argument("--tsne-dataset", default=None, help="dataset of the t-SNE clips")
     p.add_argument("--root", type=Path, default=None, help="its root")
     p.add_argument("--classes", default=None, help="comma-separated classes for the t-SNE")
-    p.add_argument("--cache", type=Path, default=None, help="feature cache")
+    add_cache_arg(p)
+    add_frontend_arg(p)
     p.set_defaults(handler=run)
 
 
@@ -25,14 +28,17 @@ def run(args: argparse.Namespace) -> int:
 
     written = make_figures(args.runs, args.out, args.dataset)
     if args.tsne_bundle:
-        from soundtransfer.datasets import load_dataset
-        from soundtransfer.features import build_features
+        from soundtransfer.config import ConfigError
+        from soundtransfer.features import dataset_store
 
         if not (args.tsne_dataset and args.root):
-            from soundtransfer.config import ConfigError
-
             raise ConfigError("--tsne-bundle needs --tsne-dataset and --root")
-        store = build_features(load_dataset(args.tsne_dataset, args.root), cache_dir=args.cache)
+        store = dataset_store(
+            args.tsne_dataset,
+            args.root,
+            frontend_overrides=args.frontend_overrides,
+            cache_dir=args.cache,
+        )
         classes = args.classes.split(",") if args.classes else None
         written += tsne_figure(args.tsne_bundle, store, args.out / "tsne", classes)
     for path in written:

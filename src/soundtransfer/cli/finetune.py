@@ -24,7 +24,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         help="random, supervised, supervised-v2, simclr-v1, simclr-v2, lite0, or a file "
         "(.safetensors/.pt)",
     )
-    p.add_argument("--arch", default=None, help="encoder (default: the weights' own, resnet50)")
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="encoder architecture; needed only for 'random' (default resnet50) or a weight "
+        "file that does not record its own",
+    )
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -33,6 +38,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--folds", help="hold out only these folds, e.g. 1,2 (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory")
+    p.add_argument(
+        "--device", default=None, help="auto, cpu, cuda, cuda:1 ... (same as --set device=...)"
+    )
     add_set_arg(
         p,
         "override a training setting (repeatable); keys: "
@@ -41,20 +49,28 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    register_mode(
+        sub,
         "finetune",
-        help="fine-tune encoder + head with cross-validation on the official folds",
-        description="Fine-tunes f(.) and g(.) (the paper's Table 1) on each official fold held "
-        "out in turn; resumable (last.pt each epoch), finished folds are skipped.",
+        "fine-tune encoder + head with cross-validation on the official folds",
+        "Fine-tunes f(.) and g(.) (the paper's Table 1) on each official fold held out in turn; "
+        "resumable (last.pt each epoch), finished folds are reused. A run directory holding a "
+        "run of other settings or data is an error naming the difference.",
     )
+
+
+def register_mode(sub: Any, mode: str, help: str, description: str) -> None:
+    """The ``finetune`` / ``linear-eval`` subcommand (same arguments, another ``mode``)."""
+    p = sub.add_parser(mode.replace("_", "-"), help=help, description=description)
     add_train_args(p)
-    p.set_defaults(handler=run, mode="finetune")
+    p.set_defaults(handler=run, mode="linear" if mode == "linear_eval" else mode)
 
 
 def run(args: argparse.Namespace) -> int:
-    from soundtransfer.train import get_train_preset, run_crossval
+    from soundtransfer.train import get_preset, run_crossval
 
-    cfg = get_train_preset(args.preset, [*args.overrides, f"mode={args.mode}"])
+    device = [f"device={args.device}"] if args.device else []
+    cfg = get_preset(args.preset, [*args.overrides, *device, f"mode={args.mode}"])
     store = open_store(args, device="cpu")
     result = run_crossval(
         store,

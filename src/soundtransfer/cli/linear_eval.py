@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from soundtransfer.cli.finetune import add_train_args, run
+from soundtransfer.cli.finetune import register_mode
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "linear-eval",
-        help="linear evaluation: encoder frozen, only the FC layer trained (cached embeddings)",
-        description="The paper's Table 2 protocol: f(.) frozen, g(.) trained with the same "
-        "optimiser on each official fold held out in turn. The frozen features are extracted "
-        "once per clip and cached, so training takes seconds.",
+    register_mode(
+        sub,
+        "linear_eval",
+        "linear evaluation: encoder frozen, only the FC layer trained (cached embeddings)",
+        "The paper's Table 2 protocol: f(.) frozen, g(.) trained with the same optimiser on "
+        "each official fold held out in turn. The frozen features are extracted once per clip "
+        "and cached, so training takes seconds; runs resume and are reused like fine-tuning's.",
     )
-    add_train_args(p)
-    p.set_defaults(handler=run, mode="linear")

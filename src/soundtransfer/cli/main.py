@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 
 from soundtransfer import __version__
-from soundtransfer.config import ConfigError
 from soundtransfer.errors import SoundTransferError
 
 # Subcommand modules, in the order of the workflow.
@@ -51,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (SoundTransferError, ConfigError) as exc:
+    except SoundTransferError as exc:
         print(f"soundtransfer {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

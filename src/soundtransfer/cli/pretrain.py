@@ -50,12 +50,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoints/last.pt if present"
     )
+    p.add_argument("--device", default=None, help="auto, cpu, cuda ... (same as --set device=...)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = get_preset(args.preset, args.overrides)
+    device = [f"device={args.device}"] if args.device else []
+    cfg = get_preset(args.preset, [*args.overrides, *device])
     path = pretrain(
         args.images,
         cfg,

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from soundtransfer.cli.common import add_set_arg, parse_folds
+from soundtransfer.cli.common import add_cache_arg, add_frontend_arg, add_set_arg, parse_folds
 from soundtransfer.config import ConfigError
-from soundtransfer.experiments.grid import GRID_PRESETS, get_grid_preset, reproduce
+from soundtransfer.experiments.grid import GRID_PRESETS, get_preset, reproduce
 
 
 def _parse_roots(items: list[str]) -> dict[str, Path]:
@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory")
     p.add_argument("--folds", help="hold out only these folds, e.g. 1,2 (default: all)")
-    p.add_argument("--cache", type=Path, default=None, help="feature cache directory")
+    add_cache_arg(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument(
         "--spread",
@@ -60,12 +60,13 @@ def register(sub: Any) -> None:
         help="under torchrun: deal the runs (cell x fold) to the processes, one GPU each",
     )
     add_set_arg(p, "override a training setting, e.g. --set epochs=10")
+    add_frontend_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    preset = get_grid_preset(args.preset)
+    preset = get_preset(args.preset)
     result = reproduce(
         preset,
         _parse_roots(args.root),
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         spread=args.spread,
         extra_overrides=args.overrides,
+        frontend_overrides=args.frontend_overrides,
         progress=not args.quiet and sys.stderr.isatty(),
     )
     print(result["markdown"])

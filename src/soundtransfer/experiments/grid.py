@@ -17,16 +17,17 @@ Presets:
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soundtransfer.config import ConfigError, override, save_json, to_dict
+from soundtransfer import distributed as D
+from soundtransfer.config import get_named, override, save_json, to_dict
 from soundtransfer.errors import DatasetError
 from soundtransfer.locking import file_lock
+from soundtransfer.runs import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -96,17 +97,9 @@ GRID_PRESETS: dict[str, GridPreset] = {
 }
 
 
-def get_grid_preset(name: str) -> GridPreset:
-    try:
-        return GRID_PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown grid preset {name!r}; choose from {sorted(GRID_PRESETS)}"
-        ) from None
-
-
-def _rank_world() -> tuple[int, int]:
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+def get_preset(name: str, overrides: Mapping[str, Any] | Iterable[str] = ()) -> GridPreset:
+    """A grid preset (``paper``, ``cpu``) with ``key=value`` overrides of its fields."""
+    return get_named(GRID_PRESETS, name, overrides, "grid preset")
 
 
 def reproduce(
@@ -119,96 +112,106 @@ def reproduce(
     device: str = "auto",
     spread: bool = False,
     extra_overrides: Sequence[str] = (),
+    frontend_overrides: Sequence[str] = (),
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run every cell of ``preset`` (skipping finished splits) and write the result tables.
+    """Run every cell of ``preset`` (reusing finished splits) and write the result tables.
 
     Args:
         preset: the grid.
         data_roots: dataset name -> root folder in its official layout.
         out_dir: runs directory; results go to ``out_dir/results.{md,csv}``.
         folds: hold out only these folds (k-fold datasets); None = all.
-        cache_dir: feature / embedding cache.
+        cache_dir: cache root (features, weights, embeddings).
         device: "auto", "cpu", "cuda", "cuda:1" ...
         spread: under ``torchrun``, the independent runs (cell x held-out split) are dealt
             round-robin to the processes, each training its runs alone on its own GPU (no
             gradient sync), instead of all processes training each run together with DDP.
             Shared caches are locked, so the features and weights are computed once. Every
             process rewrites the tables when it ends, so the last to finish leaves them
-            complete (re-running ``reproduce`` skips finished runs and rewrites them too).
+            complete (re-running ``reproduce`` reuses finished runs and rewrites them too).
         extra_overrides: ``key=value`` overrides of the training config.
+        frontend_overrides: ``key=value`` overrides of every dataset's front-end preset.
 
     Returns:
         ``{"cells": [...], "markdown": str, "csv": str}``.
     """
-    import torch
-
-    from soundtransfer.analysis.tables import collect_results, results_table
-    from soundtransfer.datasets import load_dataset
-    from soundtransfer.features import build_features
-    from soundtransfer.train import get_train_preset, run_crossval
+    from soundtransfer.features import dataset_store
+    from soundtransfer.train import get_preset as train_preset
+    from soundtransfer.train import run_crossval
+    from soundtransfer.train.crossval import check_folds
 
     missing = [d for d in preset.datasets if d not in data_roots]
     if missing:
         raise DatasetError(
             f"grid {preset.name!r} needs a root for {missing}; pass --root NAME=DIR for each"
         )
-    cfg = get_train_preset(preset.train_preset, [*preset.train_overrides, *extra_overrides])
+    folds = check_folds(folds)
+    cfg = train_preset(preset.train_preset, [*preset.train_overrides, *extra_overrides])
     cells = preset.cells()
-    rank, world = _rank_world()
-    if spread:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if device in ("auto", "cuda") and torch.cuda.is_available():
-            device = f"cuda:{local}"
-        # Each process trains its own runs: no process group for the runs themselves.
-        for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-            os.environ.pop(var, None)
-    cfg = dataclasses.replace(cfg, device=device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world, local_rank = D.torchrun_slot()
+    if spread and device in ("auto", "cuda"):
+        device = str(D.resolve_device(device, local_rank))  # this process's own GPU
+    cfg = override(cfg, {"device": device})
     if rank == 0:
         save_json(
             out_dir / "grid.json",
-            {"preset": to_dict(preset), "train": to_dict(cfg), "folds": list(folds or [])},
+            {
+                "preset": to_dict(preset),
+                "train": to_dict(cfg),
+                "frontend_overrides": list(frontend_overrides),
+                "folds": list(folds or []),
+            },
         )
-    stores = {}
-    # The independent runs in grid order: (cell, the one held-out fold; None: fixed split).
-    units: list[tuple[Cell, list[int] | None]] = []
-    for cell in cells:
-        if cell.dataset not in stores:
-            table = load_dataset(cell.dataset, Path(data_roots[cell.dataset]))
-            stores[cell.dataset] = build_features(table, cache_dir=cache_dir, progress=progress)
-        table = stores[cell.dataset].table
-        if table.protocol == "fixed":
-            units.append((cell, None))
-        else:
-            table.splits(folds)  # an absent fold fails here, before any run starts
-            units += [(cell, [k]) for k in (folds or table.folds)]
-    mine = units[rank::world] if spread else units
-    for cell, unit_folds in mine:
-        run_cfg = override(cfg, {"mode": cell.mode})
-        if cell.mode == "linear" and preset.linear_overrides:
-            run_cfg = override(run_cfg, preset.linear_overrides)
-        run_crossval(
-            stores[cell.dataset],
-            cell.weights,
-            cell.arch,
-            run_cfg,
-            out_dir,
-            folds=unit_folds,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
+    # Spread: each process trains its own runs alone, the main rank of each.
+    alone: AbstractContextManager[Any] = D.independent_process() if spread else nullcontext()
+    with alone:
+        stores = {}
+        # The independent runs in grid order: (cell, the one held-out fold; None: fixed split).
+        units: list[tuple[Cell, list[int] | None]] = []
+        for cell in cells:
+            if cell.dataset not in stores:
+                stores[cell.dataset] = dataset_store(
+                    cell.dataset,
+                    Path(data_roots[cell.dataset]),
+                    frontend_overrides=frontend_overrides,
+                    cache_dir=cache_dir,
+                    progress=progress,
+                )
+            table = stores[cell.dataset].table
+            if table.protocol == "fixed":
+                units.append((cell, None))
+            else:
+                table.splits(folds)  # an absent fold fails here, before any run starts
+                units += [(cell, [k]) for k in (folds or table.folds)]
+        mine = units[rank::world] if spread else units
+        for cell, unit_folds in mine:
+            run_cfg = override(cfg, {"mode": cell.mode})
+            if cell.mode == "linear" and preset.linear_overrides:
+                run_cfg = override(run_cfg, preset.linear_overrides)
+            run_crossval(
+                stores[cell.dataset],
+                cell.weights,
+                cell.arch,
+                run_cfg,
+                out_dir,
+                folds=unit_folds,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+    return _write_tables(preset, cells, out_dir, write=spread or rank == 0)
+
+
+def _write_tables(
+    preset: GridPreset, cells: list[Cell], out_dir: Path, write: bool
+) -> dict[str, Any]:
+    from soundtransfer.analysis.tables import collect_results, results_table
+
     header = f"# Results: grid preset `{preset.name}`\n\n{preset.label}\n\n"
     # Under the lock, the process that writes last has seen every run finished before it.
     with file_lock(out_dir / ".results.lock"):
         markdown, csv = results_table(collect_results(out_dir))
-        if spread or rank == 0:
-            _write_atomic(out_dir / "results.md", header + markdown)
-            _write_atomic(out_dir / "results.csv", csv)
+        if write:
+            atomic_write_text(out_dir / "results.md", header + markdown)
+            atomic_write_text(out_dir / "results.csv", csv)
     return {"cells": [to_dict(c) for c in cells], "markdown": header + markdown, "csv": csv}
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: spread runs race
-    tmp.write_text(text)
-    tmp.replace(path)

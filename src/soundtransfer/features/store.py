@@ -39,7 +39,6 @@ on) besides the clip table, whatever the dataset size.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,7 +52,8 @@ import torch
 from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.io import load_clip
 from soundtransfer.audio.presets import FrontEnd, get_preset
-from soundtransfer.config import config_hash, from_dict, save_json, to_dict
+from soundtransfer.cache import features_dir
+from soundtransfer.config import config_hash, from_dict, override, save_json, to_dict
 from soundtransfer.datasets.clips import Clip, ClipTable
 from soundtransfer.errors import AudioError, DatasetError
 from soundtransfer.features.progress import has_logs, remove_logs
@@ -64,11 +64,6 @@ BAD = "bad.json"
 LOCK = "build.lock"
 T = TypeVar("T")
 SKIP_HINT = " (use --skip-bad / skip_bad=True to leave bad clips out with a report)"
-
-
-def default_cache_dir() -> Path:
-    """``$SOUNDTRANSFER_CACHE`` or ``~/.cache/soundtransfer``."""
-    return Path(os.environ.get("SOUNDTRANSFER_CACHE", "~/.cache/soundtransfer")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -123,8 +118,68 @@ def store_key(table: ClipTable, frontend: FrontEnd) -> str:
 
 def store_dir(table: ClipTable, frontend: FrontEnd, cache_dir: Path | None = None) -> Path:
     """Where the store of ``table`` under ``frontend`` lives (it may not exist yet)."""
-    root = (cache_dir or default_cache_dir()) / "features"
-    return root / f"{table.name}-{store_key(table, frontend)}"
+    return features_dir(cache_dir) / f"{table.name}-{store_key(table, frontend)}"
+
+
+def dataset_store(
+    name: str,
+    root: Path,
+    *,
+    frontend_overrides: Sequence[str] | dict[str, Any] = (),
+    cache_dir: Path | None = None,
+    missing: str = "error",
+    skip_bad: bool = False,
+    device: str = "cpu",
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: bool = True,
+    warn: Callable[[str], None] | None = None,
+    distributed: bool = False,
+) -> FeatureStore:
+    """Dataset name + root + front-end overrides -> its feature store (built, resumed or
+    opened): the one path from a dataset on disk to features, used by every command, the
+    grid, the figures and the demo.
+
+    Args:
+        name: a dataset of :data:`soundtransfer.datasets.DATASETS`.
+        root: its root folder in the official layout.
+        frontend_overrides: ``key=value`` strings or a mapping applied to the dataset's
+            front-end preset.
+        cache_dir: cache root (see :mod:`soundtransfer.cache`).
+        missing: ``error`` or ``skip`` audio files named in the metadata but absent.
+        skip_bad: leave undecodable clips out (listed in ``bad.json``).
+        device, batch_size, workers, progress: see :func:`build_features`.
+        warn: called with each note of the dataset, a line about an unfinished store resumed
+            and a line about bad clips left out.
+        distributed: share the rows with the other ranks of the process group (see
+            :func:`build_features`).
+    """
+    from soundtransfer.datasets import load_dataset
+
+    table = load_dataset(name, root, missing=missing)
+    frontend = override(get_preset(name), frontend_overrides)
+    for note in table.notes:
+        if warn is not None:
+            warn(f"note: {note}")
+    store = build_features(
+        table,
+        frontend,
+        cache_dir,
+        batch_size=batch_size,
+        device=device,
+        workers=workers,
+        skip_bad=skip_bad,
+        progress=progress,
+        distributed=distributed,
+    )
+    if store.resumed and warn is not None:
+        warn(
+            f"note: resumed an unfinished feature store: {store.resumed} of {len(table)} clips "
+            "were computed by an earlier run"
+        )
+    if store.bad and warn is not None:
+        warn(f"warning: {len(store.bad)} bad clip(s) left out, listed in {store.dir / BAD}")
+    return store
 
 
 def build_features(
@@ -144,7 +199,7 @@ def build_features(
     Args:
         table: the clips.
         frontend: front-end settings (default: the preset named like the dataset).
-        cache_dir: cache root (default :func:`default_cache_dir`); the store goes in
+        cache_dir: cache root (see :mod:`soundtransfer.cache`); the store goes in
             ``<cache_dir>/features/<dataset>-<key>/``.
         batch_size: clips per batch, the unit of progress and of device work (memory is
             bounded by two batches).

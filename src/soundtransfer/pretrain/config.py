@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from soundtransfer.config import ConfigError, override
+from soundtransfer.config import ConfigError, check_bounds, get_named, to_dict
 from soundtransfer.pretrain.augment import SimCLRTransform
 
-__all__ = ["PRESETS", "PretrainConfig", "get_preset"]
+__all__ = ["PRESETS", "RUNTIME_FIELDS", "PretrainConfig", "get_preset", "identity_settings"]
 
 
 @dataclass(frozen=True)
@@ -35,65 +35,71 @@ class PretrainConfig:
         proj_out_dim: width of ``z``, where the loss is computed.
         color_strength: colour distortion strength ``s``.
         sync_bn: synchronise batch norm across ranks (CUDA with DDP only).
-        amp: autocast on CUDA: ``bf16``, ``fp16`` (with a grad scaler) or ``off``; CPU runs
-            in float32.
-        channels_last: NHWC memory layout on CUDA.
+        amp: ``auto`` (bf16 autocast on CUDA), ``bf16``, ``fp16`` (with a grad scaler) or
+            ``off``; float32 on CPU (the same option as fine-tuning's).
+        channels_last: ``auto`` (NHWC on CUDA), ``on`` or ``off``.
         batch_augment: ``auto`` (on CUDA), ``on`` or ``off``: colour and blur on the device
             for the whole batch (workers only crop) instead of per image in the workers.
         num_workers: DataLoader worker processes per rank.
         checkpoint_every: steps between checkpoints (and at the end).
         seed: seed of the shuffle, augmentations and initial weights.
         device: ``auto``, ``cpu``, ``cuda``.
+        tensorboard: also log to TensorBoard (``<out>/tensorboard``; needs the package).
         skip_bad: replace undecodable images by the next one and list them in
             ``skipped.jsonl`` (otherwise the first one stops the run with a ``DatasetError``).
     """
 
+    # The network and its views.
     arch: str = "resnet50"
     input_size: int = 224
+    color_strength: float = 1.0
+    batch_augment: Literal["auto", "on", "off"] = "auto"
+
+    # How long, and the loss.
     batch_size: int = 4096
     epochs: int = 100
     max_steps: int = 0
     temperature: float = 0.1
+
+    # LARS and its schedule.
     base_lr: float = 0.3
     lr_scaling: Literal["linear", "sqrt", "none"] = "linear"
     weight_decay: float = 1e-6
     momentum: float = 0.9
     trust_coefficient: float = 1e-3
     warmup_epochs: float = 10.0
+
+    # The projection head g.
     proj_layers: int = 2
     proj_hidden_dim: int = 2048
     proj_out_dim: int = 128
-    color_strength: float = 1.0
+
+    # Numerics and devices (the same options as fine-tuning's).
     sync_bn: bool = True
-    amp: Literal["bf16", "fp16", "off"] = "bf16"
-    channels_last: bool = True
-    batch_augment: Literal["auto", "on", "off"] = "auto"
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    device: str = "auto"
+
+    # Data loading, checkpoints, logs.
     num_workers: int = 8
     checkpoint_every: int = 1000
     seed: int = 0
-    device: str = "auto"
     skip_bad: bool = False
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        positive = (
-            "input_size",
-            "batch_size",
-            "epochs",
-            "proj_layers",
-            "proj_hidden_dim",
-            "proj_out_dim",
-            "checkpoint_every",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_bounds(
+            self,
+            at_least_1=("input_size", "batch_size", "epochs", "proj_layers", "proj_hidden_dim",
+                        "proj_out_dim", "checkpoint_every"),
+            positive=("temperature", "base_lr", "trust_coefficient"),
+            non_negative=("max_steps", "num_workers", "warmup_epochs", "weight_decay", "seed",
+                          "color_strength"),
+        )  # fmt: skip
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be at least 2 (NT-Xent), got {self.batch_size}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be positive, got {self.temperature}")
-        for name in ("max_steps", "num_workers", "warmup_epochs", "weight_decay", "base_lr"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
 
     def transform(self) -> SimCLRTransform:
         """The view transform with this config's size and colour strength."""
@@ -112,7 +118,7 @@ PRESETS: dict[str, PretrainConfig] = {
         proj_hidden_dim=512,
         proj_out_dim=64,
         amp="off",
-        channels_last=False,
+        channels_last="off",
         num_workers=0,
         checkpoint_every=2,
         device="cpu",
@@ -120,8 +126,16 @@ PRESETS: dict[str, PretrainConfig] = {
 }
 
 
-def get_preset(name: str, overrides: Sequence[str] | dict[str, Any] = ()) -> PretrainConfig:
+#: Settings that may change between a checkpoint and its resumption (they do not change the
+#: numbers computed): left out of the run's identity.
+RUNTIME_FIELDS = frozenset({"num_workers", "checkpoint_every", "device", "tensorboard"})
+
+
+def identity_settings(cfg: PretrainConfig) -> dict[str, Any]:
+    """The settings that belong to a pre-training run's identity."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in RUNTIME_FIELDS}
+
+
+def get_preset(name: str, overrides: Mapping[str, Any] | Iterable[str] = ()) -> PretrainConfig:
     """A preset by name (``paper`` or ``cpu``) with ``key=value`` overrides applied."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown pretrain preset {name!r} (known: {', '.join(PRESETS)})")
-    return override(PRESETS[name], overrides)
+    return get_named(PRESETS, name, overrides, "pretrain preset")

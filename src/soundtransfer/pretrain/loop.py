@@ -23,9 +23,6 @@ of the batch path draw from each rank's generator, whose state the checkpoint ke
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,10 +39,18 @@ from soundtransfer import distributed as D
 from soundtransfer.config import ConfigError, save_json, to_dict
 from soundtransfer.errors import DatasetError, RunError
 from soundtransfer.models import build_encoder
-from soundtransfer.pretrain.config import PretrainConfig
+from soundtransfer.pretrain.config import PretrainConfig, identity_settings
 from soundtransfer.pretrain.data import ImageViews, epoch_batches, find_images
 from soundtransfer.pretrain.lars import LARS, lars_param_groups, lr_at_step, scaled_lr
 from soundtransfer.pretrain.ntxent import NTXentLoss
+from soundtransfer.runs import (
+    MetricsLog,
+    Precision,
+    atomic_write,
+    check_finite,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = [
     "SimCLRModel",
@@ -54,11 +59,6 @@ __all__ = [
     "projection_head",
     "save_encoder",
 ]
-
-# Settings that may change between a checkpoint and its resumption (they do not change
-# the numbers computed).
-_RESUMABLE_CHANGES = frozenset({"num_workers", "checkpoint_every", "device"})
-
 
 # ---------------------------------------------------------------------------------------------
 # Model
@@ -151,51 +151,7 @@ def encoder_state_dict(encoder: nn.Module, arch: str) -> dict[str, torch.Tensor]
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints and outputs
-
-
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _check_resumable(saved: dict[str, Any], cfg: PretrainConfig, path: Path) -> None:
-    current = to_dict(cfg)
-    changed = sorted(
-        k for k in current if k not in _RESUMABLE_CHANGES and saved.get(k) != current[k]
-    )
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise RunError(f"cannot resume from {path}: settings changed ({detail})")
-
-
-def _truncate_log(path: Path, last_step: int) -> None:
-    """Keep only the log lines of steps up to ``last_step`` (a resumed run rewrites the rest)."""
-    if not path.exists():
-        return
-    kept = [
-        line
-        for line in path.read_text().splitlines()
-        if line.strip() and json.loads(line)["step"] <= last_step
-    ]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+# Outputs
 
 
 def save_encoder(encoder: nn.Module, arch: str, path: Path, description: dict[str, Any]) -> Path:
@@ -207,10 +163,8 @@ def save_encoder(encoder: nn.Module, arch: str, path: Path, description: dict[st
     from safetensors.torch import save_file
 
     state = encoder_state_dict(encoder, arch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"arch": arch, "source": "soundtransfer-simclr"})
-    os.replace(tmp, path)
+    metadata = {"arch": arch, "source": "soundtransfer-simclr"}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
     sidecar = {
         "arch": arch,
         "kind": "simclr",
@@ -288,6 +242,75 @@ def _batches(
             raise DatasetError(last.removeprefix(prefix)) from None
 
 
+@dataclass
+class _Trainer:
+    """The model and what updates it, on this rank's device."""
+
+    model: SimCLRModel
+    net: nn.Module  # model, or it wrapped in DDP
+    optimizer: LARS
+    scaler: torch.amp.GradScaler
+    precision: Precision
+    loss_fn: NTXentLoss
+    device_augment: nn.Module | None
+
+    def step(self, v0: torch.Tensor, v1: torch.Tensor, lr: float) -> float:
+        """One optimiser step on the two views; returns the loss averaged over ranks."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x = torch.cat([v0, v1]).to(self.precision.device, non_blocking=True)  # (2n, 3, S, S)
+        if self.device_augment is not None:
+            x = self.device_augment(x)
+        with self.precision.autocast():
+            z = self.net(self.precision.inputs(x))  # (2n, proj_out_dim)
+        z0, z1 = z.float().chunk(2)  # (n, proj_out_dim) each
+        loss = self.loss_fn(z0, z1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(D.all_reduce_mean(loss.detach()).item())
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+
+
+def _trainer(cfg: PretrainConfig, info: D.DistInfo, setup: _Setup) -> _Trainer:
+    """Model (SyncBN under DDP on CUDA), LARS, grad scaler and augmentation on the device."""
+    cuda = info.device.type == "cuda"
+    torch.manual_seed(cfg.seed + info.rank)  # initial weights from rank 0 via DDP's broadcast
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    model = SimCLRModel(build_encoder(cfg.arch), cfg)
+    if cuda and info.distributed and cfg.sync_bn:
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)  # converts the children in place
+    precision = Precision.resolve(info.device, cfg.amp, cfg.channels_last)
+    precision.model(model)
+    optimizer = LARS(
+        lars_param_groups(model, cfg.weight_decay),
+        lr=setup.peak_lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        trust_coefficient=cfg.trust_coefficient,
+    )
+    net: nn.Module = model
+    if info.distributed:
+        net = DistributedDataParallel(model, device_ids=[info.device.index] if cuda else None)
+    batch_aug = cfg.batch_augment == "on" or (cfg.batch_augment == "auto" and cuda)
+    device_augment = cfg.transform().batch_module().to(info.device) if batch_aug else None
+    loss_fn = NTXentLoss(cfg.temperature, gather_distributed=True)
+    return _Trainer(model, net, optimizer, precision.scaler(), precision, loss_fn, device_augment)
+
+
 def pretrain(
     images_dir: Path,
     cfg: PretrainConfig,
@@ -304,7 +327,9 @@ def pretrain(
         cfg: settings.
         out_dir: output folder (created).
         resume: continue from ``out_dir/checkpoints/last.pt`` if it exists (else start). Without
-            it, an existing checkpoint is an error rather than being overwritten.
+            it, an existing checkpoint is an error rather than being overwritten. A checkpoint
+            of other settings (beyond ``RUNTIME_FIELDS``), image count or process count is an
+            error naming the difference.
         stop_at: end this invocation after step ``stop_at`` with a checkpoint, as a
             time-limited job would; resume later. ``None`` runs to the end.
         progress: show a tqdm bar with the loss on rank 0.
@@ -332,87 +357,33 @@ def _pretrain(
     progress: bool,
 ) -> Path:
     setup = _plan(images_dir, cfg, info.world_size)
-    device = info.device
-    cuda = device.type == "cuda"
     ckpt_path = out_dir / "checkpoints" / "last.pt"
-    log_path = out_dir / "log.jsonl"
-    skipped_path = out_dir / "skipped.jsonl"
     if ckpt_path.exists() and not resume:
         raise RunError(f"{ckpt_path} exists: resume it (--resume) or choose another --out")
-
-    torch.manual_seed(cfg.seed + info.rank)  # initial weights from rank 0 via DDP's broadcast
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-    model = SimCLRModel(build_encoder(cfg.arch), cfg)
-    if cuda and info.distributed and cfg.sync_bn:
-        nn.SyncBatchNorm.convert_sync_batchnorm(model)  # converts the children in place
-    model.to(device)
-    if cuda and cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = LARS(
-        lars_param_groups(model, cfg.weight_decay),
-        lr=setup.peak_lr,
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        trust_coefficient=cfg.trust_coefficient,
-    )
-    use_amp = cuda and cfg.amp != "off"
-    amp_dtype = torch.float16 if cfg.amp == "fp16" else torch.bfloat16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.amp == "fp16")
-
+    identity = {
+        "settings": identity_settings(cfg),
+        "world_size": info.world_size,
+        "num_images": len(setup.files),
+    }
+    trainer = _trainer(cfg, info, setup)
     start_step = 0
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        _check_resumable(state["config"], cfg, ckpt_path)
-        if state["world_size"] != info.world_size or state["num_images"] != len(setup.files):
-            raise RunError(
-                f"cannot resume from {ckpt_path}: it ran on {state['world_size']} processes with "
-                f"{state['num_images']} images, now {info.world_size} and {len(setup.files)}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, info.device, identity)
+        trainer.load(state)
         start_step = int(state["step"])
-        _set_rng_state(state["rng"][info.rank], device)
-
+    log = MetricsLog(out_dir / "log.jsonl", "step", cfg.tensorboard)
+    skipped = MetricsLog(out_dir / "skipped.jsonl", "step")
+    log.start(start_step)
+    skipped.start(start_step)
     if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
         save_json(out_dir / "config.json", cfg)
-        if start_step == 0:
-            log_path.unlink(missing_ok=True)
-            skipped_path.unlink(missing_ok=True)
-        else:
-            _truncate_log(log_path, start_step)
-
-    net: nn.Module = model
-    if info.distributed:
-        net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    loss_fn = NTXentLoss(cfg.temperature, gather_distributed=True)
-    transform = cfg.transform()
-    batch_aug = cfg.batch_augment == "on" or (cfg.batch_augment == "auto" and cuda)
-    device_augment = transform.batch_module().to(device) if batch_aug else None
     dataset = ImageViews(
-        setup.files, transform, cfg.seed, crops_only=batch_aug, skip_bad=cfg.skip_bad
+        setup.files,
+        cfg.transform(),
+        cfg.seed,
+        crops_only=trainer.device_augment is not None,
+        skip_bad=cfg.skip_bad,
     )
-
-    def checkpoint(step: int) -> None:
-        rng = D.gather_objects(_rng_state(device))  # collective: every rank calls it
-        if info.is_main:
-            _atomic_torch_save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "step": step,
-                    "config": to_dict(cfg),
-                    "world_size": info.world_size,
-                    "num_images": len(setup.files),
-                    "rng": rng,
-                },
-                ckpt_path,
-            )
-        D.barrier()
-
     bar = tqdm(
         total=setup.total_steps,
         initial=start_step,
@@ -420,81 +391,50 @@ def _pretrain(
         desc="pretrain",
         dynamic_ncols=True,
     )
-    model.train()
-    step = start_step
-    loss_value = float("nan")
+    trainer.model.train()
+    step, loss_value = start_step, float("nan")
     started = time.perf_counter()
-    for epoch, (v0, v1, skipped) in _batches(setup, dataset, cfg, info, start_step):
+    for epoch, (v0, v1, bad) in _batches(setup, dataset, cfg, info, start_step):
         lr = lr_at_step(step, setup.total_steps, setup.warmup_steps, setup.peak_lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = torch.cat([v0, v1]).to(device, non_blocking=True)  # (2n, 3, S, S)
-        if device_augment is not None:
-            x = device_augment(x)
-        if cuda and cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            z = net(x)  # (2n, proj_out_dim)
-        z0, z1 = z.float().chunk(2)  # (n, proj_out_dim) each
-        loss = loss_fn(z0, z1)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        loss_value = float(D.all_reduce_mean(loss.detach()).item())
-        if not math.isfinite(loss_value):
-            raise RunError(
-                f"non-finite loss {loss_value} at step {step + 1} (lr {lr:.4g}); lower base_lr "
-                f"or check the images"
-            )
+        loss_value = trainer.step(v0, v1, lr)
+        where = f"at step {step + 1} (lr {lr:.4g}); lower base_lr or check the images"
+        check_finite(loss_value, where)
         step += 1
-        bad = [line for text in skipped if text for line in text.split("\n")]
-        bad_all = D.gather_objects(bad) if cfg.skip_bad else [bad]
-        if info.is_main:
-            with log_path.open("a") as log:
-                log.write(
-                    json.dumps(
-                        {
-                            "step": step,
-                            "epoch": epoch,
-                            "loss": loss_value,
-                            "lr": lr,
-                            "seconds": round(time.perf_counter() - started, 3),
-                        }
-                    )
-                    + "\n"
-                )
-            records = [r for rank_bad in bad_all for r in rank_bad]
-            if records:
-                with skipped_path.open("a") as f:
-                    for record in records:
-                        file, _, reason = record.partition("\t")
-                        f.write(json.dumps({"step": step, "file": file, "reason": reason}) + "\n")
+        seconds = round(time.perf_counter() - started, 3)
+        log.write({"step": step, "epoch": epoch, "loss": loss_value, "lr": lr, "seconds": seconds})
+        _log_skipped(skipped, step, bad, cfg.skip_bad)
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.3g}")
         done = step >= setup.total_steps
         if done or step % cfg.checkpoint_every == 0 or step == stop_at:
-            checkpoint(step)
+            state = {**trainer.state(), "step": step, "identity": identity}
+            save_checkpoint(ckpt_path, state, info.device)
         if stop_at is not None and step >= stop_at and not done:
             bar.close()
+            log.close()
             return ckpt_path
     bar.close()
-
+    log.close()
     weights_path = out_dir / "encoder.safetensors"
     if info.is_main:
-        save_encoder(
-            model.encoder,
-            cfg.arch,
-            weights_path,
-            {
-                "config": to_dict(cfg),
-                "steps": step,
-                "epochs": step / setup.steps_per_epoch,
-                "num_images": len(setup.files),
-                "images_dir": str(images_dir),
-                "world_size": info.world_size,
-                "final_loss": loss_value,
-            },
-        )
+        description = {
+            "config": to_dict(cfg),
+            "steps": step,
+            "epochs": step / setup.steps_per_epoch,
+            "num_images": len(setup.files),
+            "images_dir": str(images_dir),
+            "world_size": info.world_size,
+            "final_loss": loss_value,
+        }
+        save_encoder(trainer.model.encoder, cfg.arch, weights_path, description)
     D.barrier()
     return weights_path
+
+
+def _log_skipped(log: MetricsLog, step: int, bad: list[str], skip_bad: bool) -> None:
+    """Record the images the workers replaced (``file\treason`` lines), every rank's."""
+    mine = [line for text in bad if text for line in text.split("\n")]
+    every = D.gather_objects(mine) if skip_bad else [mine]  # collective under skip_bad
+    for record in (r for rank_bad in every for r in rank_bad):
+        file, _, reason = record.partition("\t")
+        log.write({"step": step, "file": file, "reason": reason})

@@ -1,13 +1,14 @@
-"""Training settings: one frozen dataclass with the paper's preset and a CPU preset."""
+"""Training settings: one frozen dataclass with the paper's preset and smaller ones."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from soundtransfer.config import ConfigError, override
+from soundtransfer.config import ConfigError, check_bounds, get_named, to_dict
+
+__all__ = ["PRESETS", "RUNTIME_FIELDS", "TrainConfig", "get_preset", "identity_settings"]
 
 
 @dataclass(frozen=True)
@@ -20,25 +21,26 @@ class TrainConfig:
     Attributes:
         mode: ``finetune`` (every layer trains) or ``linear`` (encoder frozen, FC only).
         epochs: passes over the training folds.
-        batch_size: clips per step *per process*; under torchrun the effective batch is
-            ``batch_size x world_size``.
-        lr: learning rate (scaled by world size only when ``scale_lr``).
+        batch_size: clips per optimiser step, all processes together (as in pre-training);
+            under torchrun each of the N processes takes ``batch_size / N`` (a multiple of N).
+        lr: learning rate (> 0).
         weight_decay: L2 coefficient (Adam's coupled L2 as in the paper; ``adamw`` decouples).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum 0.9).
-        scale_lr: multiply ``lr`` by the world size (linear scaling rule) under torchrun.
         val_fraction: carve this fraction of the training folds (grouped by source recording)
             as a validation set; 0 = none. Never the test fold.
         select: ``last`` (the paper: final epoch) or ``best_val`` (needs a validation set).
         seed: seed of initialisation, shuffling and validation carving.
-        amp: ``auto`` (bf16 autocast on CUDA), ``bf16``, ``fp16`` or ``off``.
+        amp: ``auto`` (bf16 autocast on CUDA), ``bf16``, ``fp16`` or ``off``; float32 on CPU.
         channels_last: ``auto`` (on CUDA), ``on`` or ``off``.
         compile: wrap the model in ``torch.compile`` (CUDA).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         eval_every: evaluate the test fold every N epochs (logged, never used to select);
-            the final epoch is always evaluated.
-        embed_batch_size: batch size of the frozen-encoder pass of linear evaluation.
+            the final epoch is always evaluated; 0 = only the final epoch.
+        embed_batch_size: batch size of evaluation and of the frozen-encoder pass.
         feature_norm: linear evaluation standardises the frozen features with training-clip
             statistics (folded into the head afterwards, so still one linear layer).
+        tensorboard: also log the metrics to TensorBoard (``<run>/tensorboard``; needs the
+            ``tensorboard`` package). ``metrics.jsonl`` is always written.
     """
 
     mode: Literal["finetune", "linear"] = "finetune"
@@ -47,7 +49,6 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-3
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    scale_lr: bool = False
     val_fraction: float = 0.0
     select: Literal["last", "best_val"] = "last"
     seed: int = 0
@@ -58,14 +59,26 @@ class TrainConfig:
     eval_every: int = 1
     embed_batch_size: int = 64
     feature_norm: bool = True
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("epochs and batch_size must be at least 1")
+        at_least_1, positive = ("epochs", "batch_size", "embed_batch_size"), ("lr",)
+        non_negative = ("weight_decay", "seed", "eval_every")
+        check_bounds(self, at_least_1=at_least_1, positive=positive, non_negative=non_negative)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.select == "best_val" and self.val_fraction == 0.0:
             raise ConfigError("select=best_val needs val_fraction > 0 (never the test fold)")
+
+
+#: Settings that do not change a run's numbers: left out of its identity, so a run may resume
+#: or be reused with other values (another device, another logging cadence).
+RUNTIME_FIELDS = frozenset({"device", "eval_every", "compile", "tensorboard", "embed_batch_size"})
+
+
+def identity_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The settings that belong to a run's identity (all but :data:`RUNTIME_FIELDS`)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in RUNTIME_FIELDS}
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -77,10 +90,6 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
-def get_train_preset(name: str, overrides: Iterable[str] = ()) -> TrainConfig:
+def get_preset(name: str, overrides: Mapping[str, Any] | Iterable[str] = ()) -> TrainConfig:
     """A named preset (``paper``, ``cpu``, ``demo``) with ``key=value`` overrides."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown training preset {name!r}; choose from {sorted(PRESETS)}")
-    cfg = PRESETS[name]
-    items = list(overrides)
-    return override(cfg, items) if items else dataclasses.replace(cfg)
+    return get_named(PRESETS, name, overrides, "training preset")

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from soundtransfer.config import ConfigError
 from soundtransfer.features.store import FeatureStore
+from soundtransfer.runs import cell_dir
 from soundtransfer.train.config import TrainConfig
-from soundtransfer.train.loop import run_split
+from soundtransfer.train.run import run_split
+from soundtransfer.weights import ResolvedWeights, resolve
+
+__all__ = ["CVResult", "check_folds", "fold_mean_std", "run_crossval"]
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,8 @@ class CVResult:
     splits: tuple[str, ...]
     accuracies: tuple[float, ...]
     run_dir: Path
-
-    @property
-    def mean(self) -> float:
-        return fold_mean_std(self.accuracies)[0]
-
-    @property
-    def std(self) -> float:
-        return fold_mean_std(self.accuracies)[1]
+    mean: float  # fold_mean_std(accuracies)
+    std: float
 
 
 def fold_mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -41,15 +39,23 @@ def fold_mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(values)), std
 
 
-def weights_label(weights: str, arch: str | None) -> str:
-    """Run-directory name of a weight source: ``<arch>.<weights>`` (file paths by stem)."""
-    name = Path(weights).stem if Path(weights).suffix else weights
-    return f"{arch or 'resnet50'}.{name}"
+def check_folds(folds: Sequence[int] | None) -> list[int] | None:
+    """``folds`` as a list, refusing repeats (a fold counted twice would bias the mean/std).
+
+    Raises:
+        ConfigError: a fold given more than once.
+    """
+    if folds is None:
+        return None
+    repeated = sorted({k for k in folds if list(folds).count(k) > 1})
+    if repeated:
+        raise ConfigError(f"folds {repeated} given more than once in {list(folds)}")
+    return list(folds)
 
 
 def run_crossval(
     store: FeatureStore,
-    weights: str,
+    weights: str | ResolvedWeights,
     arch: str | None,
     cfg: TrainConfig,
     out_dir: Path,
@@ -58,23 +64,20 @@ def run_crossval(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> CVResult:
-    """Hold out each official fold in turn (finished splits are skipped, others resume).
+    """Hold out each official fold in turn (finished splits are reused, others resume).
 
-    Run directories: ``out_dir/<dataset>/<arch>.<weights>/<mode>/<split>/``.
+    Run directories: ``out_dir/<dataset>/<arch>.<weights>/<mode>/<split>/``
+    (:func:`soundtransfer.runs.run_dir`).
     """
-    if arch is None:
-        from soundtransfer.weights import get_source
-
-        src_arch = get_source(weights).arch if not Path(weights).suffix else None
-        arch = src_arch or "resnet50"
-    base = out_dir / store.table.name / weights_label(weights, arch) / cfg.mode
+    resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
+    base = cell_dir(out_dir, store.table.name, resolved.label, cfg.mode)
     names, accs = [], []
-    for split in store.table.splits(folds):
-        result: dict[str, Any] = run_split(
+    for split in store.table.splits(check_folds(folds)):
+        result = run_split(
             store,
             split,
-            weights,
-            arch,
+            resolved,
+            None,
             cfg,
             base / split.name,
             cache_dir=cache_dir,
@@ -82,4 +85,8 @@ def run_crossval(
         )
         names.append(split.name)
         accs.append(float(result["test_acc"]))
-    return CVResult(store.table.name, weights, arch, cfg.mode, tuple(names), tuple(accs), base)
+    mean, std = fold_mean_std(accs)
+    return CVResult(
+        store.table.name, resolved.name, resolved.arch, cfg.mode, tuple(names), tuple(accs), base,
+        mean, std,
+    )  # fmt: skip

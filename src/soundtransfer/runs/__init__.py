@@ -1,0 +1,53 @@
+"""The run toolkit shared by fine-tuning, linear evaluation and pre-training.
+
+- :mod:`~soundtransfer.runs.rundir`: the run directory (layout, listing, parsing) and its
+  identity (:func:`open_run`: new, resume or done; another identity is an error).
+- :mod:`~soundtransfer.runs.files`: atomic writes (text, torch, any writer).
+- :mod:`~soundtransfer.runs.log`: the JSON-lines metrics log, optional TensorBoard.
+- :mod:`~soundtransfer.runs.checkpoint`: checkpoints with every rank's RNG state, loaded with
+  ``weights_only=True``; the non-finite loss guard.
+- :mod:`~soundtransfer.runs.precision`: autocast / grad scaler / channels_last policy.
+
+Which device and rank a process has is decided in :mod:`soundtransfer.distributed`.
+"""
+
+from soundtransfer.runs.checkpoint import (
+    check_finite,
+    load_checkpoint,
+    load_tensors,
+    save_checkpoint,
+)
+from soundtransfer.runs.files import atomic_torch_save, atomic_write, atomic_write_text
+from soundtransfer.runs.log import MetricsLog, read_jsonl
+from soundtransfer.runs.precision import Precision
+from soundtransfer.runs.rundir import (
+    RunRef,
+    RunStatus,
+    cell_dir,
+    describe_changes,
+    list_runs,
+    open_run,
+    parse_run_dir,
+    run_dir,
+)
+
+__all__ = [
+    "MetricsLog",
+    "Precision",
+    "RunRef",
+    "RunStatus",
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_text",
+    "cell_dir",
+    "check_finite",
+    "describe_changes",
+    "list_runs",
+    "load_checkpoint",
+    "load_tensors",
+    "open_run",
+    "parse_run_dir",
+    "read_jsonl",
+    "run_dir",
+    "save_checkpoint",
+]

@@ -1,0 +1,102 @@
+"""Checkpoints: resume state with every rank's RNG, written atomically by rank 0, loaded with
+``weights_only=True`` (plain tensors and containers: a checkpoint cannot run code).
+
+:func:`save_checkpoint` is collective under torchrun (every rank calls it: the RNG states are
+gathered), :func:`load_checkpoint` restores this rank's RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from soundtransfer import distributed as D
+from soundtransfer.errors import RunError
+from soundtransfer.runs.files import atomic_torch_save
+
+__all__ = ["check_finite", "load_checkpoint", "load_tensors", "rng_state", "save_checkpoint"]
+
+
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """This process's torch RNG state (CPU, and the device's on CUDA)."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_tensors(path: Path, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU; an unreadable file is a :class:`RunError`
+    naming it (never a pickle that could run code)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling, zip or format errors all mean "not usable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"{path}: not a readable {what} ({first[:200]})") from None
+
+
+def save_checkpoint(path: Path, state: dict[str, Any], device: torch.device) -> None:
+    """Write ``state`` plus every rank's RNG state to ``path`` (rank 0, atomically); collective.
+
+    Args:
+        path: the checkpoint file.
+        state: plain tensors, numbers, strings and containers of them.
+        device: this rank's device (its CUDA RNG is saved too).
+    """
+    rng = D.gather_objects(rng_state(device))  # collective: every rank calls it
+    if D.is_main():
+        atomic_torch_save({**state, "rng": rng}, path)
+    D.barrier()
+
+
+def load_checkpoint(
+    path: Path, device: torch.device, identity: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Read a checkpoint of :func:`save_checkpoint` and restore this rank's RNG state.
+
+    Args:
+        path: the checkpoint.
+        device: this rank's device.
+        identity: when given, the checkpoint's ``identity`` entry must equal it.
+
+    Raises:
+        RunError: an unreadable file, another identity (the differences named), or one
+            written by another number of processes.
+    """
+    from soundtransfer.runs.rundir import describe_changes
+
+    state: Any = load_tensors(path)
+    if not isinstance(state, dict) or "rng" not in state:
+        raise RunError(f"{path}: not a soundtransfer checkpoint (no RNG state)")
+    if identity is not None:
+        changes = describe_changes(state.get("identity", {}), identity)
+        if changes:
+            raise RunError(f"cannot resume from {path}: settings or data changed ({changes})")
+    rng = state["rng"]
+    if len(rng) != D.get_world_size():
+        raise RunError(
+            f"{path}: written by {len(rng)} process(es), now {D.get_world_size()}; "
+            "resume with the same number"
+        )
+    set_rng_state(rng[D.get_rank()], device)
+    return state
+
+
+def check_finite(value: float, where: str) -> None:
+    """Stop the run on a NaN or infinite loss.
+
+    Raises:
+        RunError: ``"non-finite loss <value> <where>"``, e.g. ``... at step 3 (lr 0.3)``.
+    """
+    if not math.isfinite(value):
+        raise RunError(f"non-finite loss {value} {where}")

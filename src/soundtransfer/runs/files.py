@@ -1,0 +1,49 @@
+"""Atomic writes: a temp file in the same folder, then a rename, so a kill never leaves half a
+file and readers see the old or the new content, never a mix.
+
+The temp name carries the process id, so processes sharing a folder (``reproduce --spread``)
+never write each other's temp files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_text"]
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temp path beside ``path``, then rename it to ``path``.
+
+    Args:
+        path: the destination (its folder is created).
+        write: writes the whole file at the path it is given.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (plain tensors and containers only, so the
+    file loads with ``weights_only=True``)."""
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))

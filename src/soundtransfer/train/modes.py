@@ -1,0 +1,240 @@
+"""What differs between fine-tuning and linear evaluation: the :class:`RunContext` each builds.
+
+Protocol (paper, section 4): the encoder f(.) starts from the chosen weights, a linear head
+g(.) sized to the classes is added, and the whole network (``finetune``) or only g
+(``linear``: f frozen, in ``eval()`` and ``no_grad``) is trained with Adam (lr 1e-4, weight
+decay 1e-3, batch 32) for 70 epochs with cross-entropy; the accuracy of the final epoch on the
+held-out fold is reported. Input normalisation uses statistics of the split's training clips
+only.
+
+Linear evaluation extracts the frozen encoder's pooled features once per clip (cached, keyed by
+the feature store, the weights and the normalisation) and trains g on them: seconds instead of
+a network pass per epoch, with the same result since f is frozen and deterministic in eval().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from soundtransfer import distributed as D
+from soundtransfer.cache import embeddings_dir
+from soundtransfer.config import config_hash, to_dict
+from soundtransfer.features.store import FeatureStore
+from soundtransfer.locking import file_lock
+from soundtransfer.models.classifier import Classifier, InputNorm
+from soundtransfer.runs import Precision, atomic_write
+from soundtransfer.train.config import TrainConfig
+from soundtransfer.train.data import channel_stats, chunks, store_batches
+from soundtransfer.train.loop import Batches, RunContext, make_optimizer
+from soundtransfer.weights import ResolvedWeights, load_encoder
+
+__all__ = [
+    "Job",
+    "Rows",
+    "build_classifier",
+    "cached_embeddings",
+    "embed_rows",
+    "finetune_context",
+    "fold_standardisation",
+    "linear_context",
+]
+
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # train, valid, test store rows
+
+
+def build_classifier(
+    store: FeatureStore,
+    train_rows: np.ndarray,
+    weights: ResolvedWeights,
+    cfg: TrainConfig,
+    cache_dir: Path | None = None,
+) -> tuple[Classifier, dict[str, Any]]:
+    """Encoder from ``weights`` + InputNorm from training-clip statistics + linear head."""
+    encoder, src = load_encoder(weights, cache_dir=cache_dir, seed=cfg.seed)
+    mean, std = channel_stats(store, train_rows)
+    norm = InputNorm(mean, std, src.input_mean, src.input_std)
+    torch.manual_seed(cfg.seed)
+    model = Classifier(encoder, len(store.table.classes), norm)
+    return model, {"train_mean": mean, "train_std": std, "source": to_dict(src)}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One split to train: what both modes start from.
+
+    Attributes:
+        store: the feature store.
+        rows: train, valid and test store rows.
+        model: the classifier (weights loaded, input normalisation from the training rows).
+        cfg: settings.
+        info: this process's rank, world size and device.
+        run_dir: the run directory.
+        cache_dir: cache root (embeddings).
+        progress: progress bars.
+    """
+
+    store: FeatureStore
+    rows: Rows
+    model: Classifier
+    cfg: TrainConfig
+    info: D.DistInfo
+    run_dir: Path
+    cache_dir: Path | None = None
+    progress: bool = False
+
+
+def finetune_context(job: Job) -> RunContext:
+    """The whole classifier trained on store images; DDP under torchrun (each rank a shard)."""
+    store, model, cfg, info = job.store, job.model, job.cfg, job.info
+    precision = Precision.resolve(info.device, cfg.amp, cfg.channels_last)
+    precision.model(model)
+    net: nn.Module = model
+    if info.distributed:
+        cuda = info.device.type == "cuda"
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.device.index] if cuda else None
+        )
+    if cfg.compile and info.device.type == "cuda":
+        net = torch.compile(net)  # type: ignore[assignment]
+
+    def batches(r: np.ndarray, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        return store_batches(store, r, size, info.device)
+
+    return _context(job, model, net, precision, batches, info.world_size)
+
+
+def _context(
+    job: Job,
+    module: nn.Module,
+    net: nn.Module,
+    precision: Precision,
+    batches: Batches,
+    world_size: int,
+) -> RunContext:
+    """The :class:`RunContext` of ``job`` training ``module`` (through ``net``)."""
+    optimizer = make_optimizer(module.parameters(), job.cfg)
+    train, valid, test = job.rows
+    return RunContext(
+        job.cfg, job.run_dir, module, net, optimizer, precision, batches, train, valid, test,
+        world_size=world_size, progress=job.progress,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def embed_rows(
+    model: Classifier,
+    store: FeatureStore,
+    rows: np.ndarray,
+    cfg: TrainConfig,
+    device: torch.device,
+    progress: bool = False,
+) -> np.ndarray:
+    """Frozen-encoder pooled features ``(N, D)`` float32 of the given rows."""
+    precision = Precision.resolve(device, cfg.amp, "off")
+    model.eval().to(device)
+    out = []
+    n_batches = len(chunks(rows, cfg.embed_batch_size))
+    for x, _y in tqdm(
+        store_batches(store, rows, cfg.embed_batch_size, device),
+        total=n_batches,
+        desc="embedding",
+        disable=not progress,
+        leave=False,
+    ):
+        with precision.autocast():
+            out.append(model.embed(x).float().cpu().numpy())
+    model.to("cpu")
+    return np.concatenate(out) if out else np.zeros((0, model.encoder.feature_dim), np.float32)
+
+
+def cached_embeddings(
+    model: Classifier,
+    store: FeatureStore,
+    rows: np.ndarray,
+    cfg: TrainConfig,
+    device: torch.device,
+    cache_dir: Path | None,
+    progress: bool,
+) -> tuple[np.ndarray, Path]:
+    """:func:`embed_rows`, cached in ``<cache>/embeddings/<hash>.npy``; the hash covers the
+    store, the encoder's weights, the fold's input normalisation and the rows. A lock makes
+    concurrent processes compute it once."""
+    norm = model.norm
+    assert isinstance(norm, InputNorm)
+    key = config_hash(
+        store.key,
+        model.encoder.arch,
+        [norm.scale.flatten().tolist(), norm.shift.flatten().tolist()],
+        [  # a fingerprint of every weight tensor (cheap next to one embedding pass)
+            float(p.double().sum())
+            for p in model.encoder.state_dict().values()
+            if p.dtype.is_floating_point
+        ],
+        rows.tolist(),
+    )
+    path = embeddings_dir(cache_dir) / f"{key}.npy"
+    with file_lock(path.with_suffix(".lock")):  # one process embeds, the others reuse it
+        if path.exists():
+            return np.load(path), path
+        emb = embed_rows(model, store, rows, cfg, device, progress)
+        atomic_write(path, lambda tmp: _save_npy(tmp, emb))
+    return emb, path
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as fh:  # a file object: np.save would append ".npy" to a name
+        np.save(fh, array)
+
+
+def linear_context(job: Job) -> tuple[RunContext, Tensor, Tensor, Path]:
+    """The head alone trained on cached frozen embeddings, on the CPU; every process trains
+    the same head (no DDP: it takes seconds), the main rank writes.
+
+    Returns:
+        The context, and the standardisation ``(mu, sd)`` (``(1, D)`` each) to fold into the
+        head afterwards (:func:`fold_standardisation`), and the embedding cache file.
+    """
+    store, model, cfg = job.store, job.model, job.cfg
+    train, valid, test = job.rows
+    every = np.asarray(sorted({*train.tolist(), *valid.tolist(), *test.tolist()}), np.int64)
+    emb, cache = cached_embeddings(
+        model, store, every, cfg, job.info.device, job.cache_dir, job.progress
+    )
+    x_all = torch.from_numpy(emb)  # (N, D)
+    pos = {int(r): k for k, r in enumerate(every)}
+    labels = torch.tensor(store.table.labels, dtype=torch.long)
+    xtr = x_all[[pos[int(i)] for i in train]]
+    if cfg.feature_norm:
+        # Standardise features with training statistics: an affine reparametrisation of the
+        # linear head (still a linear classifier of frozen features) that makes Adam at the
+        # paper's learning rate converge whatever the scale of the encoder's outputs.
+        mu, sd = xtr.mean(0, keepdim=True), xtr.std(0, keepdim=True).clamp_min(1e-6)
+    else:
+        mu, sd = torch.zeros(1, x_all.shape[1]), torch.ones(1, x_all.shape[1])
+    x_std = (x_all - mu) / sd  # (N, D)
+
+    def batches(r: np.ndarray, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for b in chunks(r, size):
+            yield x_std[[pos[int(i)] for i in b]], labels[torch.from_numpy(b)]
+
+    head = model.head.to("cpu")
+    torch.manual_seed(cfg.seed)
+    head.reset_parameters()
+    cpu = Precision.resolve(torch.device("cpu"), "off", "off")
+    ctx = _context(job, head, head, cpu, batches, world_size=1)
+    return ctx, mu, sd, cache
+
+
+@torch.no_grad()
+def fold_standardisation(head: nn.Linear, mu: Tensor, sd: Tensor) -> None:
+    """Fold ``(x - mu) / sd`` into ``head`` so the bundle takes raw embeddings."""
+    head.bias.sub_((head.weight * (mu / sd)).sum(1))
+    head.weight.div_(sd)

@@ -1,0 +1,161 @@
+"""One split of one (dataset, weights, mode) cell: identity, training, result files.
+
+:func:`run_split` decides the run's identity (settings that change its numbers, the weights'
+fingerprint, the feature store's key, the split's rows, the DDP world size), asks
+:func:`soundtransfer.runs.open_run` whether the run directory is new, resumable or done (another
+identity is an error naming the difference), trains with the mode's
+:class:`~soundtransfer.train.loop.RunContext` and writes ``final.json`` and the model bundle
+(rank 0 only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from soundtransfer import distributed as D
+from soundtransfer.config import ConfigError, config_hash, save_json, to_dict
+from soundtransfer.datasets.clips import Split
+from soundtransfer.features.store import FeatureStore
+from soundtransfer.models.classifier import Classifier
+from soundtransfer.runs import open_run
+from soundtransfer.runs.rundir import FINAL, MODEL
+from soundtransfer.train.config import TrainConfig, identity_settings
+from soundtransfer.train.data import carve_validation
+from soundtransfer.train.loop import fit
+from soundtransfer.train.modes import (
+    Job,
+    Rows,
+    build_classifier,
+    finetune_context,
+    fold_standardisation,
+    linear_context,
+)
+from soundtransfer.weights import ResolvedWeights, fingerprint, resolve
+
+__all__ = ["run_identity", "run_split"]
+
+
+def run_identity(
+    store: FeatureStore,
+    split_name: str,
+    rows: Rows,
+    weights: ResolvedWeights,
+    cfg: TrainConfig,
+    world_size: int,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """What produces a run's numbers (JSON-ready); see :mod:`soundtransfer.runs.rundir`."""
+    return {
+        "settings": identity_settings(cfg),
+        "weights": {"label": weights.label, "fingerprint": fingerprint(weights, cache_dir)},
+        "store": store.key,
+        "split": {"name": split_name, "rows": config_hash(*(r.tolist() for r in rows))},
+        "world_size": world_size,
+    }
+
+
+def run_split(
+    store: FeatureStore,
+    split: Split,
+    weights: str | ResolvedWeights,
+    arch: str | None,
+    cfg: TrainConfig,
+    run_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and evaluate one split in ``run_dir``.
+
+    The same identity reuses a finished run (its ``final.json``) or resumes from ``last.pt``;
+    a directory of another identity is a :class:`~soundtransfer.errors.RunError`.
+
+    Args:
+        store: the feature store.
+        split: train/valid/test rows.
+        weights: a source name or file (with ``arch``, see :func:`soundtransfer.weights.resolve`)
+            or resolved weights.
+        arch: architecture (ignored for resolved ``weights``).
+        cfg: settings.
+        run_dir: the run directory.
+        cache_dir: cache root (weights, embeddings).
+        progress: progress bars.
+
+    Returns:
+        The contents of ``final.json``.
+    """
+    resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
+    info = D.init_distributed(cfg.device)
+    ddp_world = info.world_size if cfg.mode == "finetune" else 1
+    if cfg.batch_size % ddp_world:
+        raise ConfigError(
+            f"batch_size={cfg.batch_size} is not a multiple of the {ddp_world} processes"
+        )
+    train, valid = carve_validation(store.table, split.train, cfg.val_fraction, cfg.seed)
+    if split.valid:
+        valid = tuple(split.valid)
+    rows: Rows = (
+        np.asarray(train, dtype=np.int64),
+        np.asarray(valid, dtype=np.int64),
+        np.asarray(split.test, dtype=np.int64),
+    )
+    identity = run_identity(store, split.name, rows, resolved, cfg, ddp_world, cache_dir)
+    header = {
+        "train": to_dict(cfg),
+        "frontend": to_dict(store.frontend),
+        "dataset": store.table.name,
+        "store_key": store.key,
+        "split": split.name,
+        "n_train": len(train),
+        "n_valid": len(valid),
+        "n_test": len(split.test),
+        "world_size": ddp_world,
+        "effective_batch_size": cfg.batch_size,
+        "batch_size_per_process": cfg.batch_size // ddp_world,
+        "torch": torch.__version__,
+        "device": str(info.device),
+        "weights": resolved.spec,
+        "arch": resolved.arch,
+        "weight_source": to_dict(resolved.source),
+    }
+    status = open_run(run_dir, identity, header)
+    if status.state == "done":
+        return status.final()
+    torch.manual_seed(cfg.seed)
+    model, stats = build_classifier(store, rows[0], resolved, cfg, cache_dir)
+    job = Job(store, rows, model, cfg, info, run_dir, cache_dir, progress)
+    result: dict[str, Any]
+    if cfg.mode == "linear":
+        ctx, mu, sd, cache = linear_context(job)
+        result = fit(ctx)
+        fold_standardisation(model.head, mu, sd)
+        result["embedding_cache"] = str(cache)
+    else:
+        result = fit(finetune_context(job))
+    model.to("cpu")
+    result.update(
+        {
+            "split": split.name,
+            "n_train": len(train),
+            "n_test": len(split.test),
+            "labels": [store.table.clips[i].label for i in split.test],
+            "classes": list(store.table.classes),
+            "train_mean": stats["train_mean"],
+            "train_std": stats["train_std"],
+        }
+    )
+    if D.is_main():
+        _save_bundle(run_dir / MODEL, model, store, resolved)
+        save_json(run_dir / FINAL, result)
+    D.barrier()
+    return result
+
+
+def _save_bundle(path: Path, model: Classifier, store: FeatureStore, w: ResolvedWeights) -> None:
+    from soundtransfer.inference.bundle import save_bundle
+
+    save_bundle(path, model, store.frontend, store.table.classes, w.arch, w.spec)
