@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -141,6 +142,11 @@ class HearModel(nn.Module):
             raise WeightsError(f"audio must be (n_sounds, n_samples), got {tuple(audio.shape)}")
         if audio.shape[1] < 1:
             raise WeightsError("audio has no samples")
+        # The front end needs one full frame of its longest window: shorter sounds are
+        # zero-padded to it (timestamps still span the sound's own duration).
+        longest = math.ceil(max(w for w, _ in self.frontend.windows_ms) * self.sample_rate / 1000)
+        if audio.shape[1] < longest:
+            audio = torch.nn.functional.pad(audio, (0, longest - audio.shape[1]))
         images = self.logmel_for(audio.shape[1], audio.device)(audio.float())  # (B, C, H, W)
         fmap: Tensor = self.encoder.forward_features(self.normalise(images))
         return fmap
