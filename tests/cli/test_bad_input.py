@@ -150,6 +150,43 @@ def overflowing_float_wav(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_features(root, tmp), rf"{clip}: log-mel values not finite")
 
 
+# --- own data (a folder of class folders, a CSV) ---------------------------------------------
+
+
+def _own_features(data: Path, tmp: Path) -> list[str]:
+    return ["features", str(data), "--cache", str(tmp / "out" / "cache"), "--quiet"]
+
+
+def own_empty_folder(tmp: Path, esc10_root: Path) -> Bad:
+    data = tmp / "in" / "empty"
+    (data / "dog").mkdir(parents=True)  # a class folder, but no audio anywhere
+    return Bad(_own_features(data, tmp), rf"{data}: no audio files in class folders")
+
+
+def own_csv_without_label(tmp: Path, esc10_root: Path) -> Bad:
+    root, lines = _esc_copy(tmp, esc10_root, n=2)
+    listing = root / "list.csv"
+    names = [r.split(",")[0] for r in lines[1:]]
+    listing.write_text("file,category\n" + "".join(f"audio/{n},dog\n" for n in names))
+    return Bad(_own_features(listing, tmp), rf"{listing}: missing column\(s\) \['label'\]")
+
+
+def own_recording_in_two_folds(tmp: Path, esc10_root: Path) -> Bad:
+    """ESC-50-style names: recording 100032 cut into a clip of fold 1 and one of fold 2."""
+    data = tmp / "in" / "leaky"
+    lines = (esc10_root / "meta" / "esc50.csv").read_text().splitlines()[1:]
+    rows = [r.split(",") for r in lines if ",True," in r]
+    for cls in ("dog", "rain"):  # 3 clips of each class in fold 1 and 3 in fold 2
+        picked = [r for k in "12" for r in [x for x in rows if x[3] == cls and x[1] == k][:3]]
+        (data / cls).mkdir(parents=True)
+        for r in picked:
+            shutil.copy(esc10_root / "audio" / r[0], data / cls)
+    dog = sorted((data / "dog").glob("2-*"))[0]
+    leaked = data / "dog" / "2-100032-B.ogg"  # the recording of 1-100032-A.ogg, in fold 2
+    dog.rename(leaked)
+    return Bad(_own_features(data, tmp), r"'src100032' is in folds \[1, 2\].*2-100032-B\.ogg")
+
+
 CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "tar: device": tar_device,
     "tar: fifo": tar_fifo,
@@ -164,6 +201,9 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "csv: absolute path": csv_absolute_path,
     "audio: truncated mp3": truncated_mp3,
     "audio: 1e30 float wav": overflowing_float_wav,
+    "own: empty folder": own_empty_folder,
+    "own: csv without label column": own_csv_without_label,
+    "own: recording in two folds": own_recording_in_two_folds,
 }
 
 

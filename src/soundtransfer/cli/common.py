@@ -38,9 +38,19 @@ def add_set_arg(p: argparse.ArgumentParser, help: str, dest: str = "overrides") 
     p.add_argument("--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
+DATASET_HELP = (
+    "an official dataset (esc50, esc10, us8k, gtzan; with --root) or your own data: a folder "
+    "ROOT/<class>/**/*.{wav,flac,ogg,mp3,...} or a .csv/.tsv with file,label and optional "
+    "fold, group, split columns (paths relative to the CSV)"
+)
+
+
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", choices=["esc50", "esc10", "us8k", "gtzan"], help="dataset")
-    p.add_argument("--root", type=Path, required=True, help="dataset root (official layout)")
+    """The dataset (a name or a path) and how it is read, split into folds and checked."""
+    p.add_argument("dataset", help=DATASET_HELP)
+    p.add_argument(
+        "--root", type=Path, default=None, help="root of an official dataset (official layout)"
+    )
     add_cache_arg(p)
     p.add_argument(
         "--missing",
@@ -55,7 +65,39 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
         help="leave undecodable clips out and list them in the store's bad.json",
     )
     add_frontend_arg(p)
+    g = p.add_argument_group(
+        "own data",
+        "folds of a folder or CSV without a fold/split column (ESC-50-style names keep their "
+        "folds): stratified, grouped by recording, seeded; written to each run's config.json",
+    )
+    g.add_argument("--n-folds", type=int, default=5, help="number of folds (default 5)")
+    g.add_argument("--fold-seed", type=int, default=0, help="seed of the folds (default 0)")
+    g.add_argument(
+        "--split",
+        default=None,
+        metavar="TRAIN,VALID,TEST",
+        help="one train/valid/test split of these fractions instead of k folds, e.g. 0.7,0.15,0.15",
+    )
+    g.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="the same or nearly the same audio in two folds is an error (it inflates the "
+        "accuracy); with this flag it is listed as a warning and kept",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def parse_split(text: str | None) -> tuple[float, float, float] | None:
+    """``--split 0.7,0.15,0.15`` as three floats."""
+    if not text:
+        return None
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--split expects TRAIN,VALID,TEST fractions, got {text!r}") from None
+    if len(parts) != 3:
+        raise ConfigError(f"--split expects 3 fractions TRAIN,VALID,TEST, got {text!r}")
+    return (parts[0], parts[1], parts[2])
 
 
 def progress(args: argparse.Namespace) -> bool:
@@ -86,11 +128,16 @@ def open_store(
     batch_size: int = 32,
     workers: int = 2,
     distributed: bool = False,
+    report: bool = True,
 ) -> Any:
     """The feature store of the common dataset arguments (:func:`~soundtransfer.features.
-    dataset_store`)."""
+    dataset_store`); what was read, the folds, the front end and the leakage report are
+    printed on stdout (by the main process) unless ``report`` is False."""
+    from soundtransfer.distributed import torchrun_slot
     from soundtransfer.features import dataset_store
 
+    if args.n_folds < 2:
+        raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
     return dataset_store(
         args.dataset,
         args.root,
@@ -104,4 +151,9 @@ def open_store(
         progress=progress(args),
         distributed=distributed,
         warn=warn,
+        n_folds=args.n_folds,
+        fold_seed=args.fold_seed,
+        split=parse_split(args.split),
+        allow_duplicates=args.allow_duplicates,
+        report=print if report and torchrun_slot()[0] == 0 else None,
     )

@@ -15,8 +15,12 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("figures"))
     p.add_argument("--dataset", default=None, help="only this dataset")
     p.add_argument("--tsne-bundle", type=Path, default=None, help="model.pt for the t-SNE")
-    p.add_argument("--tsne-dataset", default=None, help="dataset of the t-SNE clips")
-    p.add_argument("--root", type=Path, default=None, help="its root")
+    p.add_argument(
+        "--tsne-dataset",
+        default=None,
+        help="dataset of the t-SNE clips: an official name (with --root) or your own folder/CSV",
+    )
+    p.add_argument("--root", type=Path, default=None, help="root of an official --tsne-dataset")
     p.add_argument("--classes", default=None, help="comma-separated classes for the t-SNE")
     add_cache_arg(p)
     add_frontend_arg(p)
@@ -31,13 +35,14 @@ def run(args: argparse.Namespace) -> int:
         from soundtransfer.config import ConfigError
         from soundtransfer.features import dataset_store
 
-        if not (args.tsne_dataset and args.root):
-            raise ConfigError("--tsne-bundle needs --tsne-dataset and --root")
-        store = dataset_store(
+        if not args.tsne_dataset:
+            raise ConfigError("--tsne-bundle needs --tsne-dataset (and --root for an official one)")
+        store = dataset_store(  # only embedded and plotted: duplicates across folds do no harm
             args.tsne_dataset,
             args.root,
             frontend_overrides=args.frontend_overrides,
             cache_dir=args.cache,
+            allow_duplicates=True,
         )
         classes = args.classes.split(",") if args.classes else None
         written += tsne_figure(args.tsne_bundle, store, args.out / "tsne", classes)

@@ -52,10 +52,13 @@ def register(sub: Any) -> None:
     register_mode(
         sub,
         "finetune",
-        "fine-tune encoder + head with cross-validation on the official folds",
-        "Fine-tunes f(.) and g(.) (the paper's Table 1) on each official fold held out in turn; "
+        "fine-tune encoder + head with cross-validation (official folds or your own data)",
+        "Fine-tunes f(.) and g(.) (the paper's Table 1) on each fold held out in turn; "
         "resumable (last.pt each epoch), finished folds are reused. A run directory holding a "
-        "run of other settings or data is an error naming the difference.",
+        "run of other settings or data is an error naming the difference. Own data (a folder "
+        "of class folders or a CSV): the folds, the front end and why, and a leakage report "
+        "(a recording in two folds or duplicate audio across folds stops the run) are printed "
+        "before training.",
     )
 
 
@@ -86,4 +89,13 @@ def run(args: argparse.Namespace) -> int:
     for name, acc in zip(result.splits, result.accuracies, strict=True):
         print(f"  {name:>8}  {acc:6.2f} %")
     print(f"  {'mean':>8}  {result.mean:6.2f} +- {result.std:.2f} %  ({len(result.splits)} splits)")
+    first = result.splits[0]
+    bundle = result.run_dir / first / "model.pt"
+    print(f"model bundles: {result.run_dir}/<split>/model.pt (each trained without its split)")
+    print(f"  predict: soundtransfer predict {bundle} CLIP.wav")
+    print(f"  export:  soundtransfer export {bundle} --out model.onnx")
+    print(
+        f"  figures: soundtransfer figures {args.out} --dataset {result.dataset} "
+        f"--out {args.out / 'figures'}"
+    )
     return 0

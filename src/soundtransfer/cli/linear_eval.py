@@ -13,6 +13,7 @@ def register(sub: Any) -> None:
         "linear_eval",
         "linear evaluation: encoder frozen, only the FC layer trained (cached embeddings)",
         "The paper's Table 2 protocol: f(.) frozen, g(.) trained with the same optimiser on "
-        "each official fold held out in turn. The frozen features are extracted once per clip "
+        "each fold held out in turn (official folds or your own data, as for finetune). "
+        "The frozen features are extracted once per clip "
         "and cached, so training takes seconds; runs resume and are reused like fine-tuning's.",
     )

@@ -48,7 +48,8 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=DIR",
-        help="dataset root in its official layout, e.g. esc10=../shared/data/esc10 (repeatable)",
+        help="dataset root in its official layout, e.g. esc10=../shared/data/esc10 (repeatable); "
+        "only the grid's datasets (own data: finetune / linear-eval DIR)",
     )
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory")
     p.add_argument("--folds", help="hold out only these folds, e.g. 1,2 (default: all)")
@@ -67,9 +68,17 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
+    roots = _parse_roots(args.root)
+    unknown = sorted(set(roots) - set(preset.datasets))
+    if unknown:
+        raise ConfigError(
+            f"--root {unknown[0]}=...: grid {preset.name!r} has the datasets "
+            f"{list(preset.datasets)}; reproduce runs the paper's grid, your own data goes "
+            "through finetune / linear-eval DIR"
+        )
     result = reproduce(
         preset,
-        _parse_roots(args.root),
+        roots,
         args.out,
         folds=parse_folds(args.folds),
         cache_dir=args.cache,

@@ -8,8 +8,8 @@ never re-derives folds and cannot leak a test clip into training.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 from soundtransfer.errors import DatasetError
 
@@ -134,4 +134,25 @@ class ClipTable:
             tuple(self.clips[i] for i in indices),
             self.protocol,
             self.notes,
+        )
+
+    def canonical(self) -> ClipTable:
+        """The same clips in an order that depends only on the clips, not on the reader.
+
+        Classes: those with at least one clip, sorted by name (labels renumbered); rows:
+        sorted by file name, then path. Training uses row and label indices (the head's rows,
+        the shuffle, the batches), so the same clips with the same folds read through any
+        layout (an official reader, a folder of class folders, a CSV) give the same numbers.
+
+        Returns:
+            The table (same name, root, protocol and notes).
+        """
+        present = sorted({self.classes[c.label] for c in self.clips})
+        index = {name: k for k, name in enumerate(present)}
+        clips = sorted(
+            (replace(c, label=index[self.classes[c.label]]) for c in self.clips),
+            key=lambda c: (PurePosixPath(c.file).name, c.file),
+        )
+        return ClipTable(
+            self.name, self.root, tuple(present), tuple(clips), self.protocol, self.notes
         )

@@ -137,6 +137,23 @@ class LeakageReport:
             f"({', '.join(g.files)}){more}: train and test would share it"
         )
 
+    def raise_for_duplicates(self) -> None:
+        """Raise when the same (or nearly the same) audio sits in two folds.
+
+        Raises:
+            DatasetError: naming the first pair (and the count of the others).
+        """
+        if not self.duplicates:
+            return
+        d = self.duplicates[0]
+        kind = "the same audio" if d.exact else f"near-duplicate audio (cosine {d.similarity:.3f})"
+        more = f" (and {len(self.duplicates) - 1} more pair(s))" if len(self.duplicates) > 1 else ""
+        raise DatasetError(
+            f"{self.dataset}: {kind} in fold {d.fold_a} and fold {d.fold_b}: {d.file_a} ~ "
+            f"{d.file_b}{more}: it would inflate the accuracy; remove one copy or pass "
+            "--allow-duplicates"
+        )
+
 
 def group_leaks(table: ClipTable, by_label: bool = False) -> list[GroupLeak]:
     """Groups (or, with ``by_label``, (group, label) pairs) found in more than one fold.

@@ -83,15 +83,18 @@ class OpenedDataset:
     source: Path
     layout: str
 
-    def describe(self) -> list[str]:
-        """Lines for the user: what was read, the folds, the front end and why."""
+    def describe(self, notes: bool = True) -> list[str]:
+        """Lines for the user: what was read, the folds, the front end and why (and the
+        table's notes unless ``notes`` is False)."""
         t = self.table
+        f = self.folds
+        how = f"{f.method}, {f.n_folds} folds" + (f", seed {f.seed}" if f.seed is not None else "")
         lines = [
             f"{self.source}: {len(t)} clips, {len(t.classes)} classes ({self.layout}), "
-            f"folds: {self.folds.method} ({self.folds.groups})",
+            f"folds: {how} ({f.groups})",
         ]
         lines += [f"front end: {r}" for r in self.frontend.reasons]
-        lines += [f"note: {n}" for n in t.notes]
+        lines += [f"note: {n}" for n in t.notes] if notes else []
         return lines
 
 
@@ -240,6 +243,37 @@ def infer_frontend(
         raise DatasetError(f"front end: {exc}") from None
     reasons.append(f"n_fft {fe.n_fft} (100 ms), image {fe.n_mels} x {fe.out_frames}")
     return FrontEndChoice(fe, tuple(reasons))
+
+
+# Front-end settings that own data infers from the files; given ones replace the inference.
+INFERRED_SETTINGS = ("sample_rate", "clip_seconds", "crop")
+
+
+def split_frontend_overrides(
+    overrides: Sequence[str] | dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Front-end overrides of own data in two parts: the settings :func:`infer_frontend`
+    would otherwise infer (``sample_rate``, ``clip_seconds``, ``crop``, typed), and the rest
+    (``key: value``, applied on top of the inferred front end).
+
+    Raises:
+        ConfigError: a malformed item, an unknown setting or a value of the wrong type.
+    """
+    from soundtransfer.config import override
+
+    pairs: dict[str, Any] = {}
+    if isinstance(overrides, dict):
+        pairs = dict(overrides)
+    else:
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            key = key.strip().lstrip("-").replace("-", "_")
+            if not sep or not key:
+                raise ConfigError(f"override {item!r} is not of the form key=value")
+            pairs[key] = value
+    given = {k: pairs.pop(k) for k in INFERRED_SETTINGS if k in pairs}
+    typed = override(FrontEnd(), given)  # checks the types (and the values)
+    return {k: getattr(typed, k) for k in given}, pairs
 
 
 # --- folds -------------------------------------------------------------------------------

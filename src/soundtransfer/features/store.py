@@ -42,7 +42,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -80,6 +80,9 @@ class FeatureStore:
         computed: rows computed by the call that returned this store (0: it was up to date).
         resumed: rows an earlier, unfinished build had done, which the call that returned
             this store kept (0: built from scratch, or it was complete already).
+        origin: how :func:`dataset_store` opened the dataset (source, layout, folds, front
+            end and why, leakage check), recorded in every run's ``config.json``; empty for
+            a store built from a table directly.
     """
 
     dir: Path
@@ -90,6 +93,7 @@ class FeatureStore:
     bad: tuple[dict[str, str], ...] = ()
     computed: int = 0
     resumed: int = 0
+    origin: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -122,8 +126,8 @@ def store_dir(table: ClipTable, frontend: FrontEnd, cache_dir: Path | None = Non
 
 
 def dataset_store(
-    name: str,
-    root: Path,
+    name: str | Path,
+    root: Path | None = None,
     *,
     frontend_overrides: Sequence[str] | dict[str, Any] = (),
     cache_dir: Path | None = None,
@@ -135,16 +139,33 @@ def dataset_store(
     progress: bool = True,
     warn: Callable[[str], None] | None = None,
     distributed: bool = False,
+    n_folds: int = 5,
+    fold_seed: int = 0,
+    split: tuple[float, float, float] | None = None,
+    allow_duplicates: bool = False,
+    report: Callable[[str], None] | None = None,
 ) -> FeatureStore:
-    """Dataset name + root + front-end overrides -> its feature store (built, resumed or
-    opened): the one path from a dataset on disk to features, used by every command, the
-    grid, the figures and the demo.
+    """Dataset name or own-data path + front-end overrides -> its feature store (built,
+    resumed or opened): the one path from a dataset on disk to features, used by every
+    command, the grid, the figures and the demo.
+
+    Steps: :func:`soundtransfer.datasets.open_dataset` (official layout, or a folder of class
+    folders / a CSV with its folds given, read from the names or made by a seeded grouped
+    stratified k-fold); the table in canonical order (:meth:`ClipTable.canonical`, so the
+    same clips give the same numbers through any layout); the group check of the leakage
+    report (a group in two folds is an error, before anything is computed); the store; for
+    own data the audio check (exact and near duplicates across folds are an error unless
+    ``allow_duplicates``), before any training.
 
     Args:
-        name: a dataset of :data:`soundtransfer.datasets.DATASETS`.
-        root: its root folder in the official layout.
+        name: a dataset of :data:`soundtransfer.datasets.DATASETS`, or a folder
+            ``ROOT/<class>/**/<audio>`` or a ``.csv`` / ``.tsv`` (``file, label`` and
+            optional ``fold``, ``group``, ``split``).
+        root: the official dataset's root folder (official names only).
         frontend_overrides: ``key=value`` strings or a mapping applied to the dataset's
-            front-end preset.
+            front-end preset, or for own data to the front end inferred from the files
+            (``sample_rate``, ``clip_seconds`` and ``crop`` replace the inference, so
+            ``n_fft`` and the image width follow them).
         cache_dir: cache root (see :mod:`soundtransfer.cache`).
         missing: ``error`` or ``skip`` audio files named in the metadata but absent.
         skip_bad: leave undecodable clips out (listed in ``bad.json``).
@@ -153,14 +174,58 @@ def dataset_store(
             and a line about bad clips left out.
         distributed: share the rows with the other ranks of the process group (see
             :func:`build_features`).
-    """
-    from soundtransfer.datasets import load_dataset
+        n_folds, fold_seed, split: own data without given folds: ``n_folds`` grouped
+            stratified folds shuffled with ``fold_seed``, or with ``split`` one train /
+            valid / test split of those fractions.
+        allow_duplicates: own data: list duplicate audio across folds as a warning instead
+            of stopping.
+        report: called with each line of what was read, how the folds and the front end were
+            chosen, and the leakage report (class balance per fold included).
 
-    table = load_dataset(name, root, missing=missing)
-    frontend = override(get_preset(name), frontend_overrides)
+    Raises:
+        DatasetError: any fault of the data, a group in two folds, duplicates across folds
+            (without ``allow_duplicates``).
+        ConfigError: a bad front-end override.
+        AudioError: an undecodable clip (without ``skip_bad``).
+    """
+    from soundtransfer.datasets import DATASETS, leakage_report, open_dataset
+    from soundtransfer.datasets.own import split_frontend_overrides
+
+    official = str(name) in DATASETS
+    given: dict[str, Any] = {}
+    rest: Sequence[str] | dict[str, Any] = frontend_overrides
+    if not official:
+        given, rest = split_frontend_overrides(frontend_overrides)
+    opened = open_dataset(
+        name, root, missing=missing, n_folds=n_folds, seed=fold_seed, split=split, **given
+    )
+    frontend = override(opened.frontend.frontend, rest)
+    reasons = list(opened.frontend.reasons)
+    if rest:
+        changed = sorted(rest) if isinstance(rest, dict) else [str(r) for r in rest]
+        reasons.append(f"overridden by --frontend: {', '.join(changed)}")
+    table = opened.table.canonical()
+
+    def say(line: str) -> None:
+        if report is not None:
+            report(line)
+
+    for line in opened.describe(notes=False):
+        say(line)
+    if rest:
+        say(f"front end: {reasons[-1]}")
+    absent = [c for c in opened.table.classes if c not in set(table.classes)]
+    if absent:
+        shown = ", ".join(absent[:10]) + (", ..." if len(absent) > 10 else "")
+        say(f"classes: {len(table.classes)} with clips; {len(absent)} without left out: {shown}")
     for note in table.notes:
         if warn is not None:
             warn(f"note: {note}")
+    leaks = leakage_report(table, audio=False, by_label=official)
+    if not leaks.ok:
+        for line in leaks.lines():
+            say(line)
+        leaks.raise_for_leaks()
     store = build_features(
         table,
         frontend,
@@ -179,7 +244,67 @@ def dataset_store(
         )
     if store.bad and warn is not None:
         warn(f"warning: {len(store.bad)} bad clip(s) left out, listed in {store.dir / BAD}")
-    return store
+    if official:
+        say(f"leakage: official folds as published; {leaks.lines()[1].strip()}")
+    else:  # own data: the full report, audio fingerprinted, before any training
+        leaks = _audio_leakage(store, workers, cache_dir)
+        for line in leaks.lines():
+            say(line)
+        if leaks.duplicates and allow_duplicates and warn is not None:
+            warn(
+                f"warning: {len(leaks.duplicates)} duplicate pair(s) across folds kept "
+                "(--allow-duplicates): the accuracy may be inflated"
+            )
+        elif leaks.duplicates:
+            leaks.raise_for_duplicates()
+    origin = {
+        "source": str(opened.source),
+        "layout": opened.layout,
+        "name": table.name,
+        "folds": opened.folds.to_dict(),
+        "frontend": reasons,
+        "leakage": {
+            "groups_in_two_folds": len(leaks.group_leaks),
+            "fingerprinted": leaks.fingerprinted,
+            "duplicate_pairs": [
+                [d.file_a, d.fold_a, d.file_b, d.fold_b, round(d.similarity, 4)]
+                for d in leaks.duplicates
+            ],
+            "allow_duplicates": allow_duplicates,
+        },
+    }
+    return replace(store, origin=origin)
+
+
+def _audio_leakage(store: FeatureStore, workers: int, cache_dir: Path | None) -> Any:
+    """The leakage report of the store's clips with their audio fingerprinted. The duplicate
+    pairs are cached in ``<cache>/leakage/<hash of the store key>.json`` (the key covers every
+    file's size and mtime and the folds), so a rerun on the same data decodes nothing."""
+    from soundtransfer.cache import cache_root
+    from soundtransfer.datasets.leakage import (
+        NEAR_THRESHOLD,
+        DuplicatePair,
+        LeakageReport,
+        leakage_report,
+    )
+
+    key = config_hash(store.key, NEAR_THRESHOLD)
+    path = cache_root(cache_dir) / "leakage" / f"{key}.json"
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            pairs = tuple(DuplicatePair(**d) for d in saved["duplicates"])
+            fresh = leakage_report(store.table, audio=False)
+            return LeakageReport(
+                fresh.dataset, fresh.group_leaks, pairs, fresh.balance, int(saved["n"]),
+                fresh.threshold,
+            )  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            pass  # an unreadable cache entry is recomputed and rewritten
+    report = leakage_report(store.table, audio=True, workers=max(1, workers))
+    pairs_json = [to_dict(d) for d in report.duplicates]
+    save_json(path, {"n": report.fingerprinted, "duplicates": pairs_json})
+    return report
 
 
 def build_features(

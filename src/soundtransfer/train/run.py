@@ -108,6 +108,7 @@ def run_split(
         "train": to_dict(cfg),
         "frontend": to_dict(store.frontend),
         "dataset": store.table.name,
+        "dataset_origin": store.origin,  # source, layout, fold assignment, front-end choice
         "store_key": store.key,
         "split": split.name,
         "n_train": len(train),
