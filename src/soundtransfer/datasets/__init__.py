@@ -146,7 +146,12 @@ def open_dataset(
             the data (named in the message).
     """
     from soundtransfer.datasets.folds import FoldAssignment
-    from soundtransfer.datasets.own import infer_frontend, read_folder, read_table_file
+    from soundtransfer.datasets.own import (
+        OpenedDataset,
+        infer_frontend,
+        read_folder,
+        read_table_file,
+    )
 
     key = str(name_or_path)
     if key in LOADERS:
