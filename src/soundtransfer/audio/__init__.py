@@ -1,8 +1,27 @@
-"""Audio front end: decoding, resampling, crop/pad, and the 3-channel log-mel module."""
+"""Audio front end: decoding, resampling, crop/pad, and the 3-channel log-mel module.
 
-from soundtransfer.audio.frontend import LogMel3, mel_filterbank
-from soundtransfer.audio.io import load_clip, read_audio
-from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
+Public names load on first use (:mod:`soundtransfer.lazy`): importing the package costs
+nothing, ``LogMel3`` imports torch, ``read_audio`` soundfile.
+"""
+
+from typing import TYPE_CHECKING
+
+from soundtransfer.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from soundtransfer.audio.frontend import LogMel3, mel_filterbank
+    from soundtransfer.audio.io import load_clip, read_audio
+    from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
+
+if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "soundtransfer.audio.frontend": ("LogMel3", "mel_filterbank"),
+            "soundtransfer.audio.io": ("load_clip", "read_audio"),
+            "soundtransfer.audio.presets": ("PRESETS", "FrontEnd", "get_preset"),
+        },
+    )
 
 __all__ = [
     "PRESETS",

@@ -17,10 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from soundtransfer import distributed
 from soundtransfer.cli.common import add_set_arg
 from soundtransfer.pretrain.config import PRESETS, PretrainConfig, get_preset
-from soundtransfer.pretrain.loop import pretrain
 
 
 def register(sub: Any) -> None:
@@ -56,6 +54,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from soundtransfer import distributed
+    from soundtransfer.pretrain.loop import pretrain
+
     device = [f"device={args.device}"] if args.device else []
     cfg = get_preset(args.preset, [*args.overrides, *device])
     path = pretrain(

@@ -44,22 +44,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from soundtransfer.datasets.clips import Clip, ClipTable, Split
 from soundtransfer.datasets.esc50 import load_esc10, load_esc50
-from soundtransfer.datasets.folds import FoldAssignment
 from soundtransfer.datasets.gtzan import load_gtzan
-from soundtransfer.datasets.leakage import LeakageReport, leakage_report
 from soundtransfer.datasets.metadata import MISSING_POLICIES
-from soundtransfer.datasets.own import (
-    FrontEndChoice,
-    OpenedDataset,
-    infer_frontend,
-    read_folder,
-    read_table_file,
-)
 from soundtransfer.datasets.urbansound8k import load_us8k
 from soundtransfer.errors import DatasetError
+from soundtransfer.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from soundtransfer.datasets.folds import FoldAssignment
+    from soundtransfer.datasets.leakage import LeakageReport, leakage_report
+    from soundtransfer.datasets.own import FrontEndChoice, OpenedDataset
+
+# The official readers above import nothing heavy; own data and the leakage report (numpy,
+# soundfile, the front end) load on first use (:mod:`soundtransfer.lazy`).
+if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "soundtransfer.datasets.folds": ("FoldAssignment",),
+            "soundtransfer.datasets.leakage": ("LeakageReport", "leakage_report"),
+            "soundtransfer.datasets.own": ("FrontEndChoice", "OpenedDataset"),
+        },
+    )
 
 LOADERS: dict[str, Callable[[Path, str], ClipTable]] = {
     "esc50": load_esc50,
@@ -135,6 +145,14 @@ def open_dataset(
         DatasetError: an unknown name that is no existing folder or CSV/TSV, or any fault of
             the data (named in the message).
     """
+    from soundtransfer.datasets.folds import FoldAssignment
+    from soundtransfer.datasets.own import (
+        OpenedDataset,
+        infer_frontend,
+        read_folder,
+        read_table_file,
+    )
+
     key = str(name_or_path)
     if key in LOADERS:
         if root is None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from soundtransfer import distributed as D
 from soundtransfer.config import get_named, override, save_json, to_dict
 from soundtransfer.errors import DatasetError
 from soundtransfer.locking import file_lock
@@ -136,6 +135,7 @@ def reproduce(
     Returns:
         ``{"cells": [...], "markdown": str, "csv": str}``.
     """
+    from soundtransfer import distributed as D
     from soundtransfer.features import dataset_store
     from soundtransfer.train import get_preset as train_preset
     from soundtransfer.train import run_crossval

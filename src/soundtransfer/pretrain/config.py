@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from soundtransfer.config import ConfigError, check_bounds, get_named, to_dict
-from soundtransfer.pretrain.augment import SimCLRTransform
+
+if TYPE_CHECKING:  # the settings import no torch (the command line reads them at once)
+    from soundtransfer.pretrain.augment import SimCLRTransform
 
 __all__ = ["PRESETS", "RUNTIME_FIELDS", "PretrainConfig", "get_preset", "identity_settings"]
 
@@ -103,6 +105,8 @@ class PretrainConfig:
 
     def transform(self) -> SimCLRTransform:
         """The view transform with this config's size and colour strength."""
+        from soundtransfer.pretrain.augment import SimCLRTransform
+
         return SimCLRTransform(input_size=self.input_size, cj_strength=self.color_strength)
 
 

@@ -9,27 +9,60 @@
 - :mod:`~soundtransfer.runs.precision`: autocast / grad scaler / channels_last policy.
 
 Which device and rank a process has is decided in :mod:`soundtransfer.distributed`.
+
+Public names load on first use (:mod:`soundtransfer.lazy`): atomic writes import no torch.
 """
 
-from soundtransfer.runs.checkpoint import (
-    check_finite,
-    load_checkpoint,
-    load_tensors,
-    save_checkpoint,
-)
-from soundtransfer.runs.files import atomic_torch_save, atomic_write, atomic_write_text
-from soundtransfer.runs.log import MetricsLog, read_jsonl
-from soundtransfer.runs.precision import Precision
-from soundtransfer.runs.rundir import (
-    RunRef,
-    RunStatus,
-    cell_dir,
-    describe_changes,
-    list_runs,
-    open_run,
-    parse_run_dir,
-    run_dir,
-)
+from typing import TYPE_CHECKING
+
+from soundtransfer.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from soundtransfer.runs.checkpoint import (
+        check_finite,
+        load_checkpoint,
+        load_tensors,
+        save_checkpoint,
+    )
+    from soundtransfer.runs.files import atomic_torch_save, atomic_write, atomic_write_text
+    from soundtransfer.runs.log import MetricsLog, read_jsonl
+    from soundtransfer.runs.precision import Precision
+    from soundtransfer.runs.rundir import (
+        RunRef,
+        RunStatus,
+        cell_dir,
+        describe_changes,
+        list_runs,
+        open_run,
+        parse_run_dir,
+        run_dir,
+    )
+
+if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "soundtransfer.runs.checkpoint": (
+                "check_finite",
+                "load_checkpoint",
+                "load_tensors",
+                "save_checkpoint",
+            ),
+            "soundtransfer.runs.files": ("atomic_torch_save", "atomic_write", "atomic_write_text"),
+            "soundtransfer.runs.log": ("MetricsLog", "read_jsonl"),
+            "soundtransfer.runs.precision": ("Precision",),
+            "soundtransfer.runs.rundir": (
+                "RunRef",
+                "RunStatus",
+                "cell_dir",
+                "describe_changes",
+                "list_runs",
+                "open_run",
+                "parse_run_dir",
+                "run_dir",
+            ),
+        },
+    )
 
 __all__ = [
     "MetricsLog",

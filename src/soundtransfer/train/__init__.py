@@ -4,12 +4,31 @@
 - :mod:`~soundtransfer.train.loop`: the one epoch skeleton (:class:`RunContext`, :func:`fit`).
 - :mod:`~soundtransfer.train.modes`: the context of each mode (fine-tuning, linear evaluation).
 - :mod:`~soundtransfer.train.run`: one split (identity, result files); ``crossval``: the folds.
+
+Public names load on first use (:mod:`soundtransfer.lazy`): the settings
+(:mod:`~soundtransfer.train.config`) import no torch, so the command line reads them at once.
 """
 
-from soundtransfer.train.config import PRESETS, TrainConfig, get_preset
-from soundtransfer.train.crossval import CVResult, fold_mean_std, run_crossval
-from soundtransfer.train.loop import RunContext, evaluate, fit
-from soundtransfer.train.run import run_split
+from typing import TYPE_CHECKING
+
+from soundtransfer.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from soundtransfer.train.config import PRESETS, TrainConfig, get_preset
+    from soundtransfer.train.crossval import CVResult, fold_mean_std, run_crossval
+    from soundtransfer.train.loop import RunContext, evaluate, fit
+    from soundtransfer.train.run import run_split
+
+if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "soundtransfer.train.config": ("PRESETS", "TrainConfig", "get_preset"),
+            "soundtransfer.train.crossval": ("CVResult", "fold_mean_std", "run_crossval"),
+            "soundtransfer.train.loop": ("RunContext", "evaluate", "fit"),
+            "soundtransfer.train.run": ("run_split",),
+        },
+    )
 
 __all__ = [
     "PRESETS",
