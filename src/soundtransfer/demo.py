@@ -100,7 +100,7 @@ def run_demo(
         what = {"finetune": f"fine-tuned {epochs} epochs", "linear": f"frozen, linear probe "
                 f"{epochs} epochs", "logistic": "frozen, logistic probe"}[r.mode]  # fmt: skip
         log(
-            f"[2/4] {ARCH}.{weights:<7} {what:<28} {format_summary(s, 1)} % "
+            f"[2/4] {ARCH}.{weights:<7} {what:<30} {format_summary(s, 1)} % "
             f"over {len(r.splits)} folds ({time.perf_counter() - t1:.0f} s)"
         )
 

