@@ -106,8 +106,10 @@ def run_demo(
 
     figures = out / "figures"
     written = make_figures(runs, figures)
-    bundle = run_dir(runs, "esc10", f"{ARCH}.lite0", "finetune", "fold1") / MODEL
-    written += tsne_figure(bundle, store, figures / "tsne_esc10_lite0_finetune")
+    tuned = run_dir(runs, "esc10", f"{ARCH}.lite0", "finetune", "fold1") / MODEL
+    written += tsne_figure(tuned, store, figures / "tsne_esc10_lite0_finetune")
+    # The best row's fold-1 model (frozen ImageNet encoder + logistic probe) predicts.
+    bundle = run_dir(runs, "esc10", f"{ARCH}.lite0", "logistic", "fold1") / MODEL
     log(f"[3/4] {len(written)} figure/table files in {figures}; results (accuracy %):")
     log((figures / "results.md").read_text())
 
@@ -116,8 +118,8 @@ def run_demo(
     (pred,) = predict(bundle, [clip], top_k=3)
     tops = ", ".join(f"{c} {p:.0%}" for c, p in pred.top)
     log(
-        f"[4/4] predict {clip.name} with the fold-1 model (held-out clip, true class "
-        f"{table.classes[held_out.label]}): {tops}"
+        f"[4/4] predict {clip.name} with the fold-1 logistic-probe model (held-out clip, true "
+        f"class {table.classes[held_out.label]}): {tops}"
     )
     log(f"demo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}")
     return {"results": results, "written": written}
