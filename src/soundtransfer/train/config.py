@@ -110,7 +110,8 @@ class TrainConfig:
 
 
 #: ``embed_batch_size=auto``: Lite0 inference on 2 CPU cores ran fastest at batch 8 (134
-#: clips/s against 69 at 32 and 48 at 64, measured); GPUs want large batches.
+#: clips/s against 69 at 32 and 48 at 64; re-measured back to back on a loaded machine: 12.4,
+#: 11.5, 10.6, 5.9 clips/s at 8, 16, 32, 64, indicative); GPUs want large batches.
 AUTO_EMBED_BATCH = {"cpu": 8, "cuda": 64}
 
 
