@@ -71,6 +71,7 @@ def _naive(
 
     from soundtransfer.distributed import resolve_device
     from soundtransfer.runs import Precision
+    from soundtransfer.train.config import embed_batch_for
     from soundtransfer.train.data import store_batches
     from soundtransfer.train.loop import make_optimizer
     from soundtransfer.train.modes import build_classifier
@@ -103,7 +104,7 @@ def _naive(
     t1 = time.perf_counter()
     test = np.asarray(split.test, dtype=np.int64)
     with torch.no_grad():
-        for x, _y in store_batches(store, test, cfg.embed_batch_size, dev):
+        for x, _y in store_batches(store, test, embed_batch_for(cfg, dev.type), dev):
             with precision.autocast():
                 head(model.embed(x).float())
     if dev.type == "cuda":

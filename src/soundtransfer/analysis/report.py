@@ -13,13 +13,15 @@ from soundtransfer.analysis.figures import (
     plot_loss_curves,
     plot_tsne,
 )
-from soundtransfer.analysis.tables import collect_results, results_table
-from soundtransfer.runs import RunRef, atomic_write_text, list_runs
+from soundtransfer.analysis.tables import collect_protocol, collect_results, write_tables
+from soundtransfer.runs import RunRef, list_runs, read_jsonl
 from soundtransfer.runs.rundir import METRICS
 
 
 def make_figures(runs_dir: Path, out_dir: Path, dataset: str | None = None) -> list[Path]:
-    """Loss curves (first split, per init), pooled confusion matrices, results table."""
+    """Loss curves (first split, per init; runs of two epochs or more), pooled confusion
+    matrices, the results table (mean, sample std, 95 % CI, paired comparisons, epoch
+    selection: :func:`~soundtransfer.analysis.tables.results_table`)."""
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
@@ -28,7 +30,8 @@ def make_figures(runs_dir: Path, out_dir: Path, dataset: str | None = None) -> l
             cells.setdefault((ref.dataset, ref.mode, ref.weights), []).append(ref)
     firsts: dict[tuple[str, str], dict[str, Path]] = {}
     for (ds, mode, weights), refs in cells.items():  # refs in fold order
-        firsts.setdefault((ds, mode), {})[weights] = refs[0].dir
+        if len(read_jsonl(refs[0].dir / METRICS)) >= 2:  # a fitted probe logs one record
+            firsts.setdefault((ds, mode), {})[weights] = refs[0].dir
         finals = [r.final() for r in refs if r.done]
         if finals:
             written += plot_confusion(
@@ -44,11 +47,11 @@ def make_figures(runs_dir: Path, out_dir: Path, dataset: str | None = None) -> l
             runs, out_dir / f"loss_{ds}_{mode}", title=f"{ds}, {mode}, {first_split}"
         )
     rows = collect_results(runs_dir)
+    if dataset is not None:
+        rows = [r for r in rows if r.dataset == dataset]
     if rows:
-        md, csv = results_table(rows)
-        atomic_write_text(out_dir / "results.md", md)
-        atomic_write_text(out_dir / "results.csv", csv)
-        written += [out_dir / "results.md", out_dir / "results.csv"]
+        protocol = [p for p in collect_protocol(runs_dir) if dataset in (None, p.dataset)]
+        written += write_tables(out_dir, rows, protocol)[2]
     return written
 
 

@@ -29,6 +29,8 @@ from soundtransfer.analysis.stats import (
     summarize,
 )
 from soundtransfer.errors import RunError
+from soundtransfer.runs import RunRef, list_runs
+from soundtransfer.runs.rundir import FINAL, METRICS
 
 # The paper's Table 1 (fine-tuned) and Table 2 (linear evaluation), accuracy %.
 PAPER: dict[tuple[str, str, str], float] = {
@@ -85,19 +87,27 @@ class Row:
         return PAPER.get((self.dataset, self.source, self.mode))
 
 
+def _cells(out_dir: Path) -> dict[tuple[str, str, str], list[RunRef]]:
+    """Finished runs under ``out_dir`` (:func:`soundtransfer.runs.list_runs`) by (dataset,
+    weights, mode), splits in fold order."""
+    cells: dict[tuple[str, str, str], list[RunRef]] = {}
+    for ref in list_runs(Path(out_dir), done_only=True):
+        cells.setdefault((ref.dataset, ref.weights, ref.mode), []).append(ref)
+    return cells
+
+
 def collect_results(out_dir: Path) -> list[Row]:
-    """Every ``<dataset>/<weights>/<mode>/<split>/final.json`` under ``out_dir``."""
-    groups: dict[tuple[str, str, str], list[tuple[str, float]]] = {}
-    for final in sorted(Path(out_dir).glob("*/*/*/*/final.json")):
-        split_dir = final.parent
-        mode_dir = split_dir.parent
-        key = (mode_dir.parent.parent.name, mode_dir.parent.name, mode_dir.name)
-        acc = float(json.loads(final.read_text())["test_acc"])
-        groups.setdefault(key, []).append((split_dir.name, acc))
+    """One row per (dataset, weights, mode) of the finished runs under ``out_dir`` (their
+    ``final.json``)."""
     rows = []
-    for (ds, w, mode), items in sorted(groups.items()):
-        items.sort(key=lambda t: (len(t[0]), t[0]))  # fold2 before fold10
-        rows.append(Row(ds, w, mode, tuple(s for s, _ in items), tuple(a for _, a in items)))
+    for (ds, w, mode), refs in sorted(_cells(out_dir).items()):
+        accs = []
+        for ref in refs:
+            try:
+                accs.append(float(ref.final()["test_acc"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise RunError(f"{ref.dir / FINAL}: no readable test_acc ({exc})") from None
+        rows.append(Row(ds, w, mode, tuple(r.split for r in refs), tuple(accs)))
     return rows
 
 
@@ -247,19 +257,13 @@ def _curves(metrics: Path) -> tuple[tuple[float, ...], tuple[float, ...] | None]
 
 
 def collect_protocol(out_dir: Path) -> list[ProtocolRow]:
-    """Per-epoch curves of every finished grid cell whose splits all logged the test
-    accuracy after every epoch (``eval_every=1``) under ``out_dir``."""
-    groups: dict[tuple[str, str, str], list[tuple[str, Path]]] = {}
-    for final in sorted(Path(out_dir).glob("*/*/*/*/final.json")):
-        split_dir = final.parent
-        mode_dir = split_dir.parent
-        key = (mode_dir.parent.parent.name, mode_dir.parent.name, mode_dir.name)
-        groups.setdefault(key, []).append((split_dir.name, split_dir / "metrics.jsonl"))
+    """Per-epoch curves of every finished grid cell under ``out_dir`` whose splits all logged
+    the test accuracy after every epoch (``eval_every=1``, the default) for at least two
+    epochs (a fitted probe's single record has no epoch to choose)."""
     rows = []
-    for (ds, w, mode), items in sorted(groups.items()):
-        items.sort(key=lambda t: (len(t[0]), t[0]))
-        curves = [_curves(m) if m.exists() else None for _, m in items]
-        if any(c is None for c in curves):
+    for (ds, w, mode), refs in sorted(_cells(out_dir).items()):
+        curves = [_curves(r.dir / METRICS) if (r.dir / METRICS).exists() else None for r in refs]
+        if any(c is None or len(c[0]) < 2 for c in curves):
             continue
         tests = tuple(c[0] for c in curves if c is not None)
         vals = [c[1] for c in curves if c is not None]
@@ -269,7 +273,7 @@ def collect_protocol(out_dir: Path) -> list[ProtocolRow]:
                 ds,
                 w,
                 mode,
-                tuple(s for s, _ in items),
+                tuple(r.split for r in refs),
                 tests,
                 val_acc if len(val_acc) == len(tests) else None,
             )
@@ -318,3 +322,29 @@ def protocol_table(rows: Sequence[ProtocolRow]) -> tuple[str, str]:
             ]
         )
     return "\n".join(md) + "\n", buf.getvalue()
+
+
+def write_tables(
+    out_dir: Path, rows: Sequence[Row], protocol: Sequence[ProtocolRow] = (), header: str = ""
+) -> tuple[str, str, list[Path]]:
+    """Write ``results.md`` (``header`` + :func:`results_table`), ``results.csv`` and, when
+    they have rows, ``paired.csv`` (:func:`paired_table`) and ``protocol.csv``
+    (:func:`protocol_table`) into ``out_dir``, atomically.
+
+    Returns:
+        The Markdown, the results CSV and the paths written.
+    """
+    from soundtransfer.runs import atomic_write_text
+
+    out_dir = Path(out_dir)
+    md, csv_text = results_table(rows, protocol)
+    files = {"results.md": header + md, "results.csv": csv_text}
+    if paired_rows(rows):
+        files["paired.csv"] = paired_table(rows)[1]
+    if protocol:
+        files["protocol.csv"] = protocol_table(protocol)[1]
+    written = []
+    for name, text in files.items():
+        atomic_write_text(out_dir / name, text)
+        written.append(out_dir / name)
+    return header + md, csv_text, written

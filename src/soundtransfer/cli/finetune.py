@@ -70,6 +70,7 @@ def register_mode(sub: Any, mode: str, help: str, description: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from soundtransfer.analysis.stats import format_summary, summarize
     from soundtransfer.train import get_preset, run_crossval
 
     device = [f"device={args.device}"] if args.device else []
@@ -88,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.dataset} {result.arch}.{result.weights} {result.mode}: {result.run_dir}")
     for name, acc in zip(result.splits, result.accuracies, strict=True):
         print(f"  {name:>8}  {acc:6.2f} %")
-    print(f"  {'mean':>8}  {result.mean:6.2f} +- {result.std:.2f} %  ({len(result.splits)} splits)")
+    stats = format_summary(summarize(result.accuracies))
+    print(f"  {'mean':>8}  {stats} %  (mean +- sample std [95 % CI], {len(result.splits)} splits)")
     first = result.splits[0]
     bundle = result.run_dir / first / "model.pt"
     print(f"model bundles: {result.run_dir}/<split>/model.pt (each trained without its split)")

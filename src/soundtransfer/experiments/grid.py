@@ -26,7 +26,6 @@ from typing import Any
 from soundtransfer.config import get_named, override, save_json, to_dict
 from soundtransfer.errors import DatasetError
 from soundtransfer.locking import file_lock
-from soundtransfer.runs import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -205,13 +204,20 @@ def reproduce(
 def _write_tables(
     preset: GridPreset, cells: list[Cell], out_dir: Path, write: bool
 ) -> dict[str, Any]:
-    from soundtransfer.analysis.tables import collect_results, results_table
+    from soundtransfer.analysis.tables import (
+        collect_protocol,
+        collect_results,
+        results_table,
+        write_tables,
+    )
 
     header = f"# Results: grid preset `{preset.name}`\n\n{preset.label}\n\n"
     # Under the lock, the process that writes last has seen every run finished before it.
     with file_lock(out_dir / ".results.lock"):
-        markdown, csv = results_table(collect_results(out_dir))
+        rows, protocol = collect_results(out_dir), collect_protocol(out_dir)
         if write:
-            atomic_write_text(out_dir / "results.md", header + markdown)
-            atomic_write_text(out_dir / "results.csv", csv)
-    return {"cells": [to_dict(c) for c in cells], "markdown": header + markdown, "csv": csv}
+            markdown, csv, _ = write_tables(out_dir, rows, protocol, header)
+        else:
+            body, csv = results_table(rows, protocol)
+            markdown = header + body
+    return {"cells": [to_dict(c) for c in cells], "markdown": markdown, "csv": csv}

@@ -55,8 +55,10 @@ def save_bundle(
     arch: str,
     weights: str,
     extra: dict[str, Any] | None = None,
+    head: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a bundle atomically."""
+    """Write a bundle atomically; ``head`` describes a head other than one ``nn.Linear``
+    (``{"kind": "mlp", "hidden": H}``: a probe's ``Linear-ReLU-Dropout-Linear``)."""
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in classifier.state_dict().items()},
@@ -66,6 +68,7 @@ def save_bundle(
         "weights": weights,
         "tf_same_pool": bool(getattr(classifier.encoder, "tf_same_pool", False)),
         "extra": extra or {},
+        "head": head or {"kind": "linear"},
         "torch": str(torch.__version__),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +76,18 @@ def save_bundle(
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
+
+
+def _head(path: Path, spec: Any, linear: nn.Module) -> nn.Module:
+    """The head a bundle describes (``linear``: the classifier's own; ``mlp``: a probe's)."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "linear":
+        return linear
+    hidden = spec.get("hidden") if isinstance(spec, dict) else None
+    if kind == "mlp" and isinstance(hidden, int) and hidden > 0 and isinstance(linear, nn.Linear):
+        dim, k = linear.in_features, linear.out_features
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(), nn.Linear(hidden, k))
+    raise WeightsError(f"{path}: unknown head {spec!r}")
 
 
 def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier, BundleMeta]:
@@ -94,6 +109,7 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
     encoder = build_encoder(payload["arch"], tf_same_pool=payload.get("tf_same_pool", False))
     c = frontend.channels
     model = Classifier(encoder, len(classes), InputNorm([0.0] * c, [1.0] * c))
+    model.head = _head(path, payload.get("head") or {"kind": "linear"}, model.head)
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as exc:

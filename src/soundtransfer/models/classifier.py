@@ -52,7 +52,8 @@ class Classifier(nn.Module):
         super().__init__()
         self.norm = norm
         self.encoder = encoder
-        self.head = nn.Linear(encoder.feature_dim, num_classes)
+        # One nn.Linear (the paper's g); a fitted probe's head may replace it (train.probes).
+        self.head: nn.Module = nn.Linear(encoder.feature_dim, num_classes)
 
     def embed(self, x: Tensor) -> Tensor:
         z: Tensor = self.encoder(self.norm(x))  # (B, D)

@@ -8,7 +8,15 @@ from typing import Any, Literal
 
 from soundtransfer.config import ConfigError, check_bounds, get_named, to_dict
 
-__all__ = ["PRESETS", "RUNTIME_FIELDS", "TrainConfig", "get_preset", "identity_settings"]
+__all__ = [
+    "AUTO_EMBED_BATCH",
+    "PRESETS",
+    "RUNTIME_FIELDS",
+    "TrainConfig",
+    "embed_batch_for",
+    "get_preset",
+    "identity_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -36,11 +44,21 @@ class TrainConfig:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         eval_every: evaluate the test fold every N epochs (logged, never used to select);
             the final epoch is always evaluated; 0 = only the final epoch.
-        embed_batch_size: batch size of evaluation and of the frozen-encoder pass.
+        embed_batch_size: batch size of evaluation and of the frozen-encoder pass; ``auto``:
+            :func:`embed_batch_for` of the device (small batches run faster on CPU).
         feature_norm: linear evaluation standardises the frozen features with training-clip
             statistics (folded into the head afterwards, so still one linear layer).
         tensorboard: also log the metrics to TensorBoard (``<run>/tensorboard``; needs the
             ``tensorboard`` package). ``metrics.jsonl`` is always written.
+        probe: linear evaluation's classifier on the frozen embeddings: ``linear`` (the
+            paper: the FC layer trained by the loop with the settings above), ``logistic``
+            (converged multinomial logistic regression, ``C`` chosen on inner folds of the
+            training rows grouped by recording) or ``mlp`` (one hidden layer, hidden size,
+            learning rate and epoch chosen on a validation part of the training rows); see
+            :mod:`soundtransfer.train.probes`.
+        probe_inner_folds: inner cross-validation folds of the ``logistic`` probe.
+        probe_valid_fraction: share of the training rows (whole recordings) the ``mlp``
+            probe holds out for its choices.
     """
 
     mode: Literal["finetune", "linear"] = "finetune"
@@ -57,18 +75,51 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     eval_every: int = 1
-    embed_batch_size: int = 64
+    embed_batch_size: int | Literal["auto"] = "auto"
     feature_norm: bool = True
     tensorboard: bool = False
+    # Probes on the frozen embeddings (linear evaluation only).
+    probe: Literal["linear", "logistic", "mlp"] = "linear"
+    probe_inner_folds: int = 5
+    probe_valid_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        at_least_1, positive = ("epochs", "batch_size", "embed_batch_size"), ("lr",)
+        auto_batch = self.embed_batch_size == "auto"
+        at_least_1 = ("epochs", "batch_size", *(() if auto_batch else ("embed_batch_size",)))
+        positive = ("lr",)
         non_negative = ("weight_decay", "seed", "eval_every")
         check_bounds(self, at_least_1=at_least_1, positive=positive, non_negative=non_negative)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.select == "best_val" and self.val_fraction == 0.0:
             raise ConfigError("select=best_val needs val_fraction > 0 (never the test fold)")
+        if self.probe != "linear" and self.mode != "linear":
+            raise ConfigError(f"probe={self.probe} applies to linear evaluation only")
+        if self.probe_inner_folds < 2:
+            raise ConfigError(f"probe_inner_folds must be at least 2, got {self.probe_inner_folds}")
+        if not 0.0 < self.probe_valid_fraction < 1.0:
+            raise ConfigError(
+                f"probe_valid_fraction must be in (0, 1), got {self.probe_valid_fraction}"
+            )
+
+    @property
+    def run_mode(self) -> str:
+        """The run directory's mode: ``finetune``, ``linear`` or the probe (``logistic``,
+        ``mlp``), so each probe's runs sit in their own cell."""
+        return self.probe if self.mode == "linear" and self.probe != "linear" else self.mode
+
+
+#: ``embed_batch_size=auto``: Lite0 inference on 2 CPU cores ran fastest at batch 8 (134
+#: clips/s against 69 at 32 and 48 at 64; re-measured back to back on a loaded machine: 12.4,
+#: 11.5, 10.6, 5.9 clips/s at 8, 16, 32, 64, indicative); GPUs want large batches.
+AUTO_EMBED_BATCH = {"cpu": 8, "cuda": 64}
+
+
+def embed_batch_for(cfg: TrainConfig, device: str) -> int:
+    """``cfg.embed_batch_size``, or for ``auto`` the batch of the device type."""
+    if cfg.embed_batch_size != "auto":
+        return cfg.embed_batch_size
+    return AUTO_EMBED_BATCH.get(device.split(":")[0], AUTO_EMBED_BATCH["cuda"])
 
 
 #: Settings that do not change a run's numbers: left out of its identity, so a run may resume
@@ -84,9 +135,9 @@ def identity_settings(cfg: TrainConfig) -> dict[str, Any]:
 PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(),
     # A quick look on a laptop: same optimiser, few epochs.
-    "cpu": TrainConfig(epochs=4, batch_size=32, embed_batch_size=32),
+    "cpu": TrainConfig(epochs=4, batch_size=32),
     # The demo: smaller still.
-    "demo": TrainConfig(epochs=2, batch_size=16, embed_batch_size=16),
+    "demo": TrainConfig(epochs=2, batch_size=16),
 }
 
 

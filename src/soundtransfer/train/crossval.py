@@ -70,7 +70,7 @@ def run_crossval(
     (:func:`soundtransfer.runs.run_dir`).
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
-    base = cell_dir(out_dir, store.table.name, resolved.label, cfg.mode)
+    base = cell_dir(out_dir, store.table.name, resolved.label, cfg.run_mode)
     names, accs = [], []
     for split in store.table.splits(check_folds(folds)):
         result = run_split(
@@ -87,6 +87,6 @@ def run_crossval(
         accs.append(float(result["test_acc"]))
     mean, std = fold_mean_std(accs)
     return CVResult(
-        store.table.name, resolved.name, resolved.arch, cfg.mode, tuple(names), tuple(accs), base,
-        mean, std,
+        store.table.name, resolved.name, resolved.arch, cfg.run_mode, tuple(names), tuple(accs),
+        base, mean, std,
     )  # fmt: skip

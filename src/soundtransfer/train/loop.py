@@ -37,7 +37,7 @@ from soundtransfer.runs import (
     save_checkpoint,
 )
 from soundtransfer.runs.rundir import BEST, LAST, METRICS
-from soundtransfer.train.config import TrainConfig
+from soundtransfer.train.config import TrainConfig, embed_batch_for
 
 __all__ = ["BatchHook", "Batches", "RunContext", "evaluate", "fit", "make_optimizer"]
 
@@ -94,7 +94,7 @@ def evaluate(ctx: RunContext, rows: np.ndarray) -> tuple[float, float, list[int]
     """(mean loss, accuracy %, predictions) of ``ctx.module`` over the given rows."""
     ctx.module.eval()
     total, correct, preds = 0.0, 0, []
-    for x, y in ctx.batches(rows, ctx.cfg.embed_batch_size):
+    for x, y in ctx.batches(rows, embed_batch_for(ctx.cfg, ctx.precision.device.type)):
         with ctx.precision.autocast():
             logits = ctx.module(ctx.precision.inputs(x))
         total += float(F.cross_entropy(logits.float(), y, reduction="sum"))

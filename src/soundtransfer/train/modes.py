@@ -10,10 +10,15 @@ only.
 Linear evaluation extracts the frozen encoder's pooled features once per clip (cached, keyed by
 the feature store, the weights and the normalisation) and trains g on them: seconds instead of
 a network pass per epoch, with the same result since f is frozen and deterministic in eval().
+Stronger probes (``probe=logistic``, ``probe=mlp``, :func:`probe_run`) are fitted on the same
+cached embeddings, every choice made on the training rows only.
 """
 
 from __future__ import annotations
 
+import copy
+import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,19 +26,22 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from soundtransfer import distributed as D
 from soundtransfer.cache import embeddings_dir
-from soundtransfer.config import config_hash, to_dict
+from soundtransfer.config import ConfigError, config_hash, to_dict
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.locking import file_lock
 from soundtransfer.models.classifier import Classifier, InputNorm
-from soundtransfer.runs import Precision, atomic_write
-from soundtransfer.train.config import TrainConfig
+from soundtransfer.runs import MetricsLog, Precision, atomic_write
+from soundtransfer.runs.rundir import METRICS
+from soundtransfer.train.config import TrainConfig, embed_batch_for
 from soundtransfer.train.data import channel_stats, chunks, store_batches
 from soundtransfer.train.loop import Batches, RunContext, make_optimizer
+from soundtransfer.train.probes import MLP, LogisticConfig, MLPConfig, Probe, fit_probe
 from soundtransfer.weights import ResolvedWeights, load_encoder
 
 __all__ = [
@@ -45,6 +53,10 @@ __all__ = [
     "finetune_context",
     "fold_standardisation",
     "linear_context",
+    "probe_config",
+    "probe_head",
+    "probe_run",
+    "split_embeddings",
 ]
 
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # train, valid, test store rows
@@ -141,9 +153,10 @@ def embed_rows(
     precision = Precision.resolve(device, cfg.amp, "off")
     model.eval().to(device)
     out = []
-    n_batches = len(chunks(rows, cfg.embed_batch_size))
+    batch = embed_batch_for(cfg, device.type)
+    n_batches = len(chunks(rows, batch))
     for x, _y in tqdm(
-        store_batches(store, rows, cfg.embed_batch_size, device),
+        store_batches(store, rows, batch, device),
         total=n_batches,
         desc="embedding",
         disable=not progress,
@@ -194,6 +207,17 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, array)
 
 
+def split_embeddings(job: Job) -> tuple[np.ndarray, dict[int, int], Path]:
+    """Cached frozen embeddings of every row of the split: ``(N, D)``, store row -> its
+    position, the cache file."""
+    train, valid, test = job.rows
+    every = np.asarray(sorted({*train.tolist(), *valid.tolist(), *test.tolist()}), np.int64)
+    emb, cache = cached_embeddings(
+        job.model, job.store, every, job.cfg, job.info.device, job.cache_dir, job.progress
+    )
+    return emb, {int(r): k for k, r in enumerate(every)}, cache
+
+
 def linear_context(job: Job) -> tuple[RunContext, Tensor, Tensor, Path]:
     """The head alone trained on cached frozen embeddings, on the CPU; every process trains
     the same head (no DDP: it takes seconds), the main rank writes.
@@ -203,13 +227,9 @@ def linear_context(job: Job) -> tuple[RunContext, Tensor, Tensor, Path]:
         head afterwards (:func:`fold_standardisation`), and the embedding cache file.
     """
     store, model, cfg = job.store, job.model, job.cfg
-    train, valid, test = job.rows
-    every = np.asarray(sorted({*train.tolist(), *valid.tolist(), *test.tolist()}), np.int64)
-    emb, cache = cached_embeddings(
-        model, store, every, cfg, job.info.device, job.cache_dir, job.progress
-    )
+    train = job.rows[0]
+    emb, pos, cache = split_embeddings(job)
     x_all = torch.from_numpy(emb)  # (N, D)
-    pos = {int(r): k for k, r in enumerate(every)}
     labels = torch.tensor(store.table.labels, dtype=torch.long)
     xtr = x_all[[pos[int(i)] for i in train]]
     if cfg.feature_norm:
@@ -226,11 +246,101 @@ def linear_context(job: Job) -> tuple[RunContext, Tensor, Tensor, Path]:
             yield x_std[[pos[int(i)] for i in b]], labels[torch.from_numpy(b)]
 
     head = model.head.to("cpu")
+    assert isinstance(head, nn.Linear)
     torch.manual_seed(cfg.seed)
     head.reset_parameters()
     cpu = Precision.resolve(torch.device("cpu"), "off", "off")
     ctx = _context(job, head, head, cpu, batches, world_size=1)
     return ctx, mu, sd, cache
+
+
+def probe_config(cfg: TrainConfig) -> LogisticConfig | MLPConfig:
+    """The :mod:`~soundtransfer.train.probes` settings of ``cfg.probe`` (``logistic``/``mlp``)."""
+    if cfg.probe == "logistic":
+        return LogisticConfig(inner_folds=cfg.probe_inner_folds)
+    if cfg.probe == "mlp":
+        return MLPConfig(valid_fraction=cfg.probe_valid_fraction)
+    raise ConfigError(f"probe {cfg.probe!r} is trained by the loop, not fitted")
+
+
+def probe_run(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fit ``cfg.probe`` (``logistic`` or ``mlp``) on the cached embeddings of the training
+    rows (with the validation rows, if any: the probe makes its own choices on inner splits
+    grouped by recording), evaluate the test rows, put the fitted head (standardisation folded
+    in) into ``job.model.head`` and write the run's one-line ``metrics.jsonl``.
+
+    Returns:
+        The result (``test_acc``, ``test_loss``, ``predictions``, ``probe``: the choices, e.g.
+        ``C`` or the hidden size, and the inner scores) and the head's description for the
+        model bundle (``{"kind": "linear"}`` or ``{"kind": "mlp", "hidden": H}``).
+    """
+    cfg, table = job.cfg, job.store.table
+    t0 = time.perf_counter()
+    emb, pos, cache = split_embeddings(job)
+    fit_rows = np.concatenate([job.rows[0], job.rows[1]])
+    test = job.rows[2]
+    x_fit = emb[[pos[int(i)] for i in fit_rows]]  # (N_train, D)
+    y_fit = np.asarray([table.clips[int(i)].label for i in fit_rows], np.int64)
+    groups = np.asarray([table.clips[int(i)].group or f"clip:{int(i)}" for i in fit_rows])
+    t1 = time.perf_counter()
+    try:
+        probe = fit_probe(
+            cfg.probe, x_fit, y_fit, groups, cfg.seed,
+            num_classes=len(table.classes), config=probe_config(cfg),
+        )  # fmt: skip
+    except ValueError as exc:  # e.g. too few training clips per class for the inner folds
+        raise ConfigError(f"probe={cfg.probe} in {job.run_dir}: {exc}") from None
+    seconds = time.perf_counter() - t1
+    y_test = torch.tensor([table.clips[int(i)].label for i in test], dtype=torch.long)
+    logits = probe.logits(emb[[pos[int(i)] for i in test]])  # (N_test, K)
+    logits_fit = probe.logits(x_fit)
+    test_loss = float(F.cross_entropy(logits, y_test)) if len(test) else math.nan
+    test_acc = 100.0 * float((logits.argmax(1) == y_test).float().mean()) if len(test) else 0.0
+    head, head_spec = probe_head(probe)
+    job.model.head = head
+    record = {
+        "epoch": 1,
+        "probe": cfg.probe,
+        "train_loss": float(F.cross_entropy(logits_fit, torch.from_numpy(y_fit))),
+        "train_acc": probe.accuracy(x_fit, y_fit),
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "seconds": time.perf_counter() - t0,
+        "fit_seconds": seconds,
+    }
+    if D.is_main():
+        log = MetricsLog(job.run_dir / METRICS, "epoch", cfg.tensorboard)
+        log.start(0)
+        log.write(record)
+        log.close()
+    result = {
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "epochs": 1,
+        "selected_epoch": 1,
+        "predictions": logits.argmax(1).tolist(),
+        "probe": {"kind": cfg.probe, "fit_seconds": seconds, **probe.info},
+        "embedding_cache": str(cache),
+    }
+    return result, head_spec
+
+
+@torch.no_grad()
+def probe_head(probe: Probe) -> tuple[nn.Module, dict[str, Any]]:
+    """The probe as a head on raw embeddings: its standardisation folded into the first
+    linear layer (one ``nn.Linear`` for ``logistic``; ``Linear-ReLU-Dropout-Linear`` for
+    ``mlp``), float32 on the CPU, and its description for the model bundle."""
+    mean, std = probe.mean.cpu().float(), probe.std.cpu().float()  # (1, D)
+    model = copy.deepcopy(probe.model).cpu().float().eval()
+    if isinstance(model, nn.Linear):
+        fold_standardisation(model, mean, std)
+        return model, {"kind": "linear"}
+    assert isinstance(model, MLP)
+    seq = model.net
+    first, last = seq[0], seq[3]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+    fold_standardisation(first, mean, std)
+    return seq, {"kind": "mlp", "hidden": first.out_features}
 
 
 @torch.no_grad()

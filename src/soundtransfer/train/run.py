@@ -15,15 +15,16 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from soundtransfer import distributed as D
-from soundtransfer.config import ConfigError, config_hash, save_json, to_dict
+from soundtransfer.config import ConfigError, config_hash, override, save_json, to_dict
 from soundtransfer.datasets.clips import Split
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.models.classifier import Classifier
 from soundtransfer.runs import open_run
 from soundtransfer.runs.rundir import FINAL, MODEL
-from soundtransfer.train.config import TrainConfig, identity_settings
+from soundtransfer.train.config import TrainConfig, embed_batch_for, identity_settings
 from soundtransfer.train.data import carve_validation
 from soundtransfer.train.loop import fit
 from soundtransfer.train.modes import (
@@ -33,6 +34,7 @@ from soundtransfer.train.modes import (
     finetune_context,
     fold_standardisation,
     linear_context,
+    probe_run,
 )
 from soundtransfer.weights import ResolvedWeights, fingerprint, resolve
 
@@ -90,6 +92,7 @@ def run_split(
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
     info = D.init_distributed(cfg.device)
+    cfg = override(cfg, {"embed_batch_size": embed_batch_for(cfg, info.device.type)})
     ddp_world = info.world_size if cfg.mode == "finetune" else 1
     if cfg.batch_size % ddp_world:
         raise ConfigError(
@@ -130,9 +133,13 @@ def run_split(
     model, stats = build_classifier(store, rows[0], resolved, cfg, cache_dir)
     job = Job(store, rows, model, cfg, info, run_dir, cache_dir, progress)
     result: dict[str, Any]
-    if cfg.mode == "linear":
+    head: dict[str, Any] = {"kind": "linear"}
+    if cfg.mode == "linear" and cfg.probe != "linear":
+        result, head = probe_run(job)
+    elif cfg.mode == "linear":
         ctx, mu, sd, cache = linear_context(job)
         result = fit(ctx)
+        assert isinstance(model.head, nn.Linear)
         fold_standardisation(model.head, mu, sd)
         result["embedding_cache"] = str(cache)
     else:
@@ -150,13 +157,15 @@ def run_split(
         }
     )
     if D.is_main():
-        _save_bundle(run_dir / MODEL, model, store, resolved)
+        _save_bundle(run_dir / MODEL, model, store, resolved, head)
         save_json(run_dir / FINAL, result)
     D.barrier()
     return result
 
 
-def _save_bundle(path: Path, model: Classifier, store: FeatureStore, w: ResolvedWeights) -> None:
+def _save_bundle(
+    path: Path, model: Classifier, store: FeatureStore, w: ResolvedWeights, head: dict[str, Any]
+) -> None:
     from soundtransfer.inference.bundle import save_bundle
 
-    save_bundle(path, model, store.frontend, store.table.classes, w.arch, w.spec)
+    save_bundle(path, model, store.frontend, store.table.classes, w.arch, w.spec, head=head)
