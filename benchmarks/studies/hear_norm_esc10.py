@@ -9,7 +9,7 @@ log-mel image is computed once and normalised both ways.
 ../shared/data (each over its own length), the ``REFERENCE_MEAN`` / ``REFERENCE_STD`` shipped
 in :mod:`soundtransfer.inference.hear`.
 
-Usage: ``PYTHONPATH=src python benchmarks/hear_norm_esc10.py [--reference]``
+Usage: ``PYTHONPATH=src python benchmarks/studies/hear_norm_esc10.py [--reference]``
 """
 
 from __future__ import annotations
