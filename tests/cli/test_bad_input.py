@@ -121,6 +121,20 @@ def _frontend(setting: str) -> Callable[[Path, Path], Bad]:
     return case
 
 
+# --- training settings (finetune --set key=value) -----------------------------------------
+
+
+def _finetune_set(setting: str) -> Callable[[Path, Path], Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        root, _ = _esc_copy(tmp, esc10_root, n=1)
+        out, cache = str(tmp / "out" / "runs"), str(tmp / "out" / "cache")
+        argv = ["finetune", "esc10", "--root", str(root), "--preset", "recipe", "--out", out,
+                "--cache", cache, "--set", setting]  # fmt: skip
+        return Bad(argv, setting.split("=")[0])
+
+    return case
+
+
 # --- metadata and audio in a dataset copy -----------------------------------------------------
 
 
@@ -161,6 +175,7 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "frontend clip_seconds=1e-9": _frontend("clip_seconds=1e-9"),
     "frontend n_mels=4000": _frontend("n_mels=4000"),
     "frontend f_max=100000": _frontend("f_max=100000"),
+    "finetune aug_mixup_alpha=-1": _finetune_set("aug_mixup_alpha=-1"),
     "csv: absolute path": csv_absolute_path,
     "audio: truncated mp3": truncated_mp3,
     "audio: 1e30 float wav": overflowing_float_wav,
