@@ -191,9 +191,9 @@ def main() -> None:
     if aug is not None:
         aug_ratio = aug["on"] / aug["off"]
         print(
-            f"    recipe loop with augmentation (gain, shift, SpecAugment, mixup on the "
-            f"{'GPU' if device != 'CPU' else 'CPU'}): {aug['on']:7.1f} samples/s\n"
-            f"    recipe loop without augmentation:                {aug['off']:7.1f} samples/s "
+            f"    recipe loop, augmentation on ({'GPU' if device != 'CPU' else 'CPU'}):           "
+            f"{aug['on']:7.1f} samples/s (gain, shift, SpecAugment, mixup)\n"
+            f"    recipe loop, augmentation off:                    {aug['off']:7.1f} samples/s "
             f"(before {aug['off1']['samples_per_s']:.1f}, after "
             f"{aug['off2']['samples_per_s']:.1f})\n"
             f"    augmentation ratio {aug_ratio:.2f} (target >= 0.9)"
