@@ -59,7 +59,8 @@ def test_recipe_preset_switches_everything_on() -> None:
     assert all(getattr(paper, k) == getattr(TrainConfig(), k) for k in RECIPE_FIELDS)
     # Runs made before the recipe existed keep their identity (and are reused, resumed).
     assert not RECIPE_FIELDS & set(identity_settings(paper))
-    assert {"aug_mixup_alpha", "schedule"} <= set(identity_settings(cfg))
+    assert {"aug_time_masks", "schedule"} <= set(identity_settings(cfg))
+    assert "aug_mixup_alpha" in identity_settings(get_preset("recipe", ["aug_mixup_alpha=0.4"]))
 
 
 def test_spec_augment_masks_reach_the_model(tiny_store: FeatureStore, tmp_path: Path) -> None:
@@ -221,4 +222,4 @@ def test_reproduce_has_a_recipe_grid() -> None:
     grid = GRID_PRESETS["recipe"]
     assert grid.train_preset == "recipe" and grid.datasets == ("esc10",)
     assert [c.mode for c in grid.cells()] == ["finetune"]
-    assert get_preset(grid.train_preset).aug_mixup_alpha > 0
+    assert get_preset(grid.train_preset).aug_time_masks > 0

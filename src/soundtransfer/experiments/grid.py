@@ -15,7 +15,7 @@ Presets:
     ImageNet weights, a few epochs. Its numbers are not the paper's and are labelled so.
     ``recipe``: ESC-10, EfficientNet-Lite0 ImageNet weights fine-tuned with the modern
     recipe (the ``recipe`` training preset: AdamW, warm-up + cosine, label smoothing,
-    SpecAugment, mixup, gain and time shift; issue 14). Not the paper's protocol.
+    SpecAugment, gain and time shift; issue 14). Not the paper's protocol.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ GRID_PRESETS: dict[str, GridPreset] = {
         train_preset="recipe",
         label=(
             "Modern fine-tuning recipe (ESC-10, EfficientNet-Lite0 ImageNet, training preset "
-            "`recipe`: AdamW, warm-up + cosine, label smoothing, SpecAugment, mixup, gain, "
+            "`recipe`: AdamW, warm-up + cosine, label smoothing, SpecAugment, gain, "
             "time shift): NOT the paper's protocol."
         ),
     ),
