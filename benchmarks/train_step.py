@@ -13,6 +13,12 @@ ours and averaged. Medians and bracketing, because on a small shared CPU single 
 +-20 % and the machine's speed drifts from minute to minute. Target: ours / reference >= 0.9.
 Each path runs in a fresh process, which reports its peak RSS (and peak CUDA memory on a GPU).
 
+Cost of the fine-tuning recipe's augmentation (issue 14): the same loop with the ``recipe``
+training preset (gain, time shift, SpecAugment, mixup drawn batched on the training device)
+against that preset with every ``aug_*`` switched off (same AdamW, schedule, label
+smoothing), measured off, on, off and bracketed as above. Target: with / without >= 0.9.
+``--no-recipe`` skips it.
+
     .venv/bin/python benchmarks/train_step.py [--arch efficientnet_lite0] [--epochs 4]
 
 Default architecture: resnet50 on CUDA, efficientnet_lite0 on CPU (a ResNet-50 epoch on
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -31,17 +38,39 @@ from typing import Any
 
 from _bench import bare_rates, cuda_peak_mb, esc10_store, in_child, peak_rss_mb
 
+#: The recipe with its augmentation switched off: the loop it is measured against.
+NO_AUG = (
+    "aug_gain_db=0", "aug_time_shift=0", "aug_time_masks=0", "aug_freq_masks=0",
+    "aug_mixup_alpha=0",
+)  # fmt: skip
 
-def _cfg(epochs: int, batch: int, device: str) -> Any:
+
+def _fold1(store: Any) -> Any:
+    """ESC-10's fold-1 split; ``$TRAIN_STEP_MAX_TRAIN`` (``--max-train``) cuts its training
+    clips for a quick check of the script."""
+    import dataclasses
+
+    split = next(s for s in store.table.splits() if s.name == "fold1")
+    n = int(os.environ.get("TRAIN_STEP_MAX_TRAIN", "0"))
+    return dataclasses.replace(split, train=split.train[:n]) if n else split
+
+
+def _cfg(epochs: int, batch: int, device: str, preset: str = "paper", *extra: str) -> Any:
     from soundtransfer.train import get_preset
 
-    return get_preset(
-        "paper", [f"epochs={epochs}", f"batch_size={batch}", f"device={device}", "eval_every=0"]
-    )
+    common = [f"epochs={epochs}", f"batch_size={batch}", f"device={device}", "eval_every=0"]
+    return get_preset(preset, [*common, *extra])
 
 
 def _ours(
-    cache: str, arch: str, epochs: int, batch: int, threads: int, device: str
+    cache: str,
+    arch: str,
+    epochs: int,
+    batch: int,
+    threads: int,
+    device: str,
+    preset: str = "paper",
+    *extra: str,
 ) -> dict[str, Any]:
     import torch
 
@@ -49,10 +78,11 @@ def _ours(
 
     torch.set_num_threads(threads)
     store = esc10_store(cache)
-    split = next(s for s in store.table.splits() if s.name == "fold1")
-    run_dir = Path(cache) / "runs" / arch
+    split = _fold1(store)
+    cfg = _cfg(epochs, batch, device, preset, *extra)
+    run_dir = Path(cache) / "runs" / f"{arch}-{preset}-{len(extra)}-{time.monotonic_ns()}"
     t0 = time.perf_counter()
-    run_split(store, split, "random", arch, _cfg(epochs, batch, device), run_dir, progress=False)
+    run_split(store, split, "random", arch, cfg, run_dir, progress=False)
     wall = time.perf_counter() - t0
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {
@@ -76,7 +106,7 @@ def _bare(
 
     torch.set_num_threads(threads)
     store = esc10_store(cache)
-    split = next(s for s in store.table.splits() if s.name == "fold1")
+    split = _fold1(store)
     cfg = _cfg(1, batch, device)
     dev = resolve_device(cfg.device)
     train_rows = np.asarray(split.train, dtype=np.int64)
@@ -105,10 +135,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--no-recipe", action="store_true", help="skip the augmentation-cost measurement"
+    )
+    parser.add_argument(
+        "--max-train", type=int, default=0, help="use only N training clips (a quick check)"
+    )
     args = parser.parse_args()
+    if args.max_train:
+        os.environ["TRAIN_STEP_MAX_TRAIN"] = str(args.max_train)  # read by the children
     with tempfile.TemporaryDirectory() as cache:
         store = esc10_store(cache)  # build the features once, outside both measurements
-        train = next(s for s in store.table.splits() if s.name == "fold1").train
+        train = _fold1(store).train
         bare_args = (
             cache,
             args.arch,
@@ -123,6 +161,14 @@ def main() -> None:
         before = in_child(_bare, *bare_args)
         ours = in_child(_ours, cache, args.arch, args.epochs, args.batch, args.threads, args.device)
         after = in_child(_bare, *bare_args)
+        aug: dict[str, Any] | None = None
+        if not args.no_recipe:
+            loop_args = (cache, args.arch, args.epochs, args.batch, args.threads, args.device)
+            off1 = in_child(_ours, *loop_args, "recipe", *NO_AUG)
+            on = in_child(_ours, *loop_args, "recipe")
+            off2 = in_child(_ours, *loop_args, "recipe", *NO_AUG)
+            off_rate = (off1["samples_per_s"] + off2["samples_per_s"]) / 2
+            aug = {"on": on["samples_per_s"], "off": off_rate, "off1": off1, "off2": off2}
     bare = dict(after)
     bare["samples_per_s"] = (before["samples_per_s"] + after["samples_per_s"]) / 2
     bare["maxrss_mb"] = max(before["maxrss_mb"], after["maxrss_mb"])
@@ -130,8 +176,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if cuda and args.device != "cpu" else "CPU"
     epochs = ", ".join(f"{s:.1f}" for s in ours["epoch_seconds"])
     print(
-        f"fine-tuning {args.arch} on ESC-10 fold 1 (320 training clips, batch {args.batch}, "
-        f"{device}, {args.threads} torch threads):\n"
+        f"fine-tuning {args.arch} on ESC-10 fold 1 ({len(train)} training clips, "
+        f"batch {args.batch}, {device}, {args.threads} torch threads):\n"
         f"    bare forward+backward+step on one in-memory batch: "
         f"{bare['samples_per_s']:7.1f} samples/s (before {before['samples_per_s']:.1f}, after "
         f"{after['samples_per_s']:.1f})  {_mem(bare)}\n"
@@ -141,9 +187,21 @@ def main() -> None:
         f"{ours['wall']:.1f} s\n"
         f"    ratio {ratio:.2f} (target >= 0.9)"
     )
+    aug_summary = ""
+    if aug is not None:
+        aug_ratio = aug["on"] / aug["off"]
+        print(
+            f"    recipe loop, augmentation on ({'GPU' if device != 'CPU' else 'CPU'}):           "
+            f"{aug['on']:7.1f} samples/s (gain, shift, SpecAugment, mixup)\n"
+            f"    recipe loop, augmentation off:                    {aug['off']:7.1f} samples/s "
+            f"(before {aug['off1']['samples_per_s']:.1f}, after "
+            f"{aug['off2']['samples_per_s']:.1f})\n"
+            f"    augmentation ratio {aug_ratio:.2f} (target >= 0.9)"
+        )
+        aug_summary = f"; recipe augmentation on/off {aug_ratio:.2f}"
     print(
         f"SUMMARY train_step: {args.arch} on {device}: ours {ours['samples_per_s']:.1f} vs bare "
-        f"{bare['samples_per_s']:.1f} samples/s = {ratio:.2f}"
+        f"{bare['samples_per_s']:.1f} samples/s = {ratio:.2f}{aug_summary}"
     )
 
 

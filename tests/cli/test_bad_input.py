@@ -133,6 +133,20 @@ def _probe(command: str, setting: str, culprit: str) -> Callable[[Path, Path], B
     return case
 
 
+# --- training settings (finetune --set key=value) -----------------------------------------
+
+
+def _finetune_set(setting: str) -> Callable[[Path, Path], Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        root, _ = _esc_copy(tmp, esc10_root, n=1)
+        out, cache = str(tmp / "out" / "runs"), str(tmp / "out" / "cache")
+        argv = ["finetune", "esc10", "--root", str(root), "--preset", "recipe", "--out", out,
+                "--cache", cache, "--set", setting]  # fmt: skip
+        return Bad(argv, setting.split("=")[0])
+
+    return case
+
+
 # --- metadata and audio in a dataset copy -----------------------------------------------------
 
 
@@ -215,6 +229,7 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "linear-eval probe_inner_folds=1": _probe(
         "linear-eval", "probe_inner_folds=1", "probe_inner_folds must be at least 2"
     ),
+    "finetune aug_mixup_alpha=-1": _finetune_set("aug_mixup_alpha=-1"),
     "csv: absolute path": csv_absolute_path,
     "audio: truncated mp3": truncated_mp3,
     "audio: 1e30 float wav": overflowing_float_wav,

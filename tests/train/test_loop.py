@@ -66,11 +66,18 @@ def test_validation_is_carved_from_training_groups(tiny_store: FeatureStore) -> 
         _cfg(select="best_val")
 
 
+# The recipe: augmentation drawn per (seed, epoch), warm-up + cosine schedule and EMA state
+# restored from last.pt, best-validation selection of the averaged weights.
+RECIPE_RESUME = ("epochs=3", "batch_size=8", "warmup_epochs=1", "ema_decay=0.9",
+                 "aug_mixup_alpha=0.4", "val_fraction=0.25", "select=best_val")  # fmt: skip
+
+
+@pytest.mark.parametrize("preset", ["cpu", "recipe"])
 def test_finetune_resume_after_kill_gives_the_same_result(
-    tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preset: str
 ) -> None:
     split = tiny_store.table.splits()[0]
-    cfg = _cfg(epochs=3, batch_size=8)
+    cfg = _cfg(epochs=3, batch_size=8) if preset == "cpu" else get_preset(preset, RECIPE_RESUME)
     straight = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "a", progress=False)
 
     with monkeypatch.context() as m:
@@ -84,6 +91,7 @@ def test_finetune_resume_after_kill_gives_the_same_result(
     a, b = _metrics(tmp_path / "a"), _metrics(tmp_path / "b")
     assert [r["epoch"] for r in b] == [1, 2, 3]  # the line after the checkpoint was cut
     assert [r["train_loss"] for r in a] == pytest.approx([r["train_loss"] for r in b], rel=1e-5)
+    assert [r["lr"] for r in a] == pytest.approx([r["lr"] for r in b], rel=1e-12)
     sa = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
     sb = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
     for k in sa:
@@ -234,6 +242,15 @@ def test_repeated_folds_are_refused(tiny_store: FeatureStore, tmp_path: Path) ->
         ("batch_size=0", "batch_size"),
         ("embed_batch_size=0", "embed_batch_size"),
         ("eval_every=-1", "eval_every"),
+        ("aug_mixup_alpha=-1", "aug_mixup_alpha"),
+        ("aug_time_shift=1.5", "aug_time_shift"),
+        ("aug_time_masks=-2", "aug_time_masks"),
+        ("aug_mask_fill=zero", "aug_mask_fill"),
+        ("label_smoothing=1", "label_smoothing"),
+        ("ema_decay=1", "ema_decay"),
+        ("schedule=linear", "schedule"),
+        ("warmup_epochs=100", "warmup_epochs=100.0 is longer than epochs=70"),
+        ("min_lr_ratio=2", "min_lr_ratio"),
     ],
 )
 def test_bad_training_settings_are_one_line_config_errors(setting: str, match: str) -> None:

@@ -34,7 +34,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default="paper",
-        help="paper: Adam 1e-4, wd 1e-3, batch 32, 70 epochs; cpu: 4 epochs; demo: 2 epochs",
+        help="paper: Adam 1e-4, wd 1e-3, batch 32, 70 epochs; cpu: 4 epochs; demo: 2 epochs; "
+        "recipe: AdamW with warm-up + cosine, label smoothing, gain, time shift and "
+        "SpecAugment (fine-tuning; mixup and EMA available, off), each switchable with --set "
+        "(aug_*, label_smoothing, schedule, warmup_epochs, min_lr_ratio, ema_decay)",
     )
     p.add_argument("--folds", help="hold out only these folds, e.g. 1,2 (default: all)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="runs directory")

@@ -38,6 +38,7 @@ from soundtransfer.locking import file_lock
 from soundtransfer.models.classifier import Classifier, InputNorm
 from soundtransfer.runs import MetricsLog, Precision, atomic_write
 from soundtransfer.runs.rundir import METRICS
+from soundtransfer.train.augment import BatchAugment, augment_from
 from soundtransfer.train.config import TrainConfig, embed_batch_for
 from soundtransfer.train.data import channel_stats, chunks, store_batches
 from soundtransfer.train.loop import Batches, RunContext, make_optimizer
@@ -104,7 +105,12 @@ class Job:
 
 
 def finetune_context(job: Job) -> RunContext:
-    """The whole classifier trained on store images; DDP under torchrun (each rank a shard)."""
+    """The whole classifier trained on store images; DDP under torchrun (each rank a shard).
+
+    The ``aug_*`` settings that are on become the context's batch augmentation
+    (:class:`~soundtransfer.train.augment.BatchAugment` on the log-mel images, before the
+    input normalisation, on the training device).
+    """
     store, model, cfg, info = job.store, job.model, job.cfg, job.info
     precision = Precision.resolve(info.device, cfg.amp, cfg.channels_last)
     precision.model(model)
@@ -120,7 +126,11 @@ def finetune_context(job: Job) -> RunContext:
     def batches(r: np.ndarray, size: int) -> Iterator[tuple[Tensor, Tensor]]:
         return store_batches(store, r, size, info.device)
 
-    return _context(job, model, net, precision, batches, info.world_size)
+    ctx = _context(job, model, net, precision, batches, info.world_size)
+    aug = augment_from(cfg)  # the recipe's batch augmentation, on the training device
+    if aug.active:
+        ctx.augment = BatchAugment(aug, len(store.table.classes))
+    return ctx
 
 
 def _context(
