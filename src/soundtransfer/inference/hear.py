@@ -50,8 +50,8 @@ DEFAULT_PRESET = "esc50"  # 44.1 kHz, 50 frames per second
 NORMALISATIONS = ("clip", "fixed")
 # Measured on ESC-10 (benchmarks/studies/hear_norm_esc10.py: frozen EfficientNet-Lite0
 # ImageNet scene embeddings + logistic regression, 5 official folds, shared 2-core machine):
-# clip 88.5 +- 3.6 %, fixed 88.2 +- 3.6 %, a tie (one clip in 400). "clip" needs no reference statistics and
-# ignores the recording level, so it is the default.
+# clip 88.5 +- 3.6 %, fixed 88.2 +- 3.6 %, a tie (one clip in 400). "clip" needs no reference
+# statistics and ignores the recording level, so it is the default.
 DEFAULT_NORMALISATION = "clip"
 HEAR_RATES_HZ = (16000, 22050, 32000, 44100, 48000)  # the validator's accepted rates
 MIN_FRAMES = 32  # one column of the encoder's map
