@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="file length, min")
     parser.add_argument("--short-minutes", type=float, default=1.0, help="for the memory check")
     parser.add_argument("--hop", type=float, default=1.0, help="window hop, s")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--arch", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads")
     parser.add_argument(

@@ -52,7 +52,7 @@ class PredictConfig:
 
     hop_s: float | None = None
     top_k: int = 5
-    batch_size: int = 32
+    batch_size: int = 8
     align_hop: bool = True
 
     def __post_init__(self) -> None:
