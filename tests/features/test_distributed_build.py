@@ -57,7 +57,7 @@ def _cli(root: Path, cache: Path, *extra: str) -> list[str]:
 
 def _reference(root: Path, cache: Path, skip_bad: bool = False) -> FeatureStore:
     """The one-process build (same batch size and workers as the CLI runs)."""
-    table = load_dataset("esc10", root)
+    table = load_dataset("esc10", root).canonical()  # the order dataset_store stores
     return build_features(
         table, cache_dir=cache, batch_size=BATCH, workers=1, skip_bad=skip_bad, progress=False
     )
@@ -113,7 +113,7 @@ def _spawned_rank(rank: int, port: int, root: str, cache: str, out: str) -> None
 
     sharded._compute_share = recording  # type: ignore[assignment]
     with D.distributed_session("cpu"):
-        table = load_dataset("esc10", Path(root))
+        table = load_dataset("esc10", Path(root)).canonical()
         store = build_features(
             table, cache_dir=Path(cache), batch_size=BATCH, workers=1, progress=False,
             distributed=True,
@@ -209,7 +209,7 @@ def test_killed_build_resumes_with_other_rank_counts(
 def test_bad_clips_of_every_rank_are_merged(
     root16: Path, tmp_path: Path, torchrun: Torchrun
 ) -> None:
-    table = load_dataset("esc10", root16)
+    table = load_dataset("esc10", root16).canonical()
     # Batches of 2 dealt in turn: rows 3 and 11 fall to rank 1, row 8 to rank 0.
     bad_rows = [3, 8, 11]
     for r in bad_rows:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from soundtransfer.datasets import load_dataset
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -32,7 +34,8 @@ def test_finetune_under_torchrun_uses_ddp_with_the_global_batch_split(
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]  # rank 0 logs once per epoch
     final = json.loads((run / "final.json").read_text())
-    assert len(final["predictions"]) == final["n_test"] == 10
+    n_fold1 = sum(c.fold == 1 for c in load_dataset("esc10", demo_root).clips)
+    assert len(final["predictions"]) == final["n_test"] == n_fold1
     assert (run / "model.pt").exists()
 
 
