@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +141,27 @@ def test_cli_timeline_formats(
     assert main([*base]) == 0
     text = capsys.readouterr().out
     assert "timeline:" in text and "events:" in text and text.count(" s  ") >= 4
+
+
+def test_one_ahead_keeps_order_and_raises_at_the_failing_item() -> None:
+    from soundtransfer.errors import AudioError
+
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise AudioError("x.wav: truncated file")
+
+    it = predict_mod.one_ahead(items())
+    assert next(it) == 1 and next(it) == 2
+    with pytest.raises(AudioError, match="truncated"):
+        next(it)
+    assert list(predict_mod.one_ahead(iter(range(5)))) == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_gives_the_same_windows(bundle: Path, long_wav: Callable[..., Path]) -> None:
+    wav = long_wav(11.0)
+    plain = Predictor(bundle, PredictConfig(hop_s=1.0, batch_size=2)).iter_windows(wav)
+    ahead = Predictor(bundle, PredictConfig(hop_s=1.0, batch_size=2, prefetch=True))
+    got, want = list(ahead.iter_windows(wav)), list(plain)
+    assert [w.start for w in got] == [w.start for w in want] and len(got) == 7
+    assert np.abs(np.stack([w.probs for w in got]) - np.stack([w.probs for w in want])).max() < 1e-6

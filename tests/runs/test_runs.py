@@ -131,7 +131,8 @@ def test_non_finite_guard() -> None:
 
 def test_precision_policy_on_cpu_is_float32() -> None:
     p = Precision.resolve(CPU, "auto", "auto")
-    assert p.dtype is None and not p.channels_last and not p.scaler().is_enabled()
+    assert p.dtype is None and p.channels_last and not p.scaler().is_enabled()
+    assert not Precision.resolve(CPU, "auto", "off").channels_last
     assert Precision.resolve(CPU, "bf16", "on").channels_last
     x = torch.zeros(2, 3, 4, 5)
     assert (

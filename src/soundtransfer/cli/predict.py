@@ -59,14 +59,28 @@ def register(sub: Any) -> None:
         default=8,
         help="windows per forward pass (default 8: fastest on CPU; bounds memory)",
     )
+    p.add_argument(
+        "--no-jit",
+        action="store_true",
+        help="run the network eagerly (default: traced and frozen with TorchScript, about 2x "
+        "faster on CPU, checked against the eager network when loaded)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from soundtransfer.inference.predict import PredictConfig, Predictor
 
-    config = PredictConfig(args.hop, args.top_k, args.batch_size, not args.keep_hop)
+    config = PredictConfig(
+        args.hop, args.top_k, args.batch_size, not args.keep_hop, jit=not args.no_jit
+    )
     predictor = Predictor(args.checkpoint, config)
+    if predictor.network.fallback not in ("", "disabled"):
+        print(
+            f"soundtransfer predict: note: running the network eagerly: "
+            f"{predictor.network.fallback}",
+            file=sys.stderr,
+        )
     hop = predictor.hop
     if hop.rounded:
         print(

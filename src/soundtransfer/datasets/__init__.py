@@ -43,6 +43,7 @@ and names not one-to-one, duplicate rows, a recording in two folds) raises
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +58,7 @@ from soundtransfer.lazy import lazy_exports
 if TYPE_CHECKING:
     from soundtransfer.datasets.folds import FoldAssignment
     from soundtransfer.datasets.leakage import LeakageReport, leakage_report
-    from soundtransfer.datasets.own import FrontEndChoice, OpenedDataset
+    from soundtransfer.datasets.own import FrontEndChoice, OpenedDataset, ReadOptions
 
 # The official readers above import nothing heavy; own data and the leakage report (numpy,
 # soundfile, the front end) load on first use (:mod:`soundtransfer.lazy`).
@@ -67,7 +68,7 @@ if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an
         {
             "soundtransfer.datasets.folds": ("FoldAssignment",),
             "soundtransfer.datasets.leakage": ("LeakageReport", "leakage_report"),
-            "soundtransfer.datasets.own": ("FrontEndChoice", "OpenedDataset"),
+            "soundtransfer.datasets.own": ("FrontEndChoice", "OpenedDataset", "ReadOptions"),
         },
     )
 
@@ -146,11 +147,10 @@ def open_dataset(
             the data (named in the message).
     """
     from soundtransfer.datasets.folds import FoldAssignment
-    from soundtransfer.datasets.own import (
-        OpenedDataset,
-        infer_frontend,
-        read_folder,
-        read_table_file,
+    from soundtransfer.datasets.own import OpenedDataset, ReadOptions, read_folder, read_table_file
+
+    options = ReadOptions(
+        n_folds, seed, split, use_name_folds, preset, sample_rate, clip_seconds, crop
     )
 
     key = str(name_or_path)
@@ -158,13 +158,7 @@ def open_dataset(
         if root is None:
             raise DatasetError(f"dataset {key!r} needs its root folder (root=... / --root)")
         table = load_dataset(key, root, missing)
-        fe = infer_frontend(
-            [],
-            preset=preset or key,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            crop=crop,
-        )
+        fe = replace(options, preset=preset or key).frontend([])
         folds = FoldAssignment(
             tuple(c.fold for c in table.clips),
             "given",
@@ -178,17 +172,7 @@ def open_dataset(
         raise DatasetError(f"{path}: not a dataset list; give a .csv or .tsv file or a folder")
     if path.exists():
         reader = read_folder if path.is_dir() else read_table_file
-        return reader(
-            path,
-            n_folds=n_folds,
-            seed=seed,
-            split=split,
-            use_name_folds=use_name_folds,
-            preset=preset,
-            sample_rate=sample_rate,
-            clip_seconds=clip_seconds,
-            crop=crop,
-        )
+        return reader(path, options)
     raise DatasetError(
         f"{name_or_path}: neither a dataset name ({', '.join(DATASETS)}) nor an existing "
         "folder or CSV/TSV file"
@@ -204,6 +188,7 @@ __all__ = [
     "FrontEndChoice",
     "LeakageReport",
     "OpenedDataset",
+    "ReadOptions",
     "Split",
     "leakage_report",
     "load_dataset",

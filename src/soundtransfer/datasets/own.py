@@ -58,6 +58,40 @@ MIN_OUT_FRAMES = 250
 
 
 @dataclass(frozen=True)
+class ReadOptions:
+    """How own data is read: folds when none are given, and the user's front-end settings.
+
+    Attributes:
+        n_folds: folds of the seeded, grouped, stratified k-fold.
+        seed: its shuffle seed (and the fixed split's).
+        split: train / valid / test fractions: one fixed split instead of k folds.
+        use_name_folds: keep the ESC-50 folds encoded in the file names when every file has
+            one.
+        preset, sample_rate, clip_seconds, crop: the front end (see :func:`infer_frontend`);
+            None: inferred from the files.
+    """
+
+    n_folds: int = 5
+    seed: int = 0
+    split: tuple[float, float, float] | None = None
+    use_name_folds: bool = True
+    preset: str | None = None
+    sample_rate: int | None = None
+    clip_seconds: float | None = None
+    crop: str | None = None
+
+    def frontend(self, paths: Sequence[Path]) -> FrontEndChoice:
+        """:func:`infer_frontend` of ``paths`` with these settings."""
+        return infer_frontend(
+            paths,
+            preset=self.preset,
+            sample_rate=self.sample_rate,
+            clip_seconds=self.clip_seconds,
+            crop=self.crop,
+        )
+
+
+@dataclass(frozen=True)
 class FrontEndChoice:
     """A front end for own data and why each setting was chosen (one line each)."""
 
@@ -298,11 +332,7 @@ def assign_folds(
     labels: Sequence[int],
     classes: Sequence[str],
     groups: Sequence[str] | None,
-    *,
-    n_folds: int = 5,
-    seed: int = 0,
-    split: tuple[float, float, float] | None = None,
-    use_name_folds: bool = True,
+    options: ReadOptions | None = None,
     source: Path | None = None,
 ) -> tuple[FoldAssignment, list[str]]:
     """Folds for clips without given folds, and the groups used.
@@ -312,10 +342,8 @@ def assign_folds(
         labels: class index per clip.
         classes: class names (messages).
         groups: given group per clip ("" = none), or None to infer all from the names.
-        n_folds: folds of the k-fold.
-        seed: shuffle seed.
-        split: train/valid/test fractions for one fixed split instead of k folds.
-        use_name_folds: take ESC-50 folds from the names when every file carries one.
+        options: ``n_folds``, ``seed``, ``split``, ``use_name_folds`` (see
+            :class:`ReadOptions`; default its defaults).
         source: the folder or CSV, named in error messages.
 
     Returns:
@@ -325,7 +353,7 @@ def assign_folds(
         DatasetError: one class only, too few clips or groups for the folds.
     """
     try:
-        return _assign_folds(files, labels, classes, groups, n_folds, seed, split, use_name_folds)
+        return _assign_folds(files, labels, classes, groups, options or ReadOptions())
     except DatasetError as exc:
         raise DatasetError(f"{source}: {exc}" if source else str(exc)) from None
 
@@ -335,13 +363,11 @@ def _assign_folds(
     labels: Sequence[int],
     classes: Sequence[str],
     groups: Sequence[str] | None,
-    n_folds: int,
-    seed: int,
-    split: tuple[float, float, float] | None,
-    use_name_folds: bool,
+    options: ReadOptions,
 ) -> tuple[FoldAssignment, list[str]]:
     final, how = resolve_groups(files, groups)
-    if use_name_folds and split is None:
+    split, seed, n_folds = options.split, options.seed, options.n_folds
+    if options.use_name_folds and split is None:
         from_names = [name_fold(f) for f in files]
         if all(k is not None for k in from_names):
             folds = tuple(int(k) for k in from_names if k is not None)
@@ -412,25 +438,13 @@ def _skipped_note(skipped: Sequence[str]) -> tuple[str, ...]:
 
 def read_folder(
     root: str | Path,
-    *,
-    n_folds: int = 5,
-    seed: int = 0,
-    split: tuple[float, float, float] | None = None,
-    use_name_folds: bool = True,
-    preset: str | None = None,
-    sample_rate: int | None = None,
-    clip_seconds: float | None = None,
-    crop: str | None = None,
+    options: ReadOptions | None = None,
 ) -> OpenedDataset:
     """Read ``ROOT/<class>/**/<audio file>`` (see the module docstring).
 
     Args:
         root: the folder whose subfolders are the classes.
-        n_folds: folds to generate when the names carry none.
-        seed: seed of the generated folds.
-        split: train/valid/test fractions: one fixed split instead of k folds.
-        use_name_folds: keep the ESC-50 folds encoded in the names when every file has one.
-        preset, sample_rate, clip_seconds, crop: the front end (see :func:`infer_frontend`).
+        options: folds when the names carry none, and the front end (:class:`ReadOptions`).
 
     Raises:
         DatasetError: missing folder, no audio, one class, too few clips or groups for the
@@ -445,10 +459,7 @@ def read_folder(
         labels,
         classes,
         None,
-        n_folds=n_folds,
-        seed=seed,
-        split=split,
-        use_name_folds=use_name_folds,
+        options,
         source=root,
     )
     clips = tuple(
@@ -456,13 +467,7 @@ def read_folder(
     )
     protocol = "fixed" if folds.method == "split" else "kfold"
     table = ClipTable(table_name(root), root, classes, clips, protocol, _skipped_note(skipped))
-    fe = infer_frontend(
-        [root / f for f in files],
-        preset=preset,
-        sample_rate=sample_rate,
-        clip_seconds=clip_seconds,
-        crop=crop,
-    )
+    fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, root, "folder")
 
 
@@ -504,24 +509,15 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 def read_table_file(
     path: str | Path,
-    *,
-    n_folds: int = 5,
-    seed: int = 0,
-    split: tuple[float, float, float] | None = None,
-    use_name_folds: bool = True,
-    preset: str | None = None,
-    sample_rate: int | None = None,
-    clip_seconds: float | None = None,
-    crop: str | None = None,
+    options: ReadOptions | None = None,
 ) -> OpenedDataset:
     """Read a CSV / TSV with ``file, label`` and optional ``fold``, ``group``, ``split``.
 
     Args:
         path: the CSV / TSV; ``file`` paths are relative to its folder (absolute ones are
             kept).
-        n_folds, seed, split, use_name_folds: folds when neither ``fold`` nor ``split`` is
-            given (see :func:`read_folder`).
-        preset, sample_rate, clip_seconds, crop: the front end (see :func:`infer_frontend`).
+        options: folds when neither ``fold`` nor ``split`` is given, and the front end
+            (:class:`ReadOptions`).
 
     Raises:
         DatasetError: naming the file and line: missing ``file``/``label`` column, an empty
@@ -569,10 +565,7 @@ def read_table_file(
             labels,
             classes,
             given_groups,
-            n_folds=n_folds,
-            seed=seed,
-            split=split,
-            use_name_folds=use_name_folds,
+            options,
             source=path,
         )
         protocol = "fixed" if folds.method == "split" else "kfold"
@@ -580,13 +573,7 @@ def read_table_file(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
     table = ClipTable(table_name(path), root, classes, clips, protocol)
-    fe = infer_frontend(
-        [root / f for f in files],
-        preset=preset,
-        sample_rate=sample_rate,
-        clip_seconds=clip_seconds,
-        crop=crop,
-    )
+    fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, path, "csv")
 
 

@@ -39,7 +39,7 @@ class PretrainConfig:
         sync_bn: synchronise batch norm across ranks (CUDA with DDP only).
         amp: ``auto`` (bf16 autocast on CUDA), ``bf16``, ``fp16`` (with a grad scaler) or
             ``off``; float32 on CPU (the same option as fine-tuning's).
-        channels_last: ``auto`` (NHWC on CUDA), ``on`` or ``off``.
+        channels_last: ``auto`` (NHWC, on CPU too), ``on`` or ``off``.
         batch_augment: ``auto`` (on CUDA), ``on`` or ``off``: colour and blur on the device
             for the whole batch (workers only crop) instead of per image in the workers.
         num_workers: DataLoader worker processes per rank.

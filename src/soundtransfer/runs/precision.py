@@ -2,8 +2,9 @@
 
 The same option names in every config: ``amp`` = ``auto`` (bf16 on CUDA, fp16 where bf16 is
 not supported; float32 on CPU), ``bf16``, ``fp16`` (with a grad scaler) or ``off``;
-``channels_last`` = ``auto`` (on CUDA), ``on`` or ``off``. Which device a process uses is
-decided in :mod:`soundtransfer.distributed`.
+``channels_last`` = ``auto`` (NHWC on every device: on 2 CPU cores a Lite0 training step ran
+1.6-1.9x and a ResNet-50 step 1.17x faster than NCHW, measured back to back), ``on`` or
+``off``. Which device a process uses is decided in :mod:`soundtransfer.distributed`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Precision:
             dtype = torch.float16 if amp == "fp16" else torch.bfloat16
             if amp == "auto" and not torch.cuda.is_bf16_supported():
                 dtype = torch.float16
-        nhwc = channels_last == "on" or (channels_last == "auto" and cuda)
+        nhwc = channels_last in ("on", "auto")
         return cls(device, dtype, nhwc)
 
     def autocast(self) -> AbstractContextManager[Any]:

@@ -41,7 +41,7 @@ class TrainConfig:
         select: ``last`` (the paper: final epoch) or ``best_val`` (needs a validation set).
         seed: seed of initialisation, shuffling and validation carving.
         amp: ``auto`` (bf16 autocast on CUDA), ``bf16``, ``fp16`` or ``off``; float32 on CPU.
-        channels_last: ``auto`` (on CUDA), ``on`` or ``off``.
+        channels_last: ``auto`` (NHWC, on CPU too), ``on`` or ``off``.
         compile: wrap the model in ``torch.compile`` (CUDA).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         eval_every: evaluate the test fold every N epochs (logged, never used to select);

@@ -160,8 +160,8 @@ def embed_rows(
     progress: bool = False,
 ) -> np.ndarray:
     """Frozen-encoder pooled features ``(N, D)`` float32 of the given rows."""
-    precision = Precision.resolve(device, cfg.amp, "off")
-    model.eval().to(device)
+    precision = Precision.resolve(device, cfg.amp, cfg.channels_last)
+    precision.model(model.eval())
     out = []
     batch = embed_batch_for(cfg, device.type)
     n_batches = len(chunks(rows, batch))
@@ -173,7 +173,7 @@ def embed_rows(
         leave=False,
     ):
         with precision.autocast():
-            out.append(model.embed(x).float().cpu().numpy())
+            out.append(model.embed(precision.inputs(x)).float().cpu().numpy())
     model.to("cpu")
     return np.concatenate(out) if out else np.zeros((0, model.encoder.feature_dim), np.float32)
 
