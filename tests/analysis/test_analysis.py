@@ -10,6 +10,7 @@ import pytest
 
 from soundtransfer.analysis import collect_results, make_figures, plot_tsne, results_table
 from soundtransfer.analysis.tables import collect_protocol, paired_rows, protocol_table
+from soundtransfer.config import ConfigError
 from soundtransfer.errors import RunError
 
 
@@ -151,3 +152,23 @@ def test_stats_are_exported() -> None:
     assert A.summarize([1.0, 2.0, 3.0]).std == pytest.approx(1.0)
     assert A.paired_comparison([2.0, 3.0], [1.0, 1.0]).wins == (2, 0, 0)
     assert {"protocol_summary", "sign_flip_pvalue", "write_tables"} <= set(A.__all__)
+
+
+def test_two_runs_directories_are_labelled_and_paired(tmp_path: Path) -> None:
+    """The same cells run twice (e.g. two presets): one row each, compared on their folds."""
+    _fake_runs(tmp_path / "paper")
+    _fake_runs(tmp_path / "recipe")
+    final = tmp_path / "recipe" / "esc50" / "resnet50.supervised" / "finetune" / "fold2"
+    data = json.loads((final / "final.json").read_text())
+    (final / "final.json").write_text(json.dumps({**data, "test_acc": 95.0}))
+    written = {
+        p.name: p for p in make_figures([tmp_path / "paper", tmp_path / "recipe"], tmp_path / "f")
+    }
+    md = written["results.md"].read_text()
+    assert "| esc50 | resnet50.supervised | finetune@paper | 90.00 +- 2.00 |" in md
+    assert "| esc50 | resnet50.supervised | finetune@recipe | 91.00 +- 3.61 |" in md
+    pair = "resnet50.supervised finetune@paper | resnet50.supervised finetune@recipe | -1.00"
+    assert pair in md
+    assert "confusion_esc50_resnet50.supervised_finetune@recipe.png" in written
+    with pytest.raises(ConfigError, match="given twice"):
+        make_figures([tmp_path / "paper", tmp_path / "paper"], tmp_path / "g")

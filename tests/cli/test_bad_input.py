@@ -213,6 +213,17 @@ def own_recording_in_two_folds(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_own_features(data, tmp), r"'src100032' is in folds \[1, 2\].*2-100032-B\.ogg")
 
 
+def figures_missing_runs(tmp: Path, esc10_root: Path) -> Bad:
+    argv = ["figures", str(tmp / "in" / "no-such-runs"), "--out", str(tmp / "out" / "figs")]
+    return Bad(argv, r"no-such-runs: runs directory not found")
+
+
+def figures_no_runs(tmp: Path, esc10_root: Path) -> Bad:
+    (tmp / "in" / "runs" / "esc10").mkdir(parents=True)  # a runs directory without any run
+    argv = ["figures", str(tmp / "in" / "runs"), "--out", str(tmp / "out" / "figs")]
+    return Bad(argv, r"runs: no runs \(no metrics.jsonl found\)")
+
+
 CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "tar: device": tar_device,
     "tar: fifo": tar_fifo,
@@ -236,6 +247,8 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "own: empty folder": own_empty_folder,
     "own: csv without label column": own_csv_without_label,
     "own: recording in two folds": own_recording_in_two_folds,
+    "figures: missing runs directory": figures_missing_runs,
+    "figures: no runs": figures_no_runs,
 }
 
 

@@ -1,7 +1,8 @@
-"""All figures and tables of a runs directory in one call (``soundtransfer figures``)."""
+"""All figures and tables of runs directories in one call (``soundtransfer figures``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +14,54 @@ from soundtransfer.analysis.figures import (
     plot_loss_curves,
     plot_tsne,
 )
-from soundtransfer.analysis.tables import collect_protocol, collect_results, write_tables
+from soundtransfer.analysis.tables import (
+    collect_protocol,
+    collect_results,
+    labelled,
+    write_tables,
+)
+from soundtransfer.config import ConfigError
 from soundtransfer.runs import RunRef, list_runs, read_jsonl
 from soundtransfer.runs.rundir import METRICS
 
 
-def make_figures(runs_dir: Path, out_dir: Path, dataset: str | None = None) -> list[Path]:
+def run_labels(runs_dirs: Sequence[Path]) -> list[str]:
+    """The label of each runs directory in tables and file names: none for a single one,
+    else each directory's name (its path where two names are the same)."""
+    if len(runs_dirs) < 2:
+        return [""] * len(runs_dirs)
+    names = [Path(d).name for d in runs_dirs]
+    if len(set(names)) < len(names):
+        names = [Path(d).as_posix().strip("/").replace("/", "_") for d in runs_dirs]
+    if len(set(names)) < len(names):
+        raise ConfigError(f"the same runs directory given twice: {[str(d) for d in runs_dirs]}")
+    return names
+
+
+def make_figures(
+    runs_dirs: Path | Sequence[Path], out_dir: Path, dataset: str | None = None
+) -> list[Path]:
     """Loss curves (first split, per init; runs of two epochs or more), pooled confusion
     matrices, the results table (mean, sample std, 95 % CI, paired comparisons, epoch
-    selection: :func:`~soundtransfer.analysis.tables.results_table`)."""
+    selection: :func:`~soundtransfer.analysis.tables.results_table`).
+
+    Several runs directories (e.g. the same cells run with two presets) go into one table,
+    each mode named with its directory (``finetune@paper``, ``finetune@recipe``), so rows of
+    the same splits are compared pairwise.
+    """
+    dirs = [Path(runs_dirs)] if isinstance(runs_dirs, (str, Path)) else [Path(d) for d in runs_dirs]
+    labels = run_labels(dirs)
+    for d in dirs:
+        if not d.is_dir():
+            raise ConfigError(f"{d}: runs directory not found")
     written: list[Path] = []
     out_dir.mkdir(parents=True, exist_ok=True)
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
-    for ref in list_runs(runs_dir):
-        if (dataset is None or ref.dataset == dataset) and (ref.dir / METRICS).exists():
-            cells.setdefault((ref.dataset, ref.mode, ref.weights), []).append(ref)
+    for runs_dir, label in zip(dirs, labels, strict=True):
+        for ref in list_runs(runs_dir):
+            if (dataset is None or ref.dataset == dataset) and (ref.dir / METRICS).exists():
+                key = (ref.dataset, labelled(ref.mode, label), ref.weights)
+                cells.setdefault(key, []).append(ref)
     firsts: dict[tuple[str, str], dict[str, Path]] = {}
     for (ds, mode, weights), refs in cells.items():  # refs in fold order
         if len(read_jsonl(refs[0].dir / METRICS)) >= 2:  # a fitted probe logs one record
@@ -46,12 +80,19 @@ def make_figures(runs_dir: Path, out_dir: Path, dataset: str | None = None) -> l
         written += plot_loss_curves(
             runs, out_dir / f"loss_{ds}_{mode}", title=f"{ds}, {mode}, {first_split}"
         )
-    rows = collect_results(runs_dir)
-    if dataset is not None:
-        rows = [r for r in rows if r.dataset == dataset]
+    rows = [r for d, lab in zip(dirs, labels, strict=True) for r in collect_results(d, lab)]
+    rows = [r for r in rows if dataset in (None, r.dataset)]
     if rows:
-        protocol = [p for p in collect_protocol(runs_dir) if dataset in (None, p.dataset)]
+        protocol = [
+            p
+            for d, lab in zip(dirs, labels, strict=True)
+            for p in collect_protocol(d, lab)
+            if dataset in (None, p.dataset)
+        ]
         written += write_tables(out_dir, rows, protocol)[2]
+    if not written:
+        only = f" of dataset {dataset!r}" if dataset else ""
+        raise ConfigError(f"{', '.join(map(str, dirs))}: no runs{only} (no metrics.jsonl found)")
     return written
 
 

@@ -87,20 +87,26 @@ class Row:
         return PAPER.get((self.dataset, self.source, self.mode))
 
 
-def _cells(out_dir: Path) -> dict[tuple[str, str, str], list[RunRef]]:
+def labelled(mode: str, label: str) -> str:
+    """A mode named with the runs directory it comes from (``finetune@recipe``), so that runs
+    of one cell under several directories (e.g. two presets) are rows of their own."""
+    return f"{mode}@{label}" if label else mode
+
+
+def _cells(out_dir: Path, label: str = "") -> dict[tuple[str, str, str], list[RunRef]]:
     """Finished runs under ``out_dir`` (:func:`soundtransfer.runs.list_runs`) by (dataset,
-    weights, mode), splits in fold order."""
+    weights, mode, :func:`labelled` with ``label``), splits in fold order."""
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
     for ref in list_runs(Path(out_dir), done_only=True):
-        cells.setdefault((ref.dataset, ref.weights, ref.mode), []).append(ref)
+        cells.setdefault((ref.dataset, ref.weights, labelled(ref.mode, label)), []).append(ref)
     return cells
 
 
-def collect_results(out_dir: Path) -> list[Row]:
+def collect_results(out_dir: Path, label: str = "") -> list[Row]:
     """One row per (dataset, weights, mode) of the finished runs under ``out_dir`` (their
-    ``final.json``)."""
+    ``final.json``); ``label`` names the directory in the modes (:func:`labelled`)."""
     rows = []
-    for (ds, w, mode), refs in sorted(_cells(out_dir).items()):
+    for (ds, w, mode), refs in sorted(_cells(out_dir, label).items()):
         accs = []
         for ref in refs:
             try:
@@ -256,12 +262,13 @@ def _curves(metrics: Path) -> tuple[tuple[float, ...], tuple[float, ...] | None]
     return tuple(test), (tuple(val) if len(val) == len(test) else None)
 
 
-def collect_protocol(out_dir: Path) -> list[ProtocolRow]:
+def collect_protocol(out_dir: Path, label: str = "") -> list[ProtocolRow]:
     """Per-epoch curves of every finished grid cell under ``out_dir`` whose splits all logged
     the test accuracy after every epoch (``eval_every=1``, the default) for at least two
-    epochs (a fitted probe's single record has no epoch to choose)."""
+    epochs (a fitted probe's single record has no epoch to choose); ``label`` as in
+    :func:`collect_results`."""
     rows = []
-    for (ds, w, mode), refs in sorted(_cells(out_dir).items()):
+    for (ds, w, mode), refs in sorted(_cells(out_dir, label).items()):
         curves = [_curves(r.dir / METRICS) if (r.dir / METRICS).exists() else None for r in refs]
         if any(c is None or len(c[0]) < 2 for c in curves):
             continue

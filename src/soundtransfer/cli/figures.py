@@ -10,8 +10,15 @@ from soundtransfer.cli.common import add_cache_arg, add_frontend_arg
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("figures", help="figures and tables from a runs directory (PNG + PDF)")
-    p.add_argument("runs", type=Path, help="runs directory")
+    p = sub.add_parser(
+        "figures",
+        help="figures and tables from runs directories (PNG + PDF)",
+        description="Loss curves, confusion matrices, t-SNE and the results table (mean, "
+        "std, 95 %% CI, paired tests, epoch selection). Several runs directories (e.g. "
+        "--out paper and --out recipe runs of the same cells) go into one table, each mode "
+        "named with its directory (finetune@paper, finetune@recipe), compared pairwise.",
+    )
+    p.add_argument("runs", type=Path, nargs="+", help="runs directory (one or more)")
     p.add_argument("--out", type=Path, default=Path("figures"))
     p.add_argument("--dataset", default=None, help="only this dataset")
     p.add_argument("--tsne-bundle", type=Path, default=None, help="model.pt for the t-SNE")
