@@ -105,6 +105,25 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
     raise ConfigError(f"{name}: unsupported type {tp}")
 
 
+def parse_pairs(overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
+    """``{key: value}`` of a mapping (copied) or of ``"key=value"`` strings (keys with dashes
+    and leading ``--`` normalised: ``--n-mels=64`` is ``n_mels``).
+
+    Raises:
+        ConfigError: a string without ``=`` or with an empty key.
+    """
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    pairs: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-").replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        pairs[key] = value
+    return pairs
+
+
 def override(cfg: T, overrides: Mapping[str, Any] | Iterable[str]) -> T:
     """Return a copy of ``cfg`` with fields replaced.
 
@@ -117,15 +136,7 @@ def override(cfg: T, overrides: Mapping[str, Any] | Iterable[str]) -> T:
     """
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError("override() needs a dataclass instance")
-    if not isinstance(overrides, Mapping):
-        pairs: dict[str, Any] = {}
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            key = key.strip().lstrip("-").replace("-", "_")
-            if not sep or not key:
-                raise ConfigError(f"override {item!r} is not of the form key=value")
-            pairs[key] = value
-        overrides = pairs
+    overrides = parse_pairs(overrides)
     types_ = _field_types(type(cfg))
     changes = {}
     for key, value in overrides.items():

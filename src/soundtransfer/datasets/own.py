@@ -293,18 +293,9 @@ def split_frontend_overrides(
     Raises:
         ConfigError: a malformed item, an unknown setting or a value of the wrong type.
     """
-    from soundtransfer.config import override
+    from soundtransfer.config import override, parse_pairs
 
-    pairs: dict[str, Any] = {}
-    if isinstance(overrides, dict):
-        pairs = dict(overrides)
-    else:
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            key = key.strip().lstrip("-").replace("-", "_")
-            if not sep or not key:
-                raise ConfigError(f"override {item!r} is not of the form key=value")
-            pairs[key] = value
+    pairs = parse_pairs(overrides)
     given = {k: pairs.pop(k) for k in INFERRED_SETTINGS if k in pairs}
     typed = override(FrontEnd(), given)  # checks the types (and the values)
     return {k: getattr(typed, k) for k in given}, pairs
