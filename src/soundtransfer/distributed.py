@@ -186,14 +186,25 @@ def cleanup() -> None:
 @contextmanager
 def distributed_session(device: str = "auto") -> Iterator[DistInfo]:
     """:func:`init_distributed` for a ``with`` block; destroys the process group at the end
-    only if this call created it (a caller's own group is left alone)."""
+    only if this call created it (a caller's own group is left alone).
+
+    On a normal exit the ranks meet at a barrier first, so that no rank tears down its
+    connections while a peer still uses them (a gloo rank whose peer had already exited
+    could abort with "terminate called without an active exception"); after an exception
+    there is no barrier, since the other ranks may never reach it.
+    """
     created = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(device)
     try:
         yield info
-    finally:
+    except BaseException:
         if created:
             cleanup()
+        raise
+    if created:
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.barrier()
+        cleanup()
 
 
 class _AllGatherWithGrad(torch.autograd.Function):
