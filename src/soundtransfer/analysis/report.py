@@ -17,11 +17,11 @@ from soundtransfer.analysis.figures import (
 from soundtransfer.analysis.tables import (
     collect_protocol,
     collect_results,
-    labelled,
+    run_cells,
     write_tables,
 )
 from soundtransfer.config import ConfigError
-from soundtransfer.runs import RunRef, list_runs, read_jsonl
+from soundtransfer.runs import RunRef, read_jsonl
 from soundtransfer.runs.rundir import METRICS
 
 
@@ -58,10 +58,10 @@ def make_figures(
     out_dir.mkdir(parents=True, exist_ok=True)
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
     for runs_dir, label in zip(dirs, labels, strict=True):
-        for ref in list_runs(runs_dir):
-            if (dataset is None or ref.dataset == dataset) and (ref.dir / METRICS).exists():
-                key = (ref.dataset, labelled(ref.mode, label), ref.weights)
-                cells.setdefault(key, []).append(ref)
+        for (ds, weights, mode), refs in run_cells(runs_dir, label, done_only=False).items():
+            logged = [r for r in refs if (r.dir / METRICS).exists()]
+            if logged and dataset in (None, ds):
+                cells[(ds, mode, weights)] = logged
     firsts: dict[tuple[str, str], dict[str, Path]] = {}
     for (ds, mode, weights), refs in cells.items():  # refs in fold order
         if len(read_jsonl(refs[0].dir / METRICS)) >= 2:  # a fitted probe logs one record

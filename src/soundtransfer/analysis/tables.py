@@ -93,11 +93,14 @@ def labelled(mode: str, label: str) -> str:
     return f"{mode}@{label}" if label else mode
 
 
-def _cells(out_dir: Path, label: str = "") -> dict[tuple[str, str, str], list[RunRef]]:
-    """Finished runs under ``out_dir`` (:func:`soundtransfer.runs.list_runs`) by (dataset,
-    weights, mode, :func:`labelled` with ``label``), splits in fold order."""
+def run_cells(
+    out_dir: Path, label: str = "", done_only: bool = True
+) -> dict[tuple[str, str, str], list[RunRef]]:
+    """Runs under ``out_dir`` (:func:`soundtransfer.runs.list_runs`; the finished ones only
+    with ``done_only``) by (dataset, weights, mode :func:`labelled` with ``label``), splits in
+    fold order."""
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
-    for ref in list_runs(Path(out_dir), done_only=True):
+    for ref in list_runs(Path(out_dir), done_only=done_only):
         cells.setdefault((ref.dataset, ref.weights, labelled(ref.mode, label)), []).append(ref)
     return cells
 
@@ -106,7 +109,7 @@ def collect_results(out_dir: Path, label: str = "") -> list[Row]:
     """One row per (dataset, weights, mode) of the finished runs under ``out_dir`` (their
     ``final.json``); ``label`` names the directory in the modes (:func:`labelled`)."""
     rows = []
-    for (ds, w, mode), refs in sorted(_cells(out_dir, label).items()):
+    for (ds, w, mode), refs in sorted(run_cells(out_dir, label).items()):
         accs = []
         for ref in refs:
             try:
@@ -268,7 +271,7 @@ def collect_protocol(out_dir: Path, label: str = "") -> list[ProtocolRow]:
     epochs (a fitted probe's single record has no epoch to choose); ``label`` as in
     :func:`collect_results`."""
     rows = []
-    for (ds, w, mode), refs in sorted(_cells(out_dir, label).items()):
+    for (ds, w, mode), refs in sorted(run_cells(out_dir, label).items()):
         curves = [_curves(r.dir / METRICS) if (r.dir / METRICS).exists() else None for r in refs]
         if any(c is None or len(c[0]) < 2 for c in curves):
             continue
