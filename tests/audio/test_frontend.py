@@ -226,6 +226,25 @@ def test_cpu_chunking_does_not_change_results(
     torch.testing.assert_close(model.spectrogram(x, 1), per_clip, rtol=1e-5, atol=1e-5)
 
 
+def test_log_mel_frames_of_many_short_stretches(shared_data: Path) -> None:
+    """Stretches of a few frames each (the streamed front end's window edges) share chunks:
+    the same frames as one stretch at a time and as the float64 torch.stft path."""
+    cfg = get_preset("esc10")
+    wave = torch.from_numpy(load_clip(_clips(shared_data)[0][1], 44100, cfg.clip_samples))
+    model = LogMel3(cfg)
+    for c, frames in ((0, 5), (1, 6), (2, 1)):
+        hop = cfg.hop_samples(cfg.windows_ms[c][1])
+        length = cfg.n_fft + (frames - 1) * hop
+        starts = [k * 9_973 for k in range(20)]  # 20 stretches: 20 x 5 frames > one chunk
+        x = torch.stack([wave[s : s + length] for s in starts])  # (20, length)
+        batched = model.log_mel_frames(x, c)
+        assert batched.shape == (20, cfg.n_mels, frames)
+        one_by_one = torch.cat([model.log_mel_frames(x[k : k + 1], c) for k in range(20)])
+        torch.testing.assert_close(batched, one_by_one, rtol=1e-5, atol=1e-5)
+        dense = model.log_mel_frames(x.double(), c).float()  # torch.stft, float64
+        assert (batched - dense).abs().max() < 5e-4
+
+
 def test_reused_buffers_do_not_leak_between_windows(shared_data: Path) -> None:
     """The per-thread frame buffers stay zero outside each window, whatever ran before."""
     cfg = get_preset("esc10")

@@ -391,3 +391,16 @@ def test_threaded_build_equals_inline_build(small_root: Path, tmp_path: Path) ->
     )
     assert threaded.computed == inline.computed == 12
     np.testing.assert_array_equal(np.asarray(threaded.images), np.asarray(inline.images))
+
+
+def test_float16_images_flags_what_float16_cannot_hold() -> None:
+    img = torch.zeros(5, 2, 3)
+    img[1, 0, 0] = 65519.0  # rounds to 65504, float16's largest finite value
+    img[2, 1, 2] = -65520.0  # rounds (to even) to -inf
+    img[3, 0, 1] = float("nan")
+    img[4, 1, 1] = float("inf")
+    img16, finite = store_module.float16_images(img)
+    assert img16.dtype == np.float16 and img16.shape == (5, 2, 3)
+    assert finite.tolist() == [True, True, False, False, False]
+    assert finite.tolist() == np.isfinite(img16).reshape(5, -1).all(axis=1).tolist()
+    assert img16[1, 0, 0] == 65504.0

@@ -60,12 +60,10 @@ def test_frame_quantum_and_plans() -> None:
         for c in range(fe.channels):
             plan = channel_plan(fe, c, hop)
             # Brute force: the frames whose n_fft span crosses the window's ends.
-            half, spans = fe.n_fft // 2, np.arange(plan.frames) * plan.hop - fe.n_fft // 2
+            spans = np.arange(plan.frames) * plan.hop - fe.n_fft // 2
             edge = (spans < 0) | (spans + fe.n_fft > fe.clip_samples)
             assert edge.sum() == plan.left + plan.frames - plan.right
             assert edge[: plan.left].all() and edge[plan.right :].all()
-            assert plan.right_from % plan.hop == 0 and plan.right_from <= spans[plan.right]
-            assert half >= 0 and plan.left_len >= spans[plan.left - 1] + fe.n_fft
     assert [channel_plan(us8k, c, 22000).sliced for c in range(3)] == [True, True, False]
 
 

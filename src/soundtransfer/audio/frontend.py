@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -287,12 +289,14 @@ class LogMel3(nn.Module):
             )
 
     def _log_mel_frames(self, padded: Tensor, channel: int) -> Tensor:
-        """CPU float32 path: (B, T') centre-padded clips -> (B, n_mels, frames) natural-log mel.
+        """CPU float32 path: (B, T') audio -> (B, n_mels, frames) natural-log mel (as
+        :meth:`log_mel_frames`).
 
-        The same numbers as ``torch.stft(center=True, pad_mode="constant")`` + projection, but
-        ``FRAMES_PER_CHUNK`` frames at a time: the frames (a strided view of the clip) times
-        the window go into a reused per-thread buffer that is zero outside the window's span
-        (only that span is ever written), a real FFT, then the banded mel GEMMs
+        The same numbers as ``torch.stft(center=False)`` + projection, but ``FRAMES_PER_CHUNK``
+        frames at a time (the frames of several clips share a chunk when each has only a few,
+        as the streamed front end's window edges do): the frames (a strided view of the clip)
+        times the window go into a reused per-thread buffer that is zero outside the window's
+        span (only that span is ever written), a real FFT, then the banded mel GEMMs
         (:meth:`_mel_banded`) into the output rows. Nothing per clip is materialised but the
         mel rows; a chunk (~2 MB) stays in cache from the window product to the GEMMs. Short
         windows use a smaller, faster FFT and equivalent weights (:class:`FramePlan`,
@@ -305,18 +309,23 @@ class LogMel3(nn.Module):
         plan = self._plan(channel)
         src = slice(plan.src_lo, plan.src_lo + plan.length)
         dst = slice(plan.dst_lo, plan.dst_lo + plan.length)
-        chunk = min(FRAMES_PER_CHUNK, t)
+        chunk = max(1, min(FRAMES_PER_CHUNK, b * t))
         # Zero outside dst for good: keyed by that span, so no other caller writes there.
         key = ("frames", plan.fft_size, dst.start, dst.stop)
         windowed = _scratch(key, (chunk, plan.fft_size), torch.float32)  # (chunk, fft_size)
         mel = torch.empty(b, t, cfg.n_mels, dtype=torch.float32)  # (B, frames, n_mels)
-        for k in range(b):
-            for s in range(0, t, chunk):
-                n = min(chunk, t - s)
-                x = windowed[:n]  # (n, fft_size)
-                torch.mul(frames[k, s : s + n, src], plan.window, out=x[:, dst])
-                # A fresh spectrum, not out=: MKL's r2c then copies into out= (~7% slower).
-                self._mel_banded(torch.fft.rfft(x), plan.bands, mel[k, s : s + n])
+        rows = mel.view(b * t, cfg.n_mels)  # every clip's frames in a row, chunked as one
+        for s in range(0, b * t, chunk):
+            n = min(chunk, b * t - s)
+            x = windowed[:n]  # (n, fft_size)
+            r = s  # frames of several short clips (a few frames each) share a chunk
+            while r < s + n:
+                k, j = divmod(r, t)
+                m = min(t - j, s + n - r)
+                torch.mul(frames[k, j : j + m, src], plan.window, out=x[r - s : r - s + m, dst])
+                r += m
+            # A fresh spectrum, not out=: MKL's r2c then copies into out= (~7% slower).
+            self._mel_banded(torch.fft.rfft(x), plan.bands, rows[s : s + n])
         mel.add_(cfg.log_eps).log_()
         return mel.transpose(1, 2)  # (B, n_mels, frames), a view
 
@@ -349,14 +358,24 @@ class LogMel3(nn.Module):
 
     def _spectrogram(self, wave: Tensor, channel: int, padded: Tensor | None = None) -> Tensor:
         """(B, T) -> (B, n_mels, frames); ``padded``: ``wave`` already centre-padded."""
-        _win_ms, hop_ms = self.cfg.windows_ms[channel]
-        window: Tensor = getattr(self, f"window{channel}")
-        hop = self.cfg.hop_samples(hop_ms)
         if _exporting() or _tracing():
-            power = self._power_export(wave, window, hop)  # (B, F, frames)
-            return torch.log(self._mel(power) + self.cfg.log_eps)
+            _win_ms, hop_ms = self.cfg.windows_ms[channel]
+            window: Tensor = getattr(self, f"window{channel}")
+            power = self._power_export(wave, window, self.cfg.hop_samples(hop_ms))
+            return torch.log(self._mel(power) + self.cfg.log_eps)  # (B, n_mels, frames)
         if padded is None:
             padded = self._centre_pad(wave)
+        return self.log_mel_frames(padded, channel)
+
+    def log_mel_frames(self, padded: Tensor, channel: int) -> Tensor:
+        """(B, T) audio -> (B, n_mels, frames) natural-log mel of every whole frame in it.
+
+        No padding is added: frame ``t`` is samples ``[t * hop, t * hop + n_fft)``, so
+        ``frames = (T - n_fft) // hop + 1``. :meth:`spectrogram` is this on the centre-padded
+        clip; the streamed front end (:mod:`soundtransfer.inference.stream`) passes stretches
+        of a long file padded as it needs.
+        """
+        _win_ms, hop_ms = self.cfg.windows_ms[channel]
         if padded.device.type == "cpu" and padded.dtype == torch.float32:
             # The STFT as frames (a strided view) x window, then a real FFT: the same numbers
             # as torch.stft(center=True, pad_mode="constant"), ~2.5x faster on CPU (measured:
@@ -365,12 +384,13 @@ class LogMel3(nn.Module):
             return self._log_mel_frames(padded, channel)  # (B, n_mels, frames)
         # center=False on the zero-padded signal is torch's center=True, pad_mode="constant"
         # (frame t centred on sample t * hop), with the padding done once for all channels.
+        window: Tensor = getattr(self, f"window{channel}")
         spec = torch.stft(
             padded,
             n_fft=self.cfg.n_fft,
-            hop_length=hop,
+            hop_length=self.cfg.hop_samples(hop_ms),
             win_length=window.shape[0],
-            window=window.to(wave.dtype),
+            window=window.to(padded.dtype),
             center=False,
             return_complex=True,
         )  # (B, F, frames)
@@ -408,6 +428,26 @@ class LogMel3(nn.Module):
             f"sr={c.sample_rate}, n_fft={c.n_fft}, n_mels={c.n_mels}, "
             f"windows_ms={c.windows_ms}, out={c.out_frames}"
         )
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (process-wide), restored after.
+
+    On CPU the front end's ops are small (a chunk of 64 frames): one clip per core, each op
+    on one thread, beats splitting every op over the cores (measured ~10 % for
+    ``build_features``, whose worker threads run under ``torch_threads(1)``). Process-wide,
+    so no other torch work should run meanwhile. Not worth it between a network's batches:
+    after a multi-threaded op, OpenMP's idle thread spins for a while, taking a core from
+    the front end's threads (measured: the streamed front end in 2 threads, switching each
+    batch, was 1.3x slower than on 2 intra-op threads).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _SCRATCH = threading.local()

@@ -44,7 +44,7 @@ import torch
 from tqdm import tqdm
 
 from soundtransfer import distributed as D
-from soundtransfer.audio.frontend import LogMel3
+from soundtransfer.audio.frontend import LogMel3, torch_threads
 from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.config import save_json
 from soundtransfer.datasets.clips import ClipTable
@@ -242,14 +242,13 @@ def _compute_share(
     # 1e-38 vanish next to log_eps either way. With several CPU workers, torch's
     # intra-op threads are set to 1 for the duration of the build (restored after):
     # one clip per core beats splitting each small op over the cores (measured ~10%).
-    intra_op = torch.get_num_threads()
-    if on_cpu and opts.workers > 1:
-        torch.set_num_threads(1)
+    threads = 1 if on_cpu and opts.workers > 1 else torch.get_num_threads()
     computed, rows = 0, batches[0]
     log = P.ProgressWriter(root, ranks.rank, key, len(table))
     row_bytes = int(np.prod(fe.image_shape)) * 2
     try:
         with (
+            torch_threads(threads),
             open(root / IMAGES, "r+b") as images,
             ThreadPoolExecutor(
                 max(1, opts.workers), initializer=torch.set_flush_denormal, initargs=(True,)
@@ -273,7 +272,6 @@ def _compute_share(
         return computed, rows[0], exc  # every rank raises it after the next meeting point
     finally:
         log.close()
-        torch.set_num_threads(intra_op)
         bar.close()
     return computed, 0, None
 

@@ -386,10 +386,11 @@ def _batch_images(
 ) -> tuple[list[int], np.ndarray]:
     """One batch's good rows and their float16 images ``(G, C, n_mels, out_frames)``.
 
-    ``results`` holds, per row, the image (``model`` None), the waveform (``model`` computes
-    the batch on ``device``) or the reason the clip is bad. A clip whose image is not finite
-    in float16 (finite samples far outside [-1, 1] overflow the power spectrum) is bad too.
-    A bad clip is raised, or appended to ``bad`` with ``skip_bad`` (kept in row order).
+    ``results`` holds, per row, the float16 image (``model`` None: the workers computed and
+    checked it, :func:`_clip_image`), the waveform (``model`` computes the batch on ``device``)
+    or the reason the clip is bad. A clip whose image is not finite in float16 (finite samples
+    far outside [-1, 1] overflow the power spectrum) is bad too. A bad clip is raised, or
+    appended to ``bad`` with ``skip_bad`` (kept in row order).
     """
 
     def refuse(r: int, reason: str) -> None:
@@ -405,25 +406,38 @@ def _batch_images(
     if not good:
         return good, np.empty(0, dtype=np.float16)
     if model is None:
-        img = np.stack(arrays)  # (G, C, n_mels, out_frames)
-    else:
-        with torch.inference_mode():
-            x = torch.from_numpy(np.stack(arrays)).to(device)  # (G, T)
-            img = model(x).cpu().numpy()  # (G, C, n_mels, out_frames)
-    with np.errstate(over="ignore"):  # checked on the next line
-        img16 = img.astype(np.float16)
-    finite = np.isfinite(img16).reshape(len(good), -1).all(axis=1)  # (G,)
+        return good, np.stack(arrays)  # (G, C, n_mels, out_frames), float16
+    with torch.inference_mode():
+        x = torch.from_numpy(np.stack(arrays)).to(device)  # (G, T)
+        img16, finite = float16_images(model(x))  # on the device, then copied
     if not finite.all():
         for k in np.flatnonzero(~finite):
-            refuse(
-                good[k],
-                f"{table.path(good[k])}: log-mel values not finite in float16 (samples far "
-                "outside [-1, 1]?)",
-            )
+            refuse(good[k], _not_finite(table, good[k]))
         bad.sort(key=lambda b: int(b["row"]))
         good = [good[k] for k in np.flatnonzero(finite)]
         img16 = img16[finite]
     return good, img16
+
+
+# float32 values of this magnitude or more round to inf in float16 (65504 is its largest
+# finite value; 65520 is the midpoint to the next power of two, and rounds to even: inf).
+FLOAT16_OVERFLOW = 65520.0
+
+
+def float16_images(img: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(G, ...) float32 images -> their float16 copy (NumPy) and, per image, whether every
+    value is finite in float16 (no NaN, no infinity, nothing that rounds to one).
+
+    One reduction and one conversion, on the images' device: about 10x cheaper on CPU than
+    NumPy's ``astype(float16)`` followed by ``isfinite`` (measured, 32 images of 3 x 128 x 250).
+    """
+    peak = img.flatten(1).abs().amax(dim=1)  # (G,); NaN propagates and fails the test below
+    finite = (peak < FLOAT16_OVERFLOW).cpu().numpy()
+    return img.half().cpu().numpy(), finite
+
+
+def _not_finite(table: ClipTable, row: int) -> str:
+    return f"{table.path(row)}: log-mel values not finite in float16 (samples far outside [-1, 1]?)"
 
 
 def _move_good_rows(
@@ -466,13 +480,14 @@ def _decode(table: ClipTable, i: int, fe: FrontEnd) -> np.ndarray | str:
 
 
 def _clip_image(model: LogMel3, table: ClipTable, i: int, fe: FrontEnd) -> np.ndarray | str:
-    """Clip ``i``'s image (C, n_mels, out_frames) float32, or the reason it is bad."""
+    """Clip ``i``'s float16 image (C, n_mels, out_frames), or the reason it is bad (it cannot
+    be decoded, or its image is not finite in float16)."""
     wave = _decode(table, i, fe)
     if isinstance(wave, str):
         return wave
     with torch.inference_mode():
-        out: np.ndarray = model(torch.from_numpy(wave)[None])[0].numpy()
-    return out
+        img16, finite = float16_images(model(torch.from_numpy(wave)[None]))
+    return img16[0] if finite[0] else _not_finite(table, i)
 
 
 def _pipelined(

@@ -241,8 +241,6 @@ class ChannelPlan:
         sliced: interior frames sliced from the file's frames (else the whole window per window).
         left: frames ``[0, left)`` cross the window's start (computed from the window).
         right: frames ``[right, frames)`` cross its end (computed from the window).
-        left_len: samples of the window that frames ``[0, left)`` read.
-        right_from: first sample (a multiple of ``hop``) that frames ``[right, frames)`` read.
     """
 
     hop: int
@@ -250,8 +248,6 @@ class ChannelPlan:
     sliced: bool
     left: int
     right: int
-    left_len: int
-    right_from: int
 
 
 def channel_plan(fe: FrontEnd, channel: int, window_hop: int) -> ChannelPlan:
@@ -262,9 +258,7 @@ def channel_plan(fe: FrontEnd, channel: int, window_hop: int) -> ChannelPlan:
     left = min(frames, -(-half // hop))  # t * hop - half < 0
     right = max(0, min(frames, (size + half - n_fft) // hop + 1))  # t * hop - half + n_fft > size
     sliced = window_hop % hop == 0 and left <= right
-    left_len = min(size, (left - 1) * hop - half + n_fft) if left else 0
-    right_from = max(0, (right * hop - half) // hop * hop)
-    return ChannelPlan(hop, frames, sliced, left, right, left_len, right_from)
+    return ChannelPlan(hop, frames, sliced, left, right)
 
 
 @dataclass
@@ -314,47 +308,61 @@ class SlicedFrontEnd:
     @torch.no_grad()
     def images(self, batch: WindowBatch) -> Tensor:
         """(B, C, n_mels, out_frames): the same images as ``LogMel3`` of each window."""
-        fe = self.frontend.cfg
-        size = fe.clip_samples
-        whole: Tensor | None = None
-        channels = []
-        for c, plan in enumerate(self.plans):
-            if plan.sliced:
-                log_mel = self._sliced(batch, c, plan)  # (B, n_mels, frames)
-            else:
-                if whole is None:
-                    whole = torch.from_numpy(batch.windows(size))  # (B, size)
-                log_mel = self.frontend.spectrogram(whole, c)  # (B, n_mels, frames)
-            channels.append(
-                F.interpolate(
-                    log_mel.unsqueeze(1),
-                    size=(fe.n_mels, fe.out_frames),
-                    mode="bilinear",
-                    align_corners=False,
-                )
-            )  # (B, 1, n_mels, out_frames)
+        channels = [self._channel(batch, c) for c in range(len(self.plans))]
         return torch.cat(channels, dim=1)  # (B, C, n_mels, out_frames)
+
+    @torch.no_grad()
+    def _channel(self, batch: WindowBatch, c: int) -> Tensor:
+        """(B, 1, n_mels, out_frames): channel ``c`` of every window's image."""
+        fe, plan = self.frontend.cfg, self.plans[c]
+        if plan.sliced:
+            log_mel = self._sliced(batch, c, plan)  # (B, n_mels, frames)
+        else:
+            whole = torch.from_numpy(batch.windows(fe.clip_samples))  # (B, size)
+            log_mel = self.frontend.spectrogram(whole, c)  # (B, n_mels, frames)
+        return F.interpolate(
+            log_mel.unsqueeze(1),
+            size=(fe.n_mels, fe.out_frames),
+            mode="bilinear",
+            align_corners=False,
+        )  # (B, 1, n_mels, out_frames)
+
+    def _file_frames(self, batch: WindowBatch, c: int, first: int, stop: int) -> Tensor:
+        """(n_mels, stop - first): the file's frames ``[first, stop)`` of channel ``c`` (frame
+        ``t`` centred on sample ``t * hop``), from the batch's audio (zeros outside the file),
+        a clip's length of frames per call (one clip's spectra stay in cache)."""
+        fe, h = self.frontend.cfg, self.plans[c].hop
+        half = fe.n_fft // 2
+        step = max(1, fe.clip_samples // h)
+        pieces = []
+        for t in range(first, stop, step):
+            n = min(step, stop - t)
+            audio = batch.window(0, t * h - half, (t + n - 1) * h - half + fe.n_fft)
+            pieces.append(self.frontend.log_mel_frames(torch.from_numpy(audio)[None], c)[0])
+        return torch.cat(pieces, 1) if len(pieces) > 1 else pieces[0]
+
+    def _window_frames(self, batch: WindowBatch, c: int, first: int, stop: int) -> Tensor:
+        """(B, n_mels, stop - first): frames ``[first, stop)`` of each window as LogMel3 frames
+        it alone (its own samples, zeros beyond its ends): the frames that cross its ends."""
+        fe, h = self.frontend.cfg, self.plans[c].hop
+        size, half = fe.clip_samples, fe.n_fft // 2
+        lo, hi = first * h - half, (stop - 1) * h - half + fe.n_fft  # samples the frames read
+        a, b = max(lo, 0), min(hi, size)
+        audio = torch.from_numpy(np.stack([batch.window(s, a, b) for s in batch.starts]))
+        padded = F.pad(audio, (a - lo, hi - b))  # (B, hi - lo): zeros beyond the window
+        return self.frontend.log_mel_frames(padded, c)
 
     def _sliced(self, batch: WindowBatch, c: int, plan: ChannelPlan) -> Tensor:
         """(B, n_mels, frames) of channel ``c``: file frames, window-edge frames recomputed."""
-        h, size = plan.hop, self.frontend.cfg.clip_samples
+        h = plan.hop
         store = self._frames[c]
         first_needed = batch.starts[0] // h
         if store.end < first_needed:  # nothing shared with the previous batch
             store.mel, store.first = store.mel[:, :0], first_needed
         stop = batch.starts[-1] // h + plan.frames
         if stop > store.end:
-            # Frames centred on [a, b), every hop, a clip's length per call: one clip's spectra
-            # stay in cache (LogMel3's CPU path is ~3x faster so, see CLIPS_PER_CHUNK).
-            a, b, k = store.end * h, stop * h, self._pad // h
-            step = max(h, size // h * h)
-            new = []
-            for lo in range(a, b, step):
-                hi = min(lo + step, b)
-                piece = torch.from_numpy(batch.window(0, lo - self._pad, hi + self._pad))
-                mel = self.frontend.spectrogram(piece[None], c)[0]  # (n_mels, n)
-                new.append(mel[:, k : k + (hi - lo) // h])
-            store.mel = torch.cat([store.mel[:, first_needed - store.first :], *new], 1)
+            new = self._file_frames(batch, c, store.end, stop)
+            store.mel = torch.cat([store.mel[:, first_needed - store.first :], new], 1)
             store.first = first_needed
         if self.stats is not None:
             self.stats.held(frames=store.mel.shape[1])
@@ -365,16 +373,9 @@ class SlicedFrontEnd:
             ]
         )  # (B, n_mels, frames), a copy
         if plan.left:
-            left = np.stack([batch.window(s, 0, plan.left_len) for s in batch.starts])
-            out[:, :, : plan.left] = self.frontend.spectrogram(torch.from_numpy(left), c)[
-                :, :, : plan.left
-            ]
+            out[:, :, : plan.left] = self._window_frames(batch, c, 0, plan.left)
         if plan.right < plan.frames:
-            right = np.stack([batch.window(s, plan.right_from, size) for s in batch.starts])
-            k = plan.right_from // h
-            out[:, :, plan.right :] = self.frontend.spectrogram(torch.from_numpy(right), c)[
-                :, :, plan.right - k : plan.frames - k
-            ]
+            out[:, :, plan.right :] = self._window_frames(batch, c, plan.right, plan.frames)
         # Frames before the next batch's first window are never needed again.
         drop = (batch.starts[-1] + self.hop) // h - store.first
         if drop > 0:
