@@ -16,7 +16,7 @@ Each path runs in a fresh process, which reports its peak RSS (and peak CUDA mem
 Cost of the fine-tuning recipe's augmentation (issue 14): the same loop with the ``recipe``
 training preset (gain, time shift, SpecAugment, mixup drawn batched on the training device)
 against that preset with every ``aug_*`` switched off (same AdamW, schedule, label
-smoothing), measured off, on, off and bracketed as above. Target: with / without >= 0.9.
+smoothing), measured off, on, off, on, off (means of each). Target: with / without >= 0.9.
 ``--no-recipe`` skips it.
 
     .venv/bin/python benchmarks/train_step.py [--arch efficientnet_lite0] [--epochs 4]
@@ -164,11 +164,19 @@ def main() -> None:
         aug: dict[str, Any] | None = None
         if not args.no_recipe:
             loop_args = (cache, args.arch, args.epochs, args.batch, args.threads, args.device)
-            off1 = in_child(_ours, *loop_args, "recipe", *NO_AUG)
-            on = in_child(_ours, *loop_args, "recipe")
-            off2 = in_child(_ours, *loop_args, "recipe", *NO_AUG)
-            off_rate = (off1["samples_per_s"] + off2["samples_per_s"]) / 2
-            aug = {"on": on["samples_per_s"], "off": off_rate, "off1": off1, "off2": off2}
+            # Interleaved off, on, off, on, off: whole runs on this machine are sometimes
+            # 20-30 % slower than their neighbours (seen both ways), so two of each.
+            runs = [
+                in_child(_ours, *loop_args, "recipe", *(NO_AUG if k % 2 == 0 else ()))
+                for k in range(5)
+            ]
+            offs, ons = runs[0::2], runs[1::2]
+            aug = {
+                "on": statistics.mean(r["samples_per_s"] for r in ons),
+                "off": statistics.mean(r["samples_per_s"] for r in offs),
+                "ons": [r["samples_per_s"] for r in ons],
+                "offs": [r["samples_per_s"] for r in offs],
+            }
     bare = dict(after)
     bare["samples_per_s"] = (before["samples_per_s"] + after["samples_per_s"]) / 2
     bare["maxrss_mb"] = max(before["maxrss_mb"], after["maxrss_mb"])
@@ -192,10 +200,10 @@ def main() -> None:
         aug_ratio = aug["on"] / aug["off"]
         print(
             f"    recipe loop, augmentation on ({'GPU' if device != 'CPU' else 'CPU'}):           "
-            f"{aug['on']:7.1f} samples/s (gain, shift, SpecAugment, mixup)\n"
+            f"{aug['on']:7.1f} samples/s (gain, shift, SpecAugment, mixup; runs "
+            f"{', '.join(f'{v:.1f}' for v in aug['ons'])})\n"
             f"    recipe loop, augmentation off:                    {aug['off']:7.1f} samples/s "
-            f"(before {aug['off1']['samples_per_s']:.1f}, after "
-            f"{aug['off2']['samples_per_s']:.1f})\n"
+            f"(runs before, between and after: {', '.join(f'{v:.1f}' for v in aug['offs'])})\n"
             f"    augmentation ratio {aug_ratio:.2f} (target >= 0.9)"
         )
         aug_summary = f"; recipe augmentation on/off {aug_ratio:.2f}"
