@@ -148,10 +148,11 @@ def _front_end(bundle: str, wav: str, hop: float, batch: int, threads: int) -> d
         pass
     seconds = time.perf_counter() - t0
     fe, total = predictor.meta.frontend, 0
+    samples = round(_seconds_of(wav) * fe.sample_rate)
     torch.set_num_threads(1)
     fft = 0.0
     for c in range(fe.channels):
-        frames = round(_seconds_of(wav) * fe.sample_rate) // front.plans[c].hop + 1
+        frames = samples // front.plans[c].hop + 1
         size = predictor.model.frontend._plan(c).fft_size
         x = torch.randn(FRAMES_PER_CHUNK, size)
         torch.fft.rfft(x)  # the plan, outside the timing

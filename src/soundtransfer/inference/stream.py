@@ -296,12 +296,12 @@ class SlicedFrontEnd:
         fe = self.frontend.cfg
         self.plans = tuple(channel_plan(fe, c, self.hop) for c in range(fe.channels))
         quantum = math.lcm(1, *(p.hop for p in self.plans if p.sliced))
-        # The file's frames are computed from stretches of audio with ``pad`` extra samples on
-        # each side (multiples of every sliced hop, at least n_fft - n_fft // 2), so that no
-        # kept frame sees LogMel3's own zero padding; ``margin`` adds one hop for the frame
-        # centred on a window's last sample.
-        self._pad = -(-(fe.n_fft - fe.n_fft // 2) // quantum) * quantum
-        self.margin = self._pad + quantum if any(p.sliced for p in self.plans) else 0
+        # A file frame centred on sample s reads [s - n_fft // 2, s - n_fft // 2 + n_fft): the
+        # batch's audio reaches that far beyond its windows on each side (rounded up to a
+        # multiple of every sliced hop), plus one hop for the frame centred on a window's last
+        # sample.
+        pad = -(-(fe.n_fft - fe.n_fft // 2) // quantum) * quantum
+        self.margin = pad + quantum if any(p.sliced for p in self.plans) else 0
         empty = torch.empty(fe.n_mels, 0)
         self._frames = {c: _Frames(empty) for c, p in enumerate(self.plans) if p.sliced}
 
@@ -311,7 +311,6 @@ class SlicedFrontEnd:
         channels = [self._channel(batch, c) for c in range(len(self.plans))]
         return torch.cat(channels, dim=1)  # (B, C, n_mels, out_frames)
 
-    @torch.no_grad()
     def _channel(self, batch: WindowBatch, c: int) -> Tensor:
         """(B, 1, n_mels, out_frames): channel ``c`` of every window's image."""
         fe, plan = self.frontend.cfg, self.plans[c]
