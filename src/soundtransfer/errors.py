@@ -29,3 +29,8 @@ class RunError(SoundTransferError):
 
 class ConfigError(SoundTransferError, ValueError):
     """A setting that does not exist, does not parse or is out of range; the message names it."""
+
+
+class OutputError(SoundTransferError):
+    """An output path that cannot be written safely: one of the inputs, outside the folder
+    the user named, or a disk that is full."""

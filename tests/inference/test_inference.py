@@ -74,3 +74,25 @@ def test_onnx_matches_pytorch(bundle: Path, tmp_path: Path, esc10_root: Path) ->
     with torch.no_grad():
         want = model(torch.from_numpy(clip)[None]).numpy()
     assert np.abs(got - want).max() < 1e-3
+
+
+def test_bundle_keeps_task_thresholds_and_background(tmp_path: Path) -> None:
+    from soundtransfer.audio import get_preset
+    from soundtransfer.inference.bundle import save_bundle
+    from soundtransfer.models import Classifier, InputNorm, build_encoder
+
+    fe = get_preset("esc10", n_mels=32, out_frames=64)
+    model = Classifier(build_encoder("resnet18"), 3, InputNorm([0.0] * 3, [1.0] * 3))
+    path = save_bundle(
+        tmp_path / "m.pt", model, fe, ("a", "b", "noise"), "resnet18", "random",
+        task="multi_label", thresholds={"a": 0.4, "b": 0.7}, background=["noise"],
+    )  # fmt: skip
+    _net, meta = load_bundle(path)
+    assert meta.task == "multi_label"
+    assert meta.thresholds == {"a": 0.4, "b": 0.7}
+    assert meta.background == ("noise",)
+    with pytest.raises(WeightsError, match="name no class"):
+        save_bundle(
+            tmp_path / "x.pt", model, fe, ("a", "b", "noise"), "resnet18", "random",
+            thresholds={"zebra": 0.5},
+        )  # fmt: skip

@@ -157,3 +157,18 @@ def test_tensorboard_is_off_by_default_and_optional(tmp_path: Path) -> None:
     log.write({"epoch": 1, "loss": 0.5})
     log.close()
     assert list((tmp_path / "tensorboard").iterdir())
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
+    from soundtransfer.errors import OutputError
+    from soundtransfer.runs.files import refuse_input_as_output
+
+    clip = tmp_path / "in" / "clip.wav"
+    clip.parent.mkdir()
+    clip.write_bytes(b"RIFF")
+    (tmp_path / "link.wav").symlink_to(clip)
+    for spelt in (clip, tmp_path / "in" / ".." / "in" / "clip.wav", tmp_path / "link.wav"):
+        with pytest.raises(OutputError, match="is an input"):
+            refuse_input_as_output(spelt, [clip])
+    refuse_input_as_output(tmp_path / "out.csv", [clip])  # another path: fine
+    assert clip.read_bytes() == b"RIFF"

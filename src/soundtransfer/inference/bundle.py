@@ -8,6 +8,7 @@ from the front-end settings, so front ends of any size load.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +27,34 @@ from soundtransfer.models.classifier import Classifier, InputNorm
 FORMAT = "soundtransfer-bundle-1"
 
 
+#: The task a bundle was trained for (see ``BundleMeta.task``).
+TASKS = ("single_label", "multi_label")
+
+
 @dataclass(frozen=True)
 class BundleMeta:
+    """What a bundle says about its model besides the weights.
+
+    Attributes:
+        frontend: the front-end settings.
+        classes: class names, index = output.
+        arch: the encoder architecture.
+        weights: the weight source it was trained from.
+        task: ``single_label`` (softmax over the classes) or ``multi_label`` (one sigmoid per
+            class). Bundles written before the field existed are single-label.
+        thresholds: per-class score thresholds chosen on a validation split (class name ->
+            threshold on the output score), or None when none were chosen.
+        background: classes that stand for "no event" (negatives, noise): never reported as
+            an event by ``predict``.
+    """
+
     frontend: FrontEnd
     classes: tuple[str, ...]
     arch: str
     weights: str
+    task: str = "single_label"
+    thresholds: dict[str, float] | None = None
+    background: tuple[str, ...] = ()
 
 
 class AudioClassifier(nn.Module):
@@ -56,9 +79,19 @@ def save_bundle(
     weights: str,
     extra: dict[str, Any] | None = None,
     head: dict[str, Any] | None = None,
+    *,
+    task: str = "single_label",
+    thresholds: dict[str, float] | None = None,
+    background: Sequence[str] = (),
 ) -> Path:
     """Write a bundle atomically; ``head`` describes a head other than one ``nn.Linear``
-    (``{"kind": "mlp", "hidden": H}``: a probe's ``Linear-ReLU-Dropout-Linear``)."""
+    (``{"kind": "mlp", "hidden": H}``: a probe's ``Linear-ReLU-Dropout-Linear``); ``task``,
+    ``thresholds`` and ``background`` as :class:`BundleMeta`."""
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; choose from {TASKS}")
+    unknown = sorted(set(thresholds or {}) - set(classes)) + sorted(set(background) - set(classes))
+    if unknown:
+        raise WeightsError(f"thresholds or background name no class: {unknown}")
     payload = {
         "format": FORMAT,
         "state_dict": {k: v.detach().cpu() for k, v in classifier.state_dict().items()},
@@ -69,6 +102,9 @@ def save_bundle(
         "tf_same_pool": bool(getattr(classifier.encoder, "tf_same_pool", False)),
         "extra": extra or {},
         "head": head or {"kind": "linear"},
+        "task": task,
+        "thresholds": None if thresholds is None else {k: float(v) for k, v in thresholds.items()},
+        "background": list(background),
         "torch": str(torch.__version__),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,5 +151,36 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
     except RuntimeError as exc:
         raise WeightsError(f"{path}: weights do not fit {payload['arch']}: {exc}") from None
     audio_model = AudioClassifier(LogMel3(frontend), model).eval()
-    meta = BundleMeta(frontend, classes, payload["arch"], payload.get("weights", ""))
+    meta = BundleMeta(
+        frontend,
+        classes,
+        payload["arch"],
+        payload.get("weights", ""),
+        task=_task(path, payload.get("task", "single_label")),
+        thresholds=_thresholds(path, payload.get("thresholds"), classes),
+        background=_background(path, payload.get("background", []), classes),
+    )
     return audio_model, meta
+
+
+def _task(path: Path, task: Any) -> str:
+    if task not in TASKS:
+        raise WeightsError(f"{path}: unknown task {task!r} (choose from {TASKS})")
+    return str(task)
+
+
+def _thresholds(path: Path, value: Any, classes: tuple[str, ...]) -> dict[str, float] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and all(
+        k in classes and isinstance(v, float) and math.isfinite(v) for k, v in value.items()
+    )
+    if not ok:
+        raise WeightsError(f"{path}: thresholds must map class names to finite numbers")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _background(path: Path, value: Any, classes: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(v not in classes for v in value):
+        raise WeightsError(f"{path}: background must list class names of the bundle")
+    return tuple(str(v) for v in value)

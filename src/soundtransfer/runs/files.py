@@ -8,11 +8,13 @@ never write each other's temp files.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_text"]
+from soundtransfer.errors import OutputError
+
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_text", "refuse_input_as_output"]
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
@@ -47,3 +49,22 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
     import torch
 
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def refuse_input_as_output(out: Path, inputs: Iterable[Path], option: str = "--out") -> None:
+    """Raise :class:`~soundtransfer.errors.OutputError` when ``out`` is one of ``inputs``
+    (the same file, however spelt: relative, through ``..`` or a link, a hard link).
+
+    Every command that writes a file the user named calls this before writing anything, so
+    no output can overwrite an input.
+    """
+    out = Path(out)
+    for src in inputs:
+        if _same_file(out, Path(src)):
+            raise OutputError(f"{option} {out} is an input ({src}); choose another path")
