@@ -438,3 +438,24 @@ def test_birdnet_table_beside_its_audio(recordings: Path, tmp_path: Path) -> Non
     got = read_annotations(tmp_path, WindowOptions(window_s=5, hop_s=2.5))
     assert _by_file(got.windows) == {"recA.flac": EXPECTED_A}
     assert any("labels from column 'Common Name'" in r for r in got.reasons)
+
+
+def test_one_table_read_alone(recordings: Path) -> None:
+    got = read_annotations(
+        recordings / "recA.Table.1.selections.txt", WindowOptions(window_s=5, hop_s=2.5)
+    )
+    assert _by_file(got.windows) == {"recA.flac": EXPECTED_A}
+    assert not any("without an annotation file" in r for r in got.reasons)  # only this table
+
+
+def test_hop_longer_than_the_inferred_window(recordings: Path) -> None:
+    with pytest.raises(ConfigError, match=r"hop_s 6 is longer than the window \(5 s\)"):
+        read_annotations(recordings, WindowOptions(hop_s=6))
+
+
+def test_table_saved_as_utf16_reads_the_same(recordings: Path, tmp_path: Path) -> None:
+    shutil.copy(recordings / "recA.flac", tmp_path / "recA.flac")
+    text = (recordings / "recA.Table.1.selections.txt").read_text(encoding="utf-8")
+    (tmp_path / "recA.Table.1.selections.txt").write_text(text, encoding="utf-16")
+    got = read_annotations(tmp_path, WindowOptions(window_s=5, hop_s=2.5))
+    assert _by_file(got.windows) == {"recA.flac": EXPECTED_A}

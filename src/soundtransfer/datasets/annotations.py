@@ -384,8 +384,8 @@ def sniff_format(path: Path) -> str | None:
             head = fh.read(4096)
     except OSError:
         return None
-    text = head.decode("utf-16") if head.startswith((b"\xff\xfe", b"\xfe\xff")) else None
-    text = text if text is not None else head.decode("utf-8", errors="replace")
+    utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    text = head.decode("utf-16" if utf16 else "utf-8", errors="replace")  # a guess, not a read
     first = next((line for line in text.splitlines() if line.strip()), None)
     if first is None:
         return "empty"
