@@ -10,10 +10,12 @@ are the classes of its sources.
 Splits never share audio: train mixtures draw on ESC-10 folds ``--train-folds`` (default
 1-3), valid on ``--valid-folds`` (4), test on ``--test-folds`` (5). ESC-10 keeps every source
 recording (``src_file``) in one fold, and the builder checks that no recording is in two
-splits. Within a split, the recordings of each class are dealt to *pools* (about
-``--pool-clips`` clips per class per pool) and every mixture draws all its sources from one
-pool, which is its ``group``: mixtures sharing a source always share a group, so grouped
-folds or inner cross-validation on the train split cannot leak a clip either.
+splits. Within a split, the recordings of each class are dealt whole, round-robin from the
+first pool, to *pools* (about ``--pool-clips`` clips per class per pool; a class with fewer
+recordings than pools reaches only the first ones), and every mixture draws all its sources
+from one pool, which is its ``group``: mixtures sharing a source always share a group, so
+grouped folds or inner cross-validation on the train split cannot leak a clip either. A
+mixture's classes are drawn first, uniformly, then a pool holding all of them.
 
 Writes, under ``--out`` (which must be new or empty):
 
@@ -173,16 +175,19 @@ def plan_split(
 ) -> list[Mixture]:
     """The mixtures of one split (which clips, gains and starts), drawn from ``rng``."""
     pools = make_pools(clips, settings.pool_clips, rng)
+    in_pool = [{x.label for x in pool} for pool in pools]
+    classes = sorted({x.label for x in clips})
     out = []
     for k in range(settings.count(split)):
-        p = int(rng.integers(len(pools)))
-        pool = pools[p]
-        classes = sorted({x.label for x in pool})
+        # Classes first (uniformly, so every class is as frequent), then a pool holding them
+        # all: pool 0 holds every class, since each class's dealing starts there.
         n = int(rng.integers(1, min(settings.max_sources, len(classes)) + 1))
-        chosen = sorted(rng.choice(len(classes), size=n, replace=False))
+        chosen = [classes[c] for c in sorted(rng.choice(len(classes), size=n, replace=False))]
+        fits = [q for q, names in enumerate(in_pool) if set(chosen) <= names]
+        p = fits[int(rng.integers(len(fits)))]
         sources = []
-        for c in chosen:
-            members = [x for x in pool if x.label == classes[c]]
+        for label in chosen:
+            members = [x for x in pools[p] if x.label == label]
             sources.append(members[int(rng.integers(len(members)))])
         gains = tuple(round(float(rng.uniform(*settings.gain_db)), 2) for _ in sources)
         starts = tuple(float(rng.random()) for _ in sources)
@@ -219,11 +224,11 @@ def render(
     level = 10 ** (settings.level_dbfs / 20)
     offsets = []
     for src, gain, start in zip(mix.sources, mix.gains_db, mix.starts, strict=True):
-        wave = load_clip(root / src.file, rate)
+        # Levelled on the part that is heard (a longer clip is cut first).
+        wave, offset = placed(load_clip(root / src.file, rate), length, start)
         rms = active_rms(wave, rate)
         if rms == 0:
             raise DatasetError(f"{root / src.file}: silent clip, cannot be levelled")
-        wave, offset = placed(wave, length, start)
         out[offset : offset + len(wave)] += wave * (level / rms) * 10 ** (gain / 20)
         offsets.append(offset)
     peak = float(np.abs(out).max())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
@@ -168,3 +169,17 @@ def test_single_label_scores_as_tags(built: Path) -> None:
         baseline.single_label_tags_report(scores[:, 1:], names[1:], mix)
     with pytest.raises(ValueError, match="expected"):
         baseline.single_label_tags_report(scores[:-1], names, mix)
+
+
+def test_classes_are_equally_frequent_whatever_the_pools(esc10_root: Path) -> None:
+    # Planning only (no audio): helicopter has 7 recordings in folds 1-3 for 12 pools, yet
+    # classes are drawn before pools, so it is as frequent as any other class.
+    parts = bm.split_sources(bm.esc10_sources(esc10_root), bm.MixSettings())
+    settings = bm.MixSettings(train=3000)
+    plans = bm.plan_split("train", parts["train"], settings, np.random.default_rng(0))
+    counts = Counter(c for m in plans for c in m.labels)
+    # 3000 mixtures of 1-3 classes out of 10: 600 per class expected, binomial sd about 22;
+    # 15 % (90) is four of them.
+    assert len(counts) == 10 and max(abs(n - 600) for n in counts.values()) < 90
+    pools = bm.make_pools(parts["test"], 2, np.random.default_rng(0))
+    assert {x.label for x in pools[0]} == {x.label for x in parts["test"]}

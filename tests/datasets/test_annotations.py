@@ -459,3 +459,19 @@ def test_table_saved_as_utf16_reads_the_same(recordings: Path, tmp_path: Path) -
     (tmp_path / "recA.Table.1.selections.txt").write_text(text, encoding="utf-16")
     got = read_annotations(tmp_path, WindowOptions(window_s=5, hop_s=2.5))
     assert _by_file(got.windows) == {"recA.flac": EXPECTED_A}
+
+
+def test_a_multi_file_table_without_offsets_says_how_its_times_are_read(
+    recordings: Path, tmp_path: Path
+) -> None:
+    shutil.copy(recordings / "recA.flac", tmp_path / "recA.flac")
+    shutil.copy(recordings / "site2" / "recB.wav", tmp_path / "recB.wav")
+    header = ["Selection", "Begin Time (s)", "End Time (s)", "Begin File", "Species"]
+    rows = [[1, 0.0, 5.0, "recA.flac", "dog"], [2, 0.0, 5.0, "recB.wav", "crying_baby"]]
+    raven_table(tmp_path / "merged.txt", rows, header)
+    got = read_annotations(tmp_path, WindowOptions(window_s=5, hop_s=5))
+    assert any(
+        r.startswith("note: ") and "names 2 audio files without 'File Offset (s)'" in r
+        for r in got.reasons
+    )
+    assert _by_file(got.windows)["recB.wav"][0] == (0.0, ("crying_baby",))

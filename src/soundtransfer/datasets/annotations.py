@@ -11,7 +11,8 @@ fixed-length windows, each labelled with every class whose box it overlaps enoug
   selection Raven lists once per view (``View``: ``Waveform 1``, ``Spectrogram 1``) is read
   once, from the first spectrogram view. A table either names its audio in a ``Begin File``
   column (or, lacking that, the file name of ``Begin Path``, found in the table's folder),
-  with times in the file from ``File Offset (s)`` when present, or belongs to the recording
+  with times in the file from ``File Offset (s)`` when present (else ``Begin Time (s)``,
+  with a note when the table names several files), or belongs to the recording
   beside it whose name starts its own: ``rec.Table.1.selections.txt`` and
   ``rec.BirdNET.selection.table.txt`` annotate ``rec.wav``.
 - **Audacity label tracks** (File > Export > Labels): ``start<TAB>end<TAB>label`` per line,
@@ -827,8 +828,15 @@ def _gather(
         fmt = sniff_format(text)
         table = read_raven(text, label_column) if fmt == "raven" else None
         if table is not None and table.names_audio:
-            for path, boxes in _rows_audio(table).items():
+            by_audio = _rows_audio(table)
+            for path, boxes in by_audio.items():
                 sources.setdefault(path, []).append(replace(table, boxes=tuple(boxes)))
+            if len(by_audio) > 1 and any(b.table_times for b in table.boxes):
+                notes.append(
+                    f"{text}: names {len(by_audio)} audio files without {OFFSET!r}: its "
+                    f"{BEGIN!r} is taken as the time in each file (add {OFFSET!r} in Raven if "
+                    "it counts along the file sequence)"
+                )
             tables.append(table)
             continue
         match = _match_audio(text, audio)
