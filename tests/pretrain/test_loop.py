@@ -253,7 +253,10 @@ def test_workers_do_not_change_the_numbers(image_folder: Path, tmp_path: Path) -
     for workers in (0, 2):
         cfg = get_preset("cpu", [*FAST, "max_steps=2", f"num_workers={workers}"])
         pretrain(image_folder, cfg, tmp_path / f"w{workers}", progress=False)
-    assert losses(tmp_path / "w0") == losses(tmp_path / "w2")
+    # The views made in 2 worker processes (one intra-op thread each) vs in this one: the same
+    # seeded draws and float32 ops, which another thread split or kernel set may round in the
+    # last bits; 1e-5 relative, while another draw moves these losses by several percent.
+    assert losses(tmp_path / "w0") == pytest.approx(losses(tmp_path / "w2"), rel=1e-5)
 
 
 @pytest.mark.usefixtures("encoder")

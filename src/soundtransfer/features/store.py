@@ -421,10 +421,11 @@ def _batch_images(
     return good, img16
 
 
-# The promise for a row computed with another worker, thread or rank count, another CPU or
-# on a GPU: |a - b| <= ROW_ATOL + ROW_RTOL * |b| elementwise (natural-log units). Not bitwise:
-# MKL's FFT and GEMM kernels (and ATen's vectorised ones) sum in an order that depends on
-# the instruction set, the thread split and the buffers' alignment. ROW_ATOL: each float32
+# The promise for a row computed with another worker, thread or rank count or another CPU
+# (a GPU's float32 FFT is expected within it; untested): |a - b| <= ROW_ATOL + ROW_RTOL * |b|
+# elementwise (natural-log units). Not bitwise: MKL's FFT and GEMM kernels (and ATen's
+# vectorised ones) sum in an order that depends on the instruction set, the thread split and
+# the buffers' alignment. ROW_ATOL: each float32
 # image lies within 5e-4 of the float64 computation (4.6e-4 measured over 70 ESC-10 and
 # UrbanSound8K clips, near-silent bands; 3.5e-5 between two kernel sets), so two lie within
 # twice that. ROW_RTOL: rounding to float16 then moves two values a hair apart to neighbouring
