@@ -70,6 +70,9 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def assert_batch_independent(model: HearModel, clips: torch.Tensor) -> None:
+    """A clip's embeddings alone equal its embeddings in a batch of 3, within float32 in
+    another order (oneDNN and MKL pick their kernels by batch size and CPU) through the
+    network's layers: 1e-4; another clip's embedding is off by order 1."""
     together = get_scene_embeddings(clips, model)
     stamps, _ = get_timestamp_embeddings(clips, model)
     for i in range(len(clips)):
@@ -100,6 +103,7 @@ def test_bundle_matches_its_classifier(bundle: Path, clips: torch.Tensor) -> Non
     wave = torch.cat([clips[0], clips[1]])[None, : meta.frontend.clip_samples]
     with torch.no_grad():
         want = audio_model.classifier.embed(audio_model.frontend(wave))
+    # The HEAR wrapper's path vs the bundle's own: the tolerance of assert_batch_independent.
     torch.testing.assert_close(get_scene_embeddings(wave, model), want, rtol=1e-4, atol=1e-4)
     clip_model = load_model(str(bundle), normalisation="clip")
     assert not torch.allclose(get_scene_embeddings(wave, clip_model), want)
@@ -116,8 +120,10 @@ def test_weights_file_and_timestamps(tmp_path: Path, clips: torch.Tensor) -> Non
     emb, ts = get_timestamp_embeddings(clips, model)
     # 2.5 s at 50 frames/s = 125 frames -> 4 columns after the 32x downsampling.
     assert emb.shape == (3, 4, 512)
+    # Times in ms from frame counts, one multiply and divide: float32's default tolerance.
     torch.testing.assert_close(ts[0], torch.tensor([312.5, 937.5, 1562.5, 2187.5]))
-    # The scene embedding is the mean of the map, i.e. of the timestamp embeddings here.
+    # The scene embedding is the mean of the map, i.e. of the timestamp embeddings here: the
+    # same values averaged in another order, float32's default tolerance.
     torch.testing.assert_close(get_scene_embeddings(clips, model), emb.mean(1))
     short = get_timestamp_embeddings(torch.zeros(1, 2000) + 0.1, model)[1]  # 45 ms
     assert short.shape == (1, 1) and 0 < float(short[0, 0]) <= 1000 * 2000 / 44100

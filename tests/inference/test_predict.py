@@ -24,6 +24,12 @@ from soundtransfer.inference.predict import (
 
 from .conftest import make_bundle
 
+# Window probabilities from two code paths (sliced front end + traced NHWC network vs LogMel3
+# per window + the eager network): float32 sums in another order, which also depends on the
+# CPU's kernels (4e-7 apart here). 1e-4 is far below what a wrong window or frame changes:
+# neighbouring windows' probabilities differ by up to 0.19 with these bundles.
+PROB_TOL = 1e-4
+
 
 @pytest.mark.parametrize(("preset", "hop_s"), [("esc10", 1.0), ("esc10", 2.5), ("us8k", 0.7)])
 def test_streamed_matches_per_window_reference(
@@ -40,7 +46,7 @@ def test_streamed_matches_per_window_reference(
         model, meta, load_clip(path, fe.sample_rate), predictor.hop.samples
     )
     assert [w.start for w in got] == [k * predictor.hop.samples for k in range(len(want))]
-    assert np.abs(np.stack([w.probs for w in got]) - want).max() < 1e-5
+    assert np.abs(np.stack([w.probs for w in got]) - want).max() < PROB_TOL
     assert got[-1].end == round(13.3 * fe.sample_rate)  # the last window ends with the file
 
 
@@ -164,4 +170,6 @@ def test_prefetch_gives_the_same_windows(bundle: Path, long_wav: Callable[..., P
     ahead = Predictor(bundle, PredictConfig(hop_s=1.0, batch_size=2, prefetch=True))
     got, want = list(ahead.iter_windows(wav)), list(plain)
     assert [w.start for w in got] == [w.start for w in want] and len(got) == 7
-    assert np.abs(np.stack([w.probs for w in got]) - np.stack([w.probs for w in want])).max() < 1e-6
+    # The images computed in another thread (another intra-op split of MKL's sums).
+    diff = np.abs(np.stack([w.probs for w in got]) - np.stack([w.probs for w in want])).max()
+    assert diff < PROB_TOL

@@ -21,6 +21,7 @@ def test_runs_merge_into_events() -> None:
     assert [e.windows for e in events] == [2, 3, 1]
     assert sum(e.windows for e in events) == len(windows)  # every window in exactly one event
     assert (events[1].start_s, events[1].end_s) == (windows[2].start_s, windows[4].end_s)
+    # float64 means of the same numbers in another order: approx's 1e-6 relative.
     assert events[0].p == pytest.approx(np.mean(ps[:2]))
     assert events[1].p == pytest.approx(np.mean(ps[2:5]))
 

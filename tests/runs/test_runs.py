@@ -101,7 +101,7 @@ def test_checkpoint_round_trip_restores_rng(tmp_path: Path) -> None:
     expected = torch.rand(3)
     torch.manual_seed(123)
     state = load_checkpoint(tmp_path / "ck.pt", CPU, identity=None)
-    assert state["epoch"] == 3 and torch.equal(torch.rand(3), expected)
+    assert state["epoch"] == 3 and torch.equal(torch.rand(3), expected)  # the same RNG state
     save_checkpoint(tmp_path / "ck.pt", {"identity": {"lr": 1}}, CPU)
     with pytest.raises(RunError, match="lr: 1 -> 2"):
         load_checkpoint(tmp_path / "ck.pt", CPU, identity={"lr": 2})
