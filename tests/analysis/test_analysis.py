@@ -342,3 +342,18 @@ def test_tsne_says_which_clips_and_which_model(demo_root: Path, tmp_path: Path) 
     assert title.endswith(
         "\nresnet18 (random init), fine-tuned 3 epochs, the model of held-out fold 2"
     )
+
+
+def test_a_prediction_outside_the_classes_names_the_cell_and_writes_no_figure(
+    tmp_path: Path,
+) -> None:
+    from soundtransfer.errors import RunError
+
+    _curve_runs(tmp_path / "runs", ["fold1"])
+    final = tmp_path / "runs/us8k/efficientnet_lite0.lite0/finetune/fold1/final.json"
+    data = json.loads(final.read_text())
+    data["predictions"][0] = 12  # 10 classes
+    final.write_text(json.dumps(data))
+    with pytest.raises(RunError, match=r"finetune: prediction 12 outside 0\.\.9"):
+        make_figures(tmp_path / "runs", tmp_path / "figs")
+    assert not list((tmp_path / "figs").glob("confusion*"))

@@ -22,10 +22,11 @@ from soundtransfer.analysis.figures import (
     Points,
     SplitCurves,
     block4_features,
-    plot_confusion,
+    confusion_figure,
     plot_loss_curves,
     plot_training_curves,
     plot_tsne,
+    save_figure,
 )
 from soundtransfer.analysis.tables import (
     collect_protocol,
@@ -202,11 +203,11 @@ def _confusion_files(
         y, p, classes = r.predictions()
         labels, preds = labels + y, preds + p
     title = f"{ds}, {_clips_phrase(runs)}\n{model}"
-    written = plot_confusion(labels, preds, classes, out / f"confusion_{stem}", title)
-    try:
+    try:  # before anything is written: a label outside the classes names the cell
         cm = confusion_counts(labels, preds, len(classes))
     except ValueError as exc:
         raise RunError(f"{runs[0].ref.dir.parent}: {exc}") from None
+    written = save_figure(confusion_figure(cm, classes, title), out / f"confusion_{stem}", title)
     md = confusion_markdown(cm, classes, title.replace("\n", "; "))
     written.append(atomic_write_text(out / f"confusions_{stem}.md", md))
     written.append(atomic_write_text(out / f"confusions_{stem}.csv", confusion_csv(cm, classes)))
