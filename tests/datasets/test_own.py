@@ -234,7 +234,48 @@ def _bad_cases(esc10: ClipTable, tmp: Path) -> dict[str, tuple[Path, dict[str, o
         {},
         "split 'eval'",
     )
-    cases["listed twice"] = (write_csv(tmp / "dup.csv", [*ok, ok[0]]), {}, "more than once")
+    cases["listed twice"] = (write_csv(tmp / "dup.csv", [*ok, ok[0]]), {}, "already listed")
+    # Issue 23 defect 11: one file under two spellings (and two labels) in one list.
+    (tmp / "audio").mkdir()
+    os.symlink(clip, tmp / "audio" / "x.ogg")
+    twice = [*ok, {"file": "audio/x.ogg", "label": "x"}, {"file": "audio/./x.ogg", "label": "y"}]
+    cases["one file, two spellings"] = (
+        write_csv(tmp / "twice.csv", twice),
+        {},
+        "line 5: audio/x.ogg is already listed on line 4",
+    )
+    # Defect 12: absolute and escaping paths are errors (the README's Errors section).
+    for name, file in (("absolute path", str(tmp / "a.ogg")), ("escaping path", "../a.ogg")):
+        (tmp / name).mkdir()
+        for link in ("a.ogg", "b.ogg"):
+            os.symlink(tmp / link, tmp / name / link)
+        cases[name] = (
+            write_csv(tmp / name / "list.csv", [*ok, {"file": file, "label": "x"}]),
+            {},
+            "line 4: file",
+        )
+    cases["escaping then back"] = (
+        write_csv(tmp / "back.csv", [*ok, {"file": "audio/../audio/x.ogg", "label": "y"}]),
+        {},
+        "without '..'",
+    )
+    # Defect 3: a split without test (or train) rows; a class without a training clip.
+    tr, te = {**ok[0], "split": "train"}, {**ok[1], "split": "test"}
+    cases["split without test"] = (
+        write_csv(tmp / "notest.csv", [tr, {**ok[1], "split": "train"}]),
+        {},
+        "no 'test' row",
+    )
+    cases["split without train"] = (
+        write_csv(tmp / "notrain.csv", [{**ok[0], "split": "test"}, te]),
+        {},
+        "no 'train' row",
+    )
+    cases["class never trained"] = (
+        write_csv(tmp / "untrained.csv", [tr, te]),
+        {},
+        "class(es) ['y'] have no 'train' row",
+    )
     (tmp / "notes.json").write_text("{}")
     cases["not a list"] = (tmp / "notes.json", {}, "not a dataset list")
     cases["no such thing"] = (tmp / "nothing-here", {}, "neither a dataset name")
@@ -255,3 +296,40 @@ def test_official_names_unchanged(esc10_root: Path, esc10: ClipTable) -> None:
     assert ds.frontend.frontend == get_preset("esc10") and ds.folds.method == "given"
     with pytest.raises(DatasetError, match="needs its root"):
         open_dataset("esc10")
+
+
+def test_quoted_line_break_is_an_error_on_its_line(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 23 defect 16: a quoted label with a newline was read as another class name and
+    shifted the line numbers of later messages."""
+    os.symlink(esc10.path(0), tmp_path / "a.ogg")
+    os.symlink(esc10.path(100), tmp_path / "b.ogg")
+    text = 'file,label\na.ogg,"dog\nbark"\nb.ogg,rain\nc.ogg,rain\n'
+    (tmp_path / "nl.csv").write_text(text)
+    with pytest.raises(DatasetError, match=r"line 2: a quoted cell holds a line break"):
+        open_dataset(tmp_path / "nl.csv")
+    # Lines after a quoted line break keep their file line numbers (c.ogg is on line 5).
+
+    rows = 'file,label\na.ogg,dog\nb.ogg,rain\n"c\nd.ogg",rain\ngone.ogg,rain\n'
+    (tmp_path / "nl3.csv").write_text(rows)
+    with pytest.raises(DatasetError, match=r"line 4: a quoted cell"):
+        open_dataset(tmp_path / "nl3.csv")
+
+
+def test_unreadable_header_does_not_stop_the_inference(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 23 defect 8: --skip-bad could not skip an unreadable file of own data, since the
+    front-end inference read every header first and stopped on the bad one."""
+    pick = [i for i, c in enumerate(esc10.clips) if c.label < 2][:20]
+    root = link_class_folders(esc10, tmp_path / "two", pick)
+    bad = root / esc10.classes[0] / "png.flac"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    ds = open_dataset(root, use_name_folds=False, n_folds=2)
+    assert any("png.flac" in c.file for c in ds.table.clips)  # decoding decides (--skip-bad)
+    said = [r for r in ds.frontend.reasons if "unreadable header" in r]
+    assert len(said) == 1 and "png.flac" in said[0] and "--skip-bad" in said[0]
+    assert ds.frontend.frontend.sample_rate == 44100  # from the readable files
+    only = tmp_path / "bad-only"
+    for k in range(4):
+        (only / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        (only / f"c{k % 2}" / f"{k}.wav").write_bytes(bytes(100))
+    with pytest.raises(DatasetError, match="cannot read the audio header"):
+        open_dataset(only, use_name_folds=False, n_folds=2)
