@@ -12,7 +12,7 @@ import soundfile as sf
 
 from soundtransfer.audio.presets import get_preset
 from soundtransfer.datasets import ClipTable, load_dataset, open_dataset
-from soundtransfer.datasets.own import infer_frontend
+from soundtransfer.datasets.own import OpenedDataset, ReadOptions, infer_frontend, read_folder
 from soundtransfer.errors import DatasetError
 from soundtransfer.features.store import build_features
 
@@ -333,3 +333,59 @@ def test_unreadable_header_does_not_stop_the_inference(esc10: ClipTable, tmp_pat
         (only / f"c{k % 2}" / f"{k}.wav").write_bytes(bytes(100))
     with pytest.raises(DatasetError, match="cannot read the audio header"):
         open_dataset(only, use_name_folds=False, n_folds=2)
+
+
+def _renamed_by_recording(esc10: ClipTable, root: Path) -> list[tuple[str, str]]:
+    """ESC-10 clips renamed as most own clips are (``<class>/<recording>/take<k>.ogg``, no
+    recording id in the file name); returns (relative path, official group) per clip."""
+    out = []
+    for i, c in enumerate(esc10.clips):
+        folder = root / esc10.classes[c.label] / c.group.removeprefix("src")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"take{len(list(folder.iterdir()))}.ogg"
+        os.symlink(esc10.path(i), folder / name)
+        out.append((f"{esc10.classes[c.label]}/{c.group.removeprefix('src')}/{name}", c.group))
+    return out
+
+
+def test_folder_groups_from_a_tree_level_or_groups_csv(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 24 point 1: renamed takes of one recording were each their own group, so takes of
+    one recording landed in two folds while the report said "no group in two folds"."""
+    root = tmp_path / "tree"
+    truth = dict(_renamed_by_recording(esc10, root))
+    plain = open_dataset(root, n_folds=5)
+    (note,) = [n for n in plain.table.notes if "their own group" in n]
+    assert note.startswith("400 of 400 file(s)") and "groups.csv" in note and "inflate" in note
+    # Recordings with several takes in two folds: the leak the note warns about.
+    official = {c.file: truth[c.file] for c in plain.table.clips}
+    folds_of: dict[str, set[int]] = {}
+    for c in plain.table.clips:
+        folds_of.setdefault(official[c.file], set()).add(c.fold)
+    assert any(len(f) > 1 for f in folds_of.values())
+
+    by_level = open_dataset_with(root, group_level=1)
+    assert by_level.folds.groups.startswith("groups = folder level 1 below the class (400 of 400")
+    assert not [n for n in by_level.table.notes if "their own group" in n]
+    assert _recordings_in_one_fold(by_level.table, official)
+
+    rows = [{"file": f, "group": g} for f, g in truth.items()]
+    write_csv(root / "groups.csv", rows)
+    by_csv = open_dataset(root, n_folds=5)
+    assert by_csv.folds.groups.startswith("groups = groups.csv (400 of 400 files)")
+    assert not any("groups.csv" in n for n in by_csv.table.notes)  # not a skipped file
+    assert _recordings_in_one_fold(by_csv.table, official)
+    write_csv(root / "groups.csv", [*rows[:3], {"file": "dog/none.ogg", "group": "x"}])
+    with pytest.raises(DatasetError, match=r"groups.csv: line 5: 'dog/none.ogg' is no audio"):
+        open_dataset(root)
+
+
+def open_dataset_with(root: Path, **fields: object) -> OpenedDataset:
+    """A folder read with ReadOptions fields that open_dataset does not pass on yet."""
+    return read_folder(root, ReadOptions(**fields))  # type: ignore[arg-type]
+
+
+def _recordings_in_one_fold(table: ClipTable, recording: dict[str, str]) -> bool:
+    folds_of: dict[str, set[int]] = {}
+    for c in table.clips:
+        folds_of.setdefault(recording[c.file], set()).add(c.fold)
+    return all(len(f) == 1 for f in folds_of.values())
