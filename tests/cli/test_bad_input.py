@@ -210,7 +210,36 @@ def own_recording_in_two_folds(tmp: Path, esc10_root: Path) -> Bad:
     dog = sorted((data / "dog").glob("2-*"))[0]
     leaked = data / "dog" / "2-100032-B.ogg"  # the recording of 1-100032-A.ogg, in fold 2
     dog.rename(leaked)
-    return Bad(_own_features(data, tmp), r"'src100032' is in folds \[1, 2\].*2-100032-B\.ogg")
+    return Bad(_own_features(data, tmp), r"'src100032' is in fold 1, fold 2.*2-100032-B\.ogg")
+
+
+def _own_list(tmp: Path, esc10_root: Path, cells: list[str]) -> Path:
+    """``tmp/in/esc/list.csv`` over 4 real clips (dog, rain alternately), one extra cell per
+    row (e.g. ``split`` values) after ``file,label``."""
+    root, lines = _esc_copy(tmp, esc10_root, n=4)
+    names = [r.split(",")[0] for r in lines[1:]]
+    listing = root / "list.csv"
+    head = "file,label" + (",split" if cells else "")
+    rows = [
+        f"audio/{n},{'dog' if k % 2 else 'rain'}" + (f",{cells[k]}" if cells else "")
+        for k, n in enumerate(names)
+    ]
+    listing.write_text("\n".join([head, *rows]) + "\n")
+    return listing
+
+
+def own_csv_escaping_path(tmp: Path, esc10_root: Path) -> Bad:
+    """Issue 23 defect 12: ``../`` paths were read although the README calls them errors."""
+    listing = _own_list(tmp, esc10_root, [])
+    text = listing.read_text().replace("audio/", "../esc/audio/", 1)
+    listing.write_text(text)
+    return Bad(_own_features(listing, tmp), rf"{listing}: line 2: file '\.\./esc/audio/")
+
+
+def own_split_without_test(tmp: Path, esc10_root: Path) -> Bad:
+    """Issue 23 defect 3: a split CSV without test rows reported 0.00 % and exit 0."""
+    listing = _own_list(tmp, esc10_root, ["train", "train", "valid", "valid"])
+    return Bad(_own_features(listing, tmp), rf"{listing}: the split column has no 'test' row")
 
 
 def figures_missing_runs(tmp: Path, esc10_root: Path) -> Bad:
@@ -247,6 +276,8 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "own: empty folder": own_empty_folder,
     "own: csv without label column": own_csv_without_label,
     "own: recording in two folds": own_recording_in_two_folds,
+    "own: csv path with ..": own_csv_escaping_path,
+    "own: split without test rows": own_split_without_test,
     "figures: missing runs directory": figures_missing_runs,
     "figures: no runs": figures_no_runs,
 }

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from soundtransfer.datasets import ClipTable, leakage_report, load_dataset, open_dataset
+from soundtransfer.datasets import Clip, ClipTable, leakage_report, load_dataset, open_dataset
 from soundtransfer.datasets.leakage import NEAR_THRESHOLD, class_balance, fingerprint, signature
 from soundtransfer.errors import DatasetError
 
@@ -60,7 +60,8 @@ def test_planted_near_duplicate_is_listed(esc10: ClipTable, tmp_path: Path) -> N
     picked = [i for i, c in enumerate(esc10.clips) if c.fold in (1, 2)][::8]  # 20 clips
     for i in picked:
         c = esc10.clips[i]
-        rows.append({"file": str(esc10.path(i)), "label": esc10.classes[c.label], "fold": c.fold})
+        os.symlink(esc10.path(i), tmp_path / Path(c.file).name)  # CSV paths are relative
+        rows.append({"file": Path(c.file).name, "label": esc10.classes[c.label], "fold": c.fold})
     src = esc10.path(picked[0])
     x, sr = sf.read(src, dtype="float32")
     noise = np.random.default_rng(0).normal(0, 0.01 * np.abs(x).max(), x.shape)
@@ -113,3 +114,53 @@ def test_official_pairs_by_label(esc10: ClipTable) -> None:
     t = ClipTable("t", esc10.root, esc10.classes, tuple(clips))
     assert leakage_report(t, audio=False, by_label=True).ok
     assert not leakage_report(t, audio=False).ok
+
+
+def _table_of(
+    waves: list[np.ndarray], folds: list[int], root: Path, fixed: bool = False
+) -> ClipTable:
+    """A table of synthetic 8 kHz clips written as WAV files, two classes."""
+    clips = []
+    for k, (x, fold) in enumerate(zip(waves, folds, strict=True)):
+        sf.write(root / f"c{k:02d}.wav", x, 8000, subtype="FLOAT")
+        clips.append(Clip(f"c{k:02d}.wav", k % 2, fold, f"g{k}"))
+    return ClipTable("t", root, ("a", "b"), tuple(clips), "fixed" if fixed else "kfold")
+
+
+def test_clicks_and_silences_are_not_duplicates(tmp_path: Path) -> None:
+    """Issue 23 defect 9: distinct 60 ms bursts over a -80 dB floor scored cosine 0.97-0.99,
+    and two digital silences were "the same audio"."""
+    rng = np.random.default_rng(5)
+    waves = []
+    for k in range(12):
+        x = rng.normal(0, 1e-4, 5 * 8000).astype(np.float32)  # -80 dB floor
+        s, m = 8000 + 400 * (k % 3), 480  # 60 ms from 1.0, 1.05 or 1.1 s
+        burst = rng.normal(0, 0.3 if k < 6 else 0.5, m)
+        x[s : s + m] += burst * (1.0 if k < 6 else np.exp(-np.arange(m) / 64.0))  # noise, click
+        waves.append(x)
+    waves += [np.zeros(5 * 8000, np.float32)] * 2
+    table = _table_of(waves, [1 + k % 2 for k in range(len(waves))], tmp_path)
+    report = leakage_report(table, workers=1)
+    assert report.duplicates == ()
+    assert report.silent == ("c12.wav", "c13.wav")
+    assert "2 clip(s) are digital silence" in "\n".join(report.lines())
+    # A real copy of a click-like clip is still exact (same samples, another fold).
+    (tmp_path / "copy").mkdir()
+    again = _table_of([waves[7], waves[7]], [1, 2], tmp_path / "copy")
+    (dup,) = leakage_report(again, workers=1).duplicates
+    assert dup.exact
+
+
+def test_fixed_split_is_named_as_splits(esc10: ClipTable) -> None:
+    """Issue 24 point 6: a train/valid/test split was reported as fold1 / fold3."""
+    from dataclasses import replace
+
+    clips = [replace(c, fold=1 + k % 3) for k, c in enumerate(esc10.clips[:30])]
+    clips[3] = replace(clips[3], group=clips[0].group, fold=3)
+    t = ClipTable("t", esc10.root, esc10.classes, tuple(clips), "fixed")
+    report = leakage_report(t, audio=False)
+    assert class_balance(t).splitlines()[0].split() == ["class", "train", "valid", "test", "total"]
+    text = "\n".join(report.lines())
+    assert "group(s) in more than one split" in text and "fold" not in text
+    with pytest.raises(DatasetError, match=r"is in train, test \(.*move its clips into one"):
+        report.raise_for_leaks()

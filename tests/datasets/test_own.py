@@ -12,7 +12,7 @@ import soundfile as sf
 
 from soundtransfer.audio.presets import get_preset
 from soundtransfer.datasets import ClipTable, load_dataset, open_dataset
-from soundtransfer.datasets.own import infer_frontend
+from soundtransfer.datasets.own import OpenedDataset, ReadOptions, infer_frontend, read_folder
 from soundtransfer.errors import DatasetError
 from soundtransfer.features.store import build_features
 
@@ -236,7 +236,48 @@ def _bad_cases(esc10: ClipTable, tmp: Path) -> dict[str, tuple[Path, dict[str, o
         {},
         "split 'eval'",
     )
-    cases["listed twice"] = (write_csv(tmp / "dup.csv", [*ok, ok[0]]), {}, "more than once")
+    cases["listed twice"] = (write_csv(tmp / "dup.csv", [*ok, ok[0]]), {}, "already listed")
+    # Issue 23 defect 11: one file under two spellings (and two labels) in one list.
+    (tmp / "audio").mkdir()
+    os.symlink(clip, tmp / "audio" / "x.ogg")
+    twice = [*ok, {"file": "audio/x.ogg", "label": "x"}, {"file": "audio/./x.ogg", "label": "y"}]
+    cases["one file, two spellings"] = (
+        write_csv(tmp / "twice.csv", twice),
+        {},
+        "line 5: audio/x.ogg is already listed on line 4",
+    )
+    # Defect 12: absolute and escaping paths are errors (the README's Errors section).
+    for name, file in (("absolute path", str(tmp / "a.ogg")), ("escaping path", "../a.ogg")):
+        (tmp / name).mkdir()
+        for link in ("a.ogg", "b.ogg"):
+            os.symlink(tmp / link, tmp / name / link)
+        cases[name] = (
+            write_csv(tmp / name / "list.csv", [*ok, {"file": file, "label": "x"}]),
+            {},
+            "line 4: file",
+        )
+    cases["escaping then back"] = (
+        write_csv(tmp / "back.csv", [*ok, {"file": "audio/../audio/x.ogg", "label": "y"}]),
+        {},
+        "without '..'",
+    )
+    # Defect 3: a split without test (or train) rows; a class without a training clip.
+    tr, te = {**ok[0], "split": "train"}, {**ok[1], "split": "test"}
+    cases["split without test"] = (
+        write_csv(tmp / "notest.csv", [tr, {**ok[1], "split": "train"}]),
+        {},
+        "no 'test' row",
+    )
+    cases["split without train"] = (
+        write_csv(tmp / "notrain.csv", [{**ok[0], "split": "test"}, te]),
+        {},
+        "no 'train' row",
+    )
+    cases["class never trained"] = (
+        write_csv(tmp / "untrained.csv", [tr, te]),
+        {},
+        "class(es) ['y'] have no 'train' row",
+    )
     (tmp / "notes.json").write_text("{}")
     cases["not a list"] = (tmp / "notes.json", {}, "not a dataset list")
     cases["no such thing"] = (tmp / "nothing-here", {}, "neither a dataset name")
@@ -257,3 +298,96 @@ def test_official_names_unchanged(esc10_root: Path, esc10: ClipTable) -> None:
     assert ds.frontend.frontend == get_preset("esc10") and ds.folds.method == "given"
     with pytest.raises(DatasetError, match="needs its root"):
         open_dataset("esc10")
+
+
+def test_quoted_line_break_is_an_error_on_its_line(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 23 defect 16: a quoted label with a newline was read as another class name and
+    shifted the line numbers of later messages."""
+    os.symlink(esc10.path(0), tmp_path / "a.ogg")
+    os.symlink(esc10.path(100), tmp_path / "b.ogg")
+    text = 'file,label\na.ogg,"dog\nbark"\nb.ogg,rain\nc.ogg,rain\n'
+    (tmp_path / "nl.csv").write_text(text)
+    with pytest.raises(DatasetError, match=r"line 2: a quoted cell holds a line break"):
+        open_dataset(tmp_path / "nl.csv")
+    # Lines after a quoted line break keep their file line numbers (c.ogg is on line 5).
+
+    rows = 'file,label\na.ogg,dog\nb.ogg,rain\n"c\nd.ogg",rain\ngone.ogg,rain\n'
+    (tmp_path / "nl3.csv").write_text(rows)
+    with pytest.raises(DatasetError, match=r"line 4: a quoted cell"):
+        open_dataset(tmp_path / "nl3.csv")
+
+
+def test_unreadable_header_does_not_stop_the_inference(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 23 defect 8: --skip-bad could not skip an unreadable file of own data, since the
+    front-end inference read every header first and stopped on the bad one."""
+    pick = [i for i, c in enumerate(esc10.clips) if c.label < 2][:20]
+    root = link_class_folders(esc10, tmp_path / "two", pick)
+    bad = root / esc10.classes[0] / "png.flac"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    ds = open_dataset(root, use_name_folds=False, n_folds=2)
+    assert any("png.flac" in c.file for c in ds.table.clips)  # decoding decides (--skip-bad)
+    said = [r for r in ds.frontend.reasons if "unreadable header" in r]
+    assert len(said) == 1 and "png.flac" in said[0] and "--skip-bad" in said[0]
+    assert ds.frontend.frontend.sample_rate == 44100  # from the readable files
+    only = tmp_path / "bad-only"
+    for k in range(4):
+        (only / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        (only / f"c{k % 2}" / f"{k}.wav").write_bytes(bytes(100))
+    with pytest.raises(DatasetError, match="cannot read the audio header"):
+        open_dataset(only, use_name_folds=False, n_folds=2)
+
+
+def _renamed_by_recording(esc10: ClipTable, root: Path) -> list[tuple[str, str]]:
+    """ESC-10 clips renamed as most own clips are (``<class>/<recording>/take<k>.ogg``, no
+    recording id in the file name); returns (relative path, official group) per clip."""
+    out = []
+    for i, c in enumerate(esc10.clips):
+        folder = root / esc10.classes[c.label] / c.group.removeprefix("src")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"take{len(list(folder.iterdir()))}.ogg"
+        os.symlink(esc10.path(i), folder / name)
+        out.append((f"{esc10.classes[c.label]}/{c.group.removeprefix('src')}/{name}", c.group))
+    return out
+
+
+def test_folder_groups_from_a_tree_level_or_groups_csv(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 24 point 1: renamed takes of one recording were each their own group, so takes of
+    one recording landed in two folds while the report said "no group in two folds"."""
+    root = tmp_path / "tree"
+    truth = dict(_renamed_by_recording(esc10, root))
+    plain = open_dataset(root, n_folds=5)
+    (note,) = [n for n in plain.table.notes if "their own group" in n]
+    assert note.startswith("400 of 400 file(s)") and "groups.csv" in note and "inflate" in note
+    # Recordings with several takes in two folds: the leak the note warns about.
+    official = {c.file: truth[c.file] for c in plain.table.clips}
+    folds_of: dict[str, set[int]] = {}
+    for c in plain.table.clips:
+        folds_of.setdefault(official[c.file], set()).add(c.fold)
+    assert any(len(f) > 1 for f in folds_of.values())
+
+    by_level = open_dataset_with(root, group_level=1)
+    assert by_level.folds.groups.startswith("groups = folder level 1 below the class (400 of 400")
+    assert not [n for n in by_level.table.notes if "their own group" in n]
+    assert _recordings_in_one_fold(by_level.table, official)
+
+    rows = [{"file": f, "group": g} for f, g in truth.items()]
+    write_csv(root / "groups.csv", rows)
+    by_csv = open_dataset(root, n_folds=5)
+    assert by_csv.folds.groups.startswith("groups = groups.csv (400 of 400 files)")
+    assert not any("groups.csv" in n for n in by_csv.table.notes)  # not a skipped file
+    assert _recordings_in_one_fold(by_csv.table, official)
+    write_csv(root / "groups.csv", [*rows[:3], {"file": "dog/none.ogg", "group": "x"}])
+    with pytest.raises(DatasetError, match=r"groups.csv: line 5: 'dog/none.ogg' is no audio"):
+        open_dataset(root)
+
+
+def open_dataset_with(root: Path, **fields: object) -> OpenedDataset:
+    """A folder read with ReadOptions fields that open_dataset does not pass on yet."""
+    return read_folder(root, ReadOptions(**fields))  # type: ignore[arg-type]
+
+
+def _recordings_in_one_fold(table: ClipTable, recording: dict[str, str]) -> bool:
+    folds_of: dict[str, set[int]] = {}
+    for c in table.clips:
+        folds_of.setdefault(recording[c.file], set()).add(c.fold)
+    return all(len(f) == 1 for f in folds_of.values())

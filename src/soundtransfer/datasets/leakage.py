@@ -34,7 +34,18 @@ FP_HOP = 256  # 32 ms hop
 FP_BANDS = 32  # equal-width bands of 125 Hz
 FP_FRAMES = 160  # the first 5.1 s; shorter clips have fewer frames (zeros contribute nothing)
 NEAR_THRESHOLD = 0.9
+FINGERPRINT_VERSION = 2  # in the cache key of saved reports: 2 = silence and clicks (issue 23)
 SILENCE_RATIO = 1e-3  # frames 30 dB below the loudest count as silence (or noise floor)
+SILENCE_LEVEL = 2.0**-15  # no sample above one step of 16-bit audio: digital silence
+# Near duplicates need 5 frames (about 0.2 s) with sound: two distinct 60 ms clicks over a quiet
+# floor have one shape (an onset and a decay) and scored 0.97-0.99 (issue 23, defect 9).
+MIN_ACTIVE_FRAMES = 5
+PART_NAMES = {1: "train", 2: "valid", 3: "test"}  # the folds of a fixed split
+
+
+def part_name(k: int, fixed: bool, sep: str = " ") -> str:
+    """``fold 3`` (``sep`` between), or for a fixed split ``train`` / ``valid`` / ``test``."""
+    return PART_NAMES.get(k, f"part{sep}{k}") if fixed else f"fold{sep}{k}"
 
 
 @dataclass(frozen=True)
@@ -61,10 +72,13 @@ class DuplicatePair:
 @dataclass(frozen=True)
 class Fingerprint:
     """One clip's fingerprint: sha256 of its samples at 8 kHz and a unit-norm signature
-    (all zeros for silent or constant audio, which only the hash can match)."""
+    (all zeros for constant audio or under :data:`MIN_ACTIVE_FRAMES` of sound, which only the
+    hash can match). ``silent``: digital silence, which matches nothing (two silences are
+    not copies of each other: the report counts them instead)."""
 
     digest: str
     signature: np.ndarray  # (FP_BANDS * FP_FRAMES,) float32
+    silent: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,9 @@ class LeakageReport:
         balance: the class-per-fold table (text).
         fingerprinted: clips whose audio was fingerprinted (0 when skipped).
         threshold: cosine similarity from which two signatures are near duplicates.
+        fixed: the folds are a fixed split (named train / valid / test).
+        silent: files that are digital silence (matched with nothing).
+        alone: clips that are their own group (no group given, none in the name).
     """
 
     dataset: str
@@ -86,6 +103,13 @@ class LeakageReport:
     balance: str
     fingerprinted: int
     threshold: float
+    fixed: bool = False
+    silent: tuple[str, ...] = ()
+    alone: int = 0
+
+    def part(self, k: int) -> str:
+        """A fold's name (``fold3``, or ``test`` in a fixed split)."""
+        return part_name(k, self.fixed)
 
     @property
     def ok(self) -> bool:
@@ -95,28 +119,41 @@ class LeakageReport:
     def lines(self) -> list[str]:
         """The report as text lines."""
         out = [f"leakage report for {self.dataset}:"]
+        where = "split" if self.fixed else "fold"
         if self.group_leaks:
-            out.append(f"  ERROR: {len(self.group_leaks)} group(s) in more than one fold:")
+            out.append(f"  ERROR: {len(self.group_leaks)} group(s) in more than one {where}:")
             for g in self.group_leaks:
-                where = ", ".join(f"fold {k}: {f}" for k, f in zip(g.folds, g.files, strict=True))
-                out.append(f"    {g.group}: {where}")
+                at = ", ".join(
+                    f"{self.part(k)}: {f}" for k, f in zip(g.folds, g.files, strict=True)
+                )
+                out.append(f"    {g.group}: {at}")
         else:
-            out.append("  groups: no group in two folds")
+            out.append(f"  groups: no group in two {where}s")
+        if self.alone:
+            out.append(
+                f"  WARNING: {self.alone} clip(s) are their own group: clips cut from one "
+                "recording would sit in two folds unseen and inflate the accuracy (see the note "
+                "above on how to give groups)"
+            )
         if self.fingerprinted:
             exact = sum(d.exact for d in self.duplicates)
             out.append(
                 f"  audio: {self.fingerprinted} clips fingerprinted; {exact} exact and "
-                f"{len(self.duplicates) - exact} near duplicate pair(s) across folds "
+                f"{len(self.duplicates) - exact} near duplicate pair(s) across {where}s "
                 f"(cosine >= {self.threshold})"
             )
             for d in self.duplicates:
                 kind = "exact" if d.exact else f"near {d.similarity:.3f}"
                 out.append(
-                    f"    {kind}: {d.file_a} (fold {d.fold_a}) ~ {d.file_b} (fold {d.fold_b})"
+                    f"    {kind}: {d.file_a} ({self.part(d.fold_a)}) ~ {d.file_b} "
+                    f"({self.part(d.fold_b)})"
                 )
+            if self.silent:
+                shown = ", ".join(self.silent[:5]) + (", ..." if len(self.silent) > 5 else "")
+                out.append(f"  {len(self.silent)} clip(s) are digital silence: {shown}")
         else:
             out.append("  audio: not fingerprinted")
-        out.append("  class balance (clips per fold):")
+        out.append(f"  class balance (clips per {where}):")
         out += ["    " + row for row in self.balance.splitlines()]
         return out
 
@@ -133,8 +170,10 @@ class LeakageReport:
             f" (and {len(self.group_leaks) - 1} more group(s))" if len(self.group_leaks) > 1 else ""
         )
         raise DatasetError(
-            f"{self.dataset}: recording/group {g.group!r} is in folds {list(g.folds)} "
-            f"({', '.join(g.files)}){more}: train and test would share it"
+            f"{self.dataset}: recording/group {g.group!r} is in "
+            f"{', '.join(self.part(k) for k in g.folds)} ({', '.join(g.files)}){more}: train "
+            "and test would share it; move its clips into one fold (or give each its own group "
+            "if they are really distinct recordings)"
         )
 
     def raise_for_duplicates(self) -> None:
@@ -149,7 +188,8 @@ class LeakageReport:
         kind = "the same audio" if d.exact else f"near-duplicate audio (cosine {d.similarity:.3f})"
         more = f" (and {len(self.duplicates) - 1} more pair(s))" if len(self.duplicates) > 1 else ""
         raise DatasetError(
-            f"{self.dataset}: {kind} in fold {d.fold_a} and fold {d.fold_b}: {d.file_a} ~ "
+            f"{self.dataset}: {kind} in {self.part(d.fold_a)} and {self.part(d.fold_b)}: "
+            f"{d.file_a} ~ "
             f"{d.file_b}{more}: it would inflate the accuracy; remove one copy or pass "
             "--allow-duplicates"
         )
@@ -202,7 +242,7 @@ def signature(wave: np.ndarray) -> np.ndarray:
     bands = power.reshape(n_frames, FP_BANDS, -1).sum(2).T  # (FP_BANDS, T)
     total = bands.sum(0)  # (T,)
     active = total > float(total.max()) * SILENCE_RATIO
-    if not active.any():
+    if int(active.sum()) < MIN_ACTIVE_FRAMES:
         return np.zeros(out.size, dtype=np.float32)
     log_e = np.log(np.maximum(bands, float(bands.max()) * SILENCE_RATIO))
     log_e -= log_e[:, active].mean(axis=1, keepdims=True)
@@ -217,7 +257,10 @@ def signature(wave: np.ndarray) -> np.ndarray:
 def fingerprint(wave: np.ndarray) -> Fingerprint:
     """The fingerprint of a mono float32 signal at :data:`FP_RATE_HZ`."""
     samples = np.ascontiguousarray(wave, dtype=np.float32)
-    return Fingerprint(hashlib.sha256(samples.tobytes()).hexdigest(), signature(samples))
+    digest = hashlib.sha256(samples.tobytes()).hexdigest()
+    if not len(samples) or float(np.abs(samples).max()) < SILENCE_LEVEL:
+        return Fingerprint(digest, np.zeros(FP_BANDS * FP_FRAMES, np.float32), True)
+    return Fingerprint(digest, signature(samples))
 
 
 def fingerprint_table(table: ClipTable, workers: int = 2) -> list[Fingerprint]:
@@ -258,7 +301,8 @@ def find_duplicates(
 
     by_digest: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(prints):
-        by_digest[p.digest].append(i)
+        if not p.silent:
+            by_digest[p.digest].append(i)
     for members in by_digest.values():
         for x, i in enumerate(members):
             for j in members[x + 1 :]:
@@ -281,7 +325,7 @@ def class_balance(table: ClipTable) -> str:
     col = {k: j for j, k in enumerate(folds)}
     for c in table.clips:
         counts[c.label, col[c.fold]] += 1
-    head = ["class", *(f"fold{k}" for k in folds), "total"]
+    head = ["class", *(part_name(k, table.protocol == "fixed", "") for k in folds), "total"]
     rows = [head]
     for name, row in zip(table.classes, counts, strict=True):
         rows.append([name, *(str(int(v)) for v in row), str(int(row.sum()))])
@@ -325,8 +369,14 @@ def leakage_report(
     leaks = tuple(group_leaks(table, by_label))
     dups: tuple[DuplicatePair, ...] = ()
     n = 0
+    fps: list[Fingerprint] = []
     if audio:
         fps = list(prints) if prints is not None else fingerprint_table(table, workers)
         dups = tuple(find_duplicates(table, fps, threshold))
         n = len(fps)
-    return LeakageReport(table.name, leaks, dups, class_balance(table), n, threshold)
+    silent = tuple(table.clips[i].file for i, p in enumerate(fps) if p.silent) if audio else ()
+    alone = sum(1 for c in table.clips if c.group.startswith("file:"))
+    fixed = table.protocol == "fixed"
+    return LeakageReport(
+        table.name, leaks, dups, class_balance(table), n, threshold, fixed, silent, alone
+    )

@@ -26,11 +26,12 @@ inferred from the file headers by :func:`infer_frontend`, with the reason for ea
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,10 @@ class ReadOptions:
             one.
         preset, sample_rate, clip_seconds, crop: the front end (see :func:`infer_frontend`);
             None: inferred from the files.
+        group_level: folder layout: the group of ``ROOT/<class>/<a>/<b>/<file>`` is the
+            folder at this depth below the class folder (1: ``<a>``, 2: ``<a>/<b>``); files
+            less deep are their own group. None: ``ROOT/groups.csv`` if present, else the
+            recording id in the names, else each file alone.
     """
 
     n_folds: int = 5
@@ -79,6 +84,7 @@ class ReadOptions:
     sample_rate: int | None = None
     clip_seconds: float | None = None
     crop: str | None = None
+    group_level: int | None = None
 
     def frontend(self, paths: Sequence[Path]) -> FrontEndChoice:
         """:func:`infer_frontend` of ``paths`` with these settings."""
@@ -214,6 +220,32 @@ def audio_info(path: Path) -> tuple[int, float]:
     return int(info.samplerate), float(info.frames) / float(info.samplerate)
 
 
+def readable_infos(paths: Sequence[Path]) -> tuple[list[tuple[int, float]], list[str]]:
+    """(rate, duration) of every file whose header reads, and a line about the others.
+
+    A bad file does not stop the inference (``--skip-bad`` must be able to leave it out): it
+    is said here, and decoding it stops the run later unless ``--skip-bad`` leaves it out.
+
+    Raises:
+        DatasetError: no header readable at all (naming the first file).
+    """
+    infos: list[tuple[int, float]] = []
+    bad: list[DatasetError] = []
+    for p in paths:
+        try:
+            infos.append(audio_info(p))
+        except DatasetError as exc:
+            bad.append(exc)
+    if not infos:
+        raise bad[0] if bad else DatasetError("no audio files to infer the front end from")
+    if not bad:
+        return infos, []
+    return infos, [
+        f"{len(bad)} file(s) with an unreadable header left out of this inference ({bad[0]}); "
+        "decoding them stops the run unless --skip-bad leaves them out"
+    ]
+
+
 def infer_frontend(
     paths: Sequence[Path],
     *,
@@ -260,7 +292,8 @@ def infer_frontend(
             )
             return FrontEndChoice(fe, tuple(reasons))
         if sample_rate is None or clip_seconds is None:
-            infos = [audio_info(p) for p in paths]
+            infos, why_not = readable_infos(paths)
+            reasons += why_not
         if sample_rate is None:
             sample_rate, why = _rate_choice([r for r, _ in infos])
             reasons.append(why)
@@ -445,21 +478,86 @@ def read_folder(
     found, skipped = scan_folder(root)
     files = [f for f, _ in found]
     classes, labels = _classes_and_labels([c for _, c in found], root)
-    folds, groups = assign_folds(
-        files,
-        labels,
-        classes,
-        None,
-        options,
-        source=root,
-    )
+    given, how = folder_groups(root, files, (options or ReadOptions()).group_level)
+    skipped = [s for s in skipped if s != GROUPS_FILE]
+    folds, groups = assign_folds(files, labels, classes, given, options, source=root)
+    if how:
+        folds = replace(folds, groups=how + folds.groups.removeprefix("groups = the group column"))
     clips = tuple(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
     protocol = "fixed" if folds.method == "split" else "kfold"
-    table = ClipTable(table_name(root), root, classes, clips, protocol, _skipped_note(skipped))
+    notes = _skipped_note(skipped) + _singleton_note(groups, "folder")
+    table = ClipTable(table_name(root), root, classes, clips, protocol, notes)
     fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, root, "folder")
+
+
+GROUPS_FILE = "groups.csv"  # ROOT/groups.csv: columns file (relative to ROOT), group
+
+
+def folder_groups(
+    root: Path, files: Sequence[str], level: int | None
+) -> tuple[list[str] | None, str]:
+    """Groups of a folder layout: a level of the tree, or ``ROOT/groups.csv``.
+
+    Args:
+        root: the folder of class folders.
+        files: ``<class>/.../<file>`` paths relative to it.
+        level: the tree level (see :attr:`ReadOptions.group_level`), or None.
+
+    Returns:
+        The group per file ("" where none is given: the name decides) and where they came
+        from, or (None, "") when neither a level nor ``groups.csv`` is given.
+
+    Raises:
+        DatasetError: a level below 1, or a ``groups.csv`` without ``file``/``group`` columns,
+            naming a file not in the tree, or listing one twice (file and line).
+    """
+    if level is not None:
+        if level < 1:
+            raise DatasetError(f"{root}: group level must be at least 1, got {level}")
+        parts = [PurePosixPath(f).parts for f in files]
+        groups = ["/".join(p[: level + 1]) if len(p) > level + 1 else "" for p in parts]
+        n = sum(1 for g in groups if g)
+        return groups, f"groups = folder level {level} below the class ({n} of {len(files)} files)"
+    table = root / GROUPS_FILE
+    if not table.is_file():
+        return None, ""
+    header, rows = read_rows(table)
+    if "file" not in header or "group" not in header:
+        raise DatasetError(f"{table}: needs columns 'file' and 'group' (found {header})")
+    index = {f: i for i, f in enumerate(files)}
+    groups = [""] * len(files)
+    for r in rows:
+        where = f"{table}: line {r['_line']}"
+        rel = PurePosixPath(r.get("file", "").replace("\\", "/")).as_posix()
+        if rel not in index:
+            raise DatasetError(f"{where}: {r.get('file', '')!r} is no audio file of {root}")
+        if groups[index[rel]]:
+            raise DatasetError(f"{where}: {rel} is listed twice")
+        groups[index[rel]] = r.get("group", "") or ""
+    n = sum(1 for g in groups if g)
+    return groups, f"groups = {GROUPS_FILE} ({n} of {len(files)} files)"
+
+
+def _singleton_note(groups: Sequence[str], layout: str) -> tuple[str, ...]:
+    """A note when files are their own group: takes of one recording could then sit in two
+    folds unseen, which inflates the accuracy."""
+    alone = sum(1 for g in groups if g.startswith("file:"))
+    if not alone:
+        return ()
+    how = (
+        f"ROOT/{GROUPS_FILE} (columns file, group; file relative to ROOT) or a group level "
+        "of the tree (ROOT/<class>/<group>/...: ReadOptions.group_level)"
+        if layout == "folder"
+        else "a 'group' column"
+    )
+    return (
+        f"{alone} of {len(groups)} file(s) are their own group (no group given, no recording "
+        "id in the name): if some were cut from one recording, they can land in two folds and "
+        f"inflate the accuracy; give groups with {how}",
+    )
 
 
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -477,18 +575,28 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     first = text.splitlines()[0] if text.strip() else ""
     delimiter = "\t" if path.suffix.lower() == ".tsv" or "\t" in first else ","
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    # The reader gets the text with its line ends, so a quoted cell spanning lines is one cell
+    # and reader.line_num says on which line each row ends.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise DatasetError(f"{path}: empty file") from None
     rows = []
-    for line, cells in enumerate(reader, start=2):
+    start = reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1
         if not any(c.strip() for c in cells):
             continue
         if len(cells) > len(header):
             raise DatasetError(
                 f"{path}: line {line}: {len(cells)} cells for {len(header)} columns {header}"
+            )
+        broken = [c for c in cells if "\n" in c or "\r" in c]
+        if broken:
+            raise DatasetError(
+                f"{path}: line {line}: a quoted cell holds a line break ({broken[0]!r}); "
+                "names must be on one line"
             )
         rows.append(
             {"_line": str(line), **dict(zip(header, (c.strip() for c in cells), strict=False))}
@@ -505,14 +613,15 @@ def read_table_file(
     """Read a CSV / TSV with ``file, label`` and optional ``fold``, ``group``, ``split``.
 
     Args:
-        path: the CSV / TSV; ``file`` paths are relative to its folder (absolute ones are
-            kept).
+        path: the CSV / TSV; ``file`` paths are relative to its folder (an absolute path or
+            one with a ``..`` part is an error: nothing outside the CSV's folder is read).
         options: folds when neither ``fold`` nor ``split`` is given, and the front end
             (:class:`ReadOptions`).
 
     Raises:
         DatasetError: naming the file and line: missing ``file``/``label`` column, an empty
-            file or label cell, a missing audio file, a file listed twice, a non-integer or
+            file or label cell, an absolute or escaping path, a missing audio file, a file listed
+            twice (under any spelling of its path), a cell with a line break, a non-integer or
             missing fold, an unknown split name, both ``fold`` and ``split``, one class only,
             too few clips or groups for the folds.
     """
@@ -532,13 +641,9 @@ def read_table_file(
             raise DatasetError(f"{path}: line {line}: empty file cell")
         if not label:
             raise DatasetError(f"{path}: line {line}: empty label for {file}")
-        if not (root / file).is_file():
-            raise DatasetError(f"{path}: line {line}: audio file {root / file} not found")
-        files.append(Path(file).as_posix())
+        files.append(_relative_file(file, root, f"{path}: line {line}"))
         names.append(label)
-    dup = sorted(f for f, n in Counter(files).items() if n > 1)
-    if dup:
-        raise DatasetError(f"{path}: {len(dup)} file(s) listed more than once: {dup[:5]}")
+    _refuse_listed_twice(files, rows, path)
     classes, labels = _classes_and_labels(names, path)
     given_groups = [r.get("group", "") for r in rows] if "group" in header else None
 
@@ -549,7 +654,12 @@ def read_table_file(
         folds = FoldAssignment(tuple(fold_list), "given", len(set(fold_list)), None, how)
         protocol = "fixed" if column == "split" else "kfold"
         if column == "fold" and len(set(fold_list)) < 2:
-            raise DatasetError(f"{path}: only fold {fold_list[0]}: k-fold needs at least 2 folds")
+            raise DatasetError(
+                f"{path}: only fold {fold_list[0]}: k-fold needs at least 2 folds; drop the "
+                "'fold' column to have folds made (--n-folds), or use a 'split' column"
+            )
+        if column == "split":
+            _check_split(fold_list, labels, classes, path)
     else:
         folds, groups = assign_folds(
             files,
@@ -563,9 +673,70 @@ def read_table_file(
     clips = tuple(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
-    table = ClipTable(table_name(path), root, classes, clips, protocol)
+    notes = _singleton_note(groups, "csv")
+    table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
     fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, path, "csv")
+
+
+def _relative_file(file: str, root: Path, where: str) -> str:
+    """A CSV's ``file`` cell as a normalised relative POSIX path, checked to exist.
+
+    Raises:
+        DatasetError: an absolute path, a ``..`` part (it would read outside the CSV's
+            folder), or no such file; ``where`` names the file and line.
+    """
+    pure = PurePosixPath(file.replace("\\", "/"))
+    if pure.is_absolute() or PureWindowsPath(file).drive or ".." in pure.parts:
+        raise DatasetError(
+            f"{where}: file {file!r} must be a path relative to the CSV's folder, without '..'"
+        )
+    rel = pure.as_posix()
+    if not (root / rel).is_file():
+        raise DatasetError(f"{where}: audio file {root / rel} not found")
+    return rel
+
+
+def _refuse_listed_twice(files: Sequence[str], rows: Sequence[dict[str, str]], path: Path) -> None:
+    """One audio file on two rows (spelt alike once normalised: ``a/./x.wav``, ``a//x.wav``
+    and ``a/x.wav`` are one file) would be trained and tested on, or carry two labels.
+
+    Raises:
+        DatasetError: naming both lines and the file.
+    """
+    seen: dict[str, int] = {}
+    for i, f in enumerate(files):
+        if f in seen:
+            raise DatasetError(
+                f"{path}: line {rows[i]['_line']}: {f} is already listed on line "
+                f"{rows[seen[f]]['_line']}: each file may be listed once"
+            )
+        seen[f] = i
+
+
+def _check_split(
+    parts: Sequence[int], labels: Sequence[int], classes: Sequence[str], path: Path
+) -> None:
+    """A ``split`` column must give training and test clips, and a training clip of every
+    class (a class never trained on scores 0 % on its test clips without a word).
+
+    Raises:
+        DatasetError: no ``train`` or no ``test`` row, or a class without a ``train`` row.
+    """
+    present = set(parts)
+    for name, k in (("train", SPLIT_NAMES["train"]), ("test", SPLIT_NAMES["test"])):
+        if k not in present:
+            raise DatasetError(
+                f"{path}: the split column has no '{name}' row: a run needs train and test "
+                "clips (valid is optional); or drop the column to have folds made (--n-folds)"
+            )
+    trained = {lab for lab, k in zip(labels, parts, strict=True) if k == SPLIT_NAMES["train"]}
+    untrained = [c for i, c in enumerate(classes) if i not in trained]
+    if untrained:
+        raise DatasetError(
+            f"{path}: class(es) {untrained[:5]} have no 'train' row: the model could never "
+            "predict them; add training clips or remove their rows"
+        )
 
 
 def _given_fold(row: dict[str, str], column: str, path: Path) -> int:

@@ -284,28 +284,29 @@ def _audio_leakage(store: FeatureStore, workers: int, cache_dir: Path | None) ->
     file's size and mtime and the folds), so a rerun on the same data decodes nothing."""
     from soundtransfer.cache import cache_root
     from soundtransfer.datasets.leakage import (
+        FINGERPRINT_VERSION,
         NEAR_THRESHOLD,
         DuplicatePair,
-        LeakageReport,
         leakage_report,
     )
 
-    key = config_hash(store.key, NEAR_THRESHOLD)
+    key = config_hash(store.key, NEAR_THRESHOLD, FINGERPRINT_VERSION)
     path = cache_root(cache_dir) / "leakage" / f"{key}.json"
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
             pairs = tuple(DuplicatePair(**d) for d in saved["duplicates"])
             fresh = leakage_report(store.table, audio=False)
-            return LeakageReport(
-                fresh.dataset, fresh.group_leaks, pairs, fresh.balance, int(saved["n"]),
-                fresh.threshold,
-            )  # fmt: skip
+            silent = tuple(str(f) for f in saved["silent"])
+            return replace(fresh, duplicates=pairs, fingerprinted=int(saved["n"]), silent=silent)
         except (ValueError, KeyError, TypeError):
             pass  # an unreadable cache entry is recomputed and rewritten
     report = leakage_report(store.table, audio=True, workers=max(1, workers))
     pairs_json = [to_dict(d) for d in report.duplicates]
-    save_json(path, {"n": report.fingerprinted, "duplicates": pairs_json})
+    save_json(
+        path,
+        {"n": report.fingerprinted, "duplicates": pairs_json, "silent": list(report.silent)},
+    )
     return report
 
 
