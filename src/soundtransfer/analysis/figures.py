@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from soundtransfer.models.classifier import Classifier
+from soundtransfer.runs.files import atomic_write
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -35,12 +37,17 @@ def _style() -> Any:
     return plt.rc_context(STYLE)  # type: ignore[arg-type]
 
 
+def _savefig(fig: Any, ext: str, path: Path) -> None:
+    fig.savefig(path, format=ext, dpi=300, bbox_inches="tight")
+
+
 def _save(fig: Any, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in ("png", "pdf"):
         path = stem.parent / f"{stem.name}.{ext}"
-        fig.savefig(path, dpi=300, bbox_inches="tight")
+        # A temp file then a rename: a full disk leaves no half figure, one error naming it.
+        atomic_write(path, partial(_savefig, fig, ext))
         out.append(path)
     plt.close(fig)
     return out

@@ -15,9 +15,11 @@ from soundtransfer.analysis.figures import (
     plot_tsne,
 )
 from soundtransfer.analysis.tables import (
+    Warn,
     collect_protocol,
     collect_results,
     run_cells,
+    warn_once,
     write_tables,
 )
 from soundtransfer.config import ConfigError
@@ -39,7 +41,10 @@ def run_labels(runs_dirs: Sequence[Path]) -> list[str]:
 
 
 def make_figures(
-    runs_dirs: Path | Sequence[Path], out_dir: Path, dataset: str | None = None
+    runs_dirs: Path | Sequence[Path],
+    out_dir: Path,
+    dataset: str | None = None,
+    warn: Warn | None = None,
 ) -> list[Path]:
     """Loss curves (first split, per init; runs of two epochs or more), pooled confusion
     matrices, the results table (mean, sample std, 95 % CI, paired comparisons, epoch
@@ -48,7 +53,11 @@ def make_figures(
     Several runs directories (e.g. the same cells run with two presets) go into one table,
     each mode named with its directory (``finetune@paper``, ``finetune@recipe``), so rows of
     the same splits are compared pairwise.
+
+    A run whose files are damaged is left out with one ``warn`` line naming the file
+    (:func:`~soundtransfer.analysis.tables.run_cells`); without ``warn`` it is an error.
     """
+    warn = warn_once(warn)
     dirs = [Path(runs_dirs)] if isinstance(runs_dirs, (str, Path)) else [Path(d) for d in runs_dirs]
     labels = run_labels(dirs)
     for d in dirs:
@@ -58,7 +67,7 @@ def make_figures(
     out_dir.mkdir(parents=True, exist_ok=True)
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
     for runs_dir, label in zip(dirs, labels, strict=True):
-        for (ds, weights, mode), refs in run_cells(runs_dir, label, done_only=False).items():
+        for (ds, weights, mode), refs in run_cells(runs_dir, label, False, warn).items():
             logged = [r for r in refs if (r.dir / METRICS).exists()]
             if logged and dataset in (None, ds):
                 cells[(ds, mode, weights)] = logged
@@ -80,13 +89,13 @@ def make_figures(
         written += plot_loss_curves(
             runs, out_dir / f"loss_{ds}_{mode}", title=f"{ds}, {mode}, {first_split}"
         )
-    rows = [r for d, lab in zip(dirs, labels, strict=True) for r in collect_results(d, lab)]
+    rows = [r for d, lab in zip(dirs, labels, strict=True) for r in collect_results(d, lab, warn)]
     rows = [r for r in rows if dataset in (None, r.dataset)]
     if rows:
         protocol = [
             p
             for d, lab in zip(dirs, labels, strict=True)
-            for p in collect_protocol(d, lab)
+            for p in collect_protocol(d, lab, warn)
             if dataset in (None, p.dataset)
         ]
         written += write_tables(out_dir, rows, protocol)[2]
