@@ -103,3 +103,34 @@ def run_as_script() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``run_as_script(__file__, *args)``: the test file's ``__main__`` block in a fresh
     process (see :func:`_run_as_script`)."""
     return _run_as_script
+
+
+FullDisk = Callable[[Callable[[Path], bool]], None]
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> FullDisk:
+    """``full_disk(match)``: from then on, every file written through
+    ``soundtransfer.runs.files`` (atomic writes, atomic_open) whose target ``match``es is
+    written to ``/dev/full``, so the kernel itself answers ``ENOSPC`` to the real writers
+    (torch, numpy, matplotlib, plain text) without root or a small file system. The temp
+    file beside the target becomes a link to ``/dev/full``; the writer's own cleanup removes
+    it. Linux only (skipped elsewhere)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux) to fake a full disk")
+    from soundtransfer.runs import files
+
+    real = files._temp_path
+
+    def fill(match: Callable[[Path], bool]) -> None:
+        def temp(path: Path) -> Path:
+            tmp = real(path)
+            if match(path):
+                tmp.parent.mkdir(parents=True, exist_ok=True)
+                tmp.unlink(missing_ok=True)
+                tmp.symlink_to("/dev/full")
+            return tmp
+
+        monkeypatch.setattr(files, "_temp_path", temp)
+
+    return fill

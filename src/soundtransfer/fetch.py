@@ -343,10 +343,15 @@ def _member_reader(archive: Path) -> Iterator[Callable[[int], IO[bytes]]]:
         yield read
 
 
-def move_tree(src: Path, dest: Path) -> None:
-    """Move the contents of ``src`` into ``dest`` (used to flatten an archive's top folder)."""
+def move_tree(src: Path, dest: Path) -> list[Path]:
+    """Move the contents of ``src`` into ``dest`` (used to flatten an archive's top folder);
+    what ``dest`` already holds is kept. Returns the paths created in ``dest``, so a caller
+    can take them out again."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in src.iterdir():
+    moved = []
+    for item in sorted(src.iterdir()):
         target = dest / item.name
         if not target.exists():
             shutil.move(str(item), str(target))
+            moved.append(target)
+    return moved

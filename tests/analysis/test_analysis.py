@@ -143,7 +143,7 @@ def test_collect_results_names_an_unreadable_final(tmp_path: Path) -> None:
     _fake_runs(tmp_path)
     bad = tmp_path / "esc50" / "resnet50.random" / "finetune" / "fold2" / "final.json"
     bad.write_text("{}")
-    with pytest.raises(RunError, match=r"fold2/final\.json: no readable test_acc"):
+    with pytest.raises(RunError, match=r"fold2/final\.json: incomplete final\.json \(no test_acc"):
         collect_results(tmp_path)
 
 

@@ -60,7 +60,8 @@ def test_open_run_new_resume_done_and_other_identity(tmp_path: Path) -> None:
     assert json.loads((d / "config.json").read_text())["identity"] == ident
     (d / "last.pt").write_bytes(b"")
     assert open_run(d, ident, {"device": "cuda"}).state == "resume"
-    (d / "final.json").write_text('{"test_acc": 50.0}')
+    final = {"test_acc": 50.0, "labels": [0, 1], "predictions": [0, 0], "classes": ["a", "b"]}
+    (d / "final.json").write_text(json.dumps(final))
     status = open_run(d, ident, {})
     assert status.state == "done" and status.final()["test_acc"] == 50.0
     other = {"settings": {"lr": 0.01, "epochs": 2}, "store": "xyz"}

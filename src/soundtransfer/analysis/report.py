@@ -29,9 +29,11 @@ from soundtransfer.analysis.figures import (
     save_figure,
 )
 from soundtransfer.analysis.tables import (
+    Warn,
     collect_protocol,
     collect_results,
     run_cells,
+    warn_once,
     write_tables,
 )
 from soundtransfer.config import ConfigError
@@ -178,12 +180,12 @@ def run_labels(runs_dirs: Sequence[Path]) -> list[str]:
 
 
 def _cells(
-    dirs: Sequence[Path], labels: Sequence[str], dataset: str | None
+    dirs: Sequence[Path], labels: Sequence[str], dataset: str | None, warn: Warn | None
 ) -> dict[tuple[str, str, str], list[RunFiles]]:
     """(dataset, weights, mode) -> the runs that logged something, in split order."""
     cells: dict[tuple[str, str, str], list[RunFiles]] = {}
     for runs_dir, label in zip(dirs, labels, strict=True):
-        for (ds, weights, mode), refs in run_cells(runs_dir, label, done_only=False).items():
+        for (ds, weights, mode), refs in run_cells(runs_dir, label, False, warn).items():
             logged = [RunFiles.read(r) for r in refs if (r.dir / METRICS).exists()]
             if logged and dataset in (None, ds):
                 cells[(ds, weights, mode)] = logged
@@ -215,7 +217,10 @@ def _confusion_files(
 
 
 def make_figures(
-    runs_dirs: Path | Sequence[Path], out_dir: Path, dataset: str | None = None
+    runs_dirs: Path | Sequence[Path],
+    out_dir: Path,
+    dataset: str | None = None,
+    warn: Warn | None = None,
 ) -> list[Path]:
     """Per cell (dataset, weights, mode): training curves of every split that logged two
     epochs or more (``curves_*``), the pooled confusion matrix with counts and its tables
@@ -227,7 +232,11 @@ def make_figures(
     Several runs directories (e.g. the same cells run with two presets) go into one table,
     each mode named with its directory (``finetune@paper``, ``finetune@recipe``), so rows of
     the same splits are compared pairwise.
+
+    A run whose files are damaged is left out with one ``warn`` line naming the file
+    (:func:`~soundtransfer.analysis.tables.run_cells`); without ``warn`` it is an error.
     """
+    warn = warn_once(warn)
     dirs = [Path(runs_dirs)] if isinstance(runs_dirs, (str, Path)) else [Path(d) for d in runs_dirs]
     labels = run_labels(dirs)
     for d in dirs:
@@ -237,7 +246,7 @@ def make_figures(
     out_dir.mkdir(parents=True, exist_ok=True)
     losses: dict[tuple[str, str], dict[str, list[Points]]] = {}
     modes: dict[tuple[str, str], str] = {}
-    for (ds, weights, mode), runs in sorted(_cells(dirs, labels, dataset).items()):
+    for (ds, weights, mode), runs in sorted(_cells(dirs, labels, dataset, warn).items()):
         model = model_phrase(weights, mode, runs[0].config)
         curved = [r for r in runs if len(r.records) >= 2]  # a fitted probe logs one record
         if curved:
@@ -257,13 +266,13 @@ def make_figures(
             "thin: each held-out split; thick: their mean"
         )
         written += plot_loss_curves(by_weights, out_dir / f"loss_{ds}_{mode}", title)
-    rows = [r for d, lab in zip(dirs, labels, strict=True) for r in collect_results(d, lab)]
+    rows = [r for d, lab in zip(dirs, labels, strict=True) for r in collect_results(d, lab, warn)]
     rows = [r for r in rows if dataset in (None, r.dataset)]
     if rows:
         protocol = [
             p
             for d, lab in zip(dirs, labels, strict=True)
-            for p in collect_protocol(d, lab)
+            for p in collect_protocol(d, lab, warn)
             if dataset in (None, p.dataset)
         ]
         written += write_tables(out_dir, rows, protocol)[2]

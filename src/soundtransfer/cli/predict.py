@@ -70,6 +70,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from soundtransfer.inference.predict import PredictConfig, Predictor
+    from soundtransfer.runs.files import atomic_open
 
     config = PredictConfig(
         args.hop, args.top_k, args.batch_size, not args.keep_hop, jit=not args.no_jit
@@ -93,9 +94,8 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     with ExitStack() as stack:
         out: IO[str] = sys.stdout
-        if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            out = stack.enter_context(args.out.open("w", newline="", encoding="utf-8"))
+        if args.out is not None:  # a temp file renamed at the end; a full disk is one line
+            out = stack.enter_context(atomic_open(args.out, "w", newline="", encoding="utf-8"))
         writer = csv.writer(out) if fmt == "csv" else None
         if writer is not None:
             writer.writerow(["file", "kind", "start_s", "end_s", "rank", "class", "p", "windows"])

@@ -70,6 +70,7 @@ from soundtransfer.features.store import (
     open_features,
 )
 from soundtransfer.locking import file_lock
+from soundtransfer.runs.files import reporting_disk_full
 
 T = TypeVar("T")
 STOP = "build.stop"
@@ -266,9 +267,11 @@ def _compute_share(
                     table, rows, results, None if on_cpu else model, opts.device, opts.skip_bad, bad
                 )
                 if good:
-                    _write_rows(images, good, img16, row_bytes)
+                    with reporting_disk_full(root / IMAGES):  # one line naming the store
+                        _write_rows(images, good, img16, row_bytes)
                     computed += len(good)
-                log.add(rows, bad)  # after the images are on disk
+                with reporting_disk_full(P.rank_log(root, ranks.rank)):
+                    log.add(rows, bad)  # after the images are on disk
                 bar.update(len(rows))
     except SoundTransferError as exc:
         if ranks.world_size > 1:
