@@ -134,12 +134,16 @@ def training_curves_figure(curves: Sequence[SplitCurves], title: str) -> Any:
                                label=f"{REPORTED_LABEL} ({c.reported_how})")  # fmt: skip
                 reported = dict(c.test_acc).get(c.reported_epoch)
                 if reported is not None:  # the number the results table carries
+                    # Above the point on a white patch: a validation curve near the
+                    # test value would otherwise strike the number through.
                     bottom.annotate(f"{reported:.1f} %", (c.reported_epoch, reported),
-                                    xytext=(-3, -9), textcoords="offset points", ha="right",
-                                    fontsize=6, color="0.3")  # fmt: skip
+                                    xytext=(-3, 4), textcoords="offset points", ha="right",
+                                    va="bottom", fontsize=6, color="0.2",
+                                    bbox={"fc": "white", "ec": "none", "pad": 0.6,
+                                          "alpha": 0.85})  # fmt: skip
             bottom.set_xlabel("epoch")
             if k % cols == 0:
-                top.set_ylabel("training loss")
+                top.set_ylabel("training loss\n(cross-entropy)")
                 bottom.set_ylabel("accuracy %")
         handles: dict[str, Any] = {}
         for ax in fig.axes:
