@@ -345,7 +345,7 @@ def test_tsne_says_which_clips_and_which_model(demo_root: Path, tmp_path: Path) 
     )
 
 
-def test_a_prediction_outside_the_classes_names_the_cell_and_writes_no_figure(
+def test_a_prediction_outside_the_classes_names_the_file_and_writes_no_figure(
     tmp_path: Path,
 ) -> None:
     from soundtransfer.errors import RunError
@@ -355,6 +355,7 @@ def test_a_prediction_outside_the_classes_names_the_cell_and_writes_no_figure(
     data = json.loads(final.read_text())
     data["predictions"][0] = 12  # 10 classes
     final.write_text(json.dumps(data))
-    with pytest.raises(RunError, match=r"finetune: prediction 12 outside 0\.\.9"):
+    # runs/records.py checks final.json as it is read: the message names the file.
+    with pytest.raises(RunError, match=r"finetune/fold1/final\.json: predictions .* 0\.\.9"):
         make_figures(tmp_path / "runs", tmp_path / "figs")
     assert not list((tmp_path / "figs").glob("confusion*"))

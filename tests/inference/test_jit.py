@@ -75,8 +75,8 @@ def test_cli_notes_a_fallback_and_no_jit_gives_the_same_output(
     # Traced vs eager logits differ by up to jit.TOLERANCE (other kernels); a softmax
     # probability moves by at most that much. (Rounding both to 4 places could split a
     # value lying on a rounding boundary.)
-    assert [p["p"] for p in _top(traced.out)] == pytest.approx(
-        [p["p"] for p in _top(eager.out)], abs=jit.TOLERANCE
+    assert [p["score"] for p in _top(traced.out)] == pytest.approx(
+        [p["score"] for p in _top(eager.out)], abs=jit.TOLERANCE
     )
     monkeypatch.setattr(jit, "TOLERANCE", -1.0)  # every check fails: the eager network, noted
     assert main(["predict", str(bundle), str(wav), "--hop", "1", "--format", "json"]) == 0
@@ -87,5 +87,5 @@ def test_cli_notes_a_fallback_and_no_jit_gives_the_same_output(
 def _top(out: str) -> list[dict[str, float]]:
     import json
 
-    top: list[dict[str, float]] = json.loads(out.splitlines()[0])["top"]
+    top: list[dict[str, float]] = json.loads(out.splitlines()[0])["mean_top"]
     return top
