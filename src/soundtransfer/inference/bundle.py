@@ -30,7 +30,13 @@ from soundtransfer.config import from_dict, to_dict
 from soundtransfer.errors import ConfigError, WeightsError
 from soundtransfer.models.backbones import build_encoder
 from soundtransfer.models.classifier import Classifier, InputNorm
-from soundtransfer.runs.checkpoint import load_error_reason, non_finite_tensor, state_dict_mismatch
+from soundtransfer.runs.checkpoint import (
+    load_error_reason,
+    non_finite_tensor,
+    quiet_load,
+    state_dict_mismatch,
+)
+from soundtransfer.runs.files import atomic_torch_save
 
 FORMAT = "soundtransfer-bundle-1"
 
@@ -129,11 +135,7 @@ def save_bundle(
         "background": list(background),
         "torch": str(torch.__version__),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(payload, path)  # a full disk: one error naming the bundle
 
 
 def _head(path: Path, spec: Any, linear: nn.Module) -> nn.Module:
@@ -153,7 +155,7 @@ def _read_payload(path: Path, map_location: str) -> dict[str, Any]:
     if not path.exists():
         raise WeightsError(f"{path}: model bundle not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = quiet_load(path, map_location)
     except Exception as exc:
         raise WeightsError(
             f"{path}: not a readable model bundle ({load_error_reason(exc)})"
@@ -179,7 +181,9 @@ def _read_payload(path: Path, map_location: str) -> dict[str, Any]:
         raise WeightsError(f"{path}: weight {negative[0]} holds negative variances")
     head = payload.get("head") or {"kind": "linear"}
     hidden = head.get("hidden") if isinstance(head, dict) else None
-    if hidden is not None and not (isinstance(hidden, int) and 0 < hidden <= MAX_HIDDEN):
+    if hidden is not None and not (
+        isinstance(hidden, int) and not isinstance(hidden, bool) and 0 < hidden <= MAX_HIDDEN
+    ):
         raise WeightsError(f"{path}: head hidden size {hidden!r} is not in 1..{MAX_HIDDEN}")
     if not isinstance(payload["arch"], str):
         raise WeightsError(f"{path}: arch must be a name, got {payload['arch']!r:.40}")

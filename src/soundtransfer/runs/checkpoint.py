@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "load_error_reason",
     "load_tensors",
     "non_finite_tensor",
+    "quiet_load",
     "rng_state",
     "save_checkpoint",
     "state_dict_mismatch",
@@ -72,14 +74,26 @@ def load_error_reason(exc: BaseException) -> str:
         return f"not a torch file, or damaged: {brief(detail) or 'unpickling failed'}"
     if "PytorchStreamReader" in text or isinstance(exc, (EOFError, pickle.UnpicklingError)):
         return f"not a torch file, or cut short: {brief(text) or type(exc).__name__}"
+    if isinstance(exc, (KeyError, ValueError, UnicodeDecodeError)):
+        # torch's legacy reader on bytes that are no torch file: e.g. KeyError('101') for text
+        return f"not a torch file ({type(exc).__name__}: {brief(text)})"
     return brief(text) or type(exc).__name__
+
+
+def quiet_load(path: Path, map_location: str = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` without torch's warnings on stderr (e.g. "Detected
+    pickle protocol 4", printed for a plain pickle before it is refused); errors pass
+    unchanged (:func:`load_error_reason` says why in a few words)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def load_tensors(path: Path, what: str = "checkpoint") -> Any:
     """``torch.load(path, weights_only=True)`` on CPU; an unreadable file is a :class:`RunError`
     naming it (never a pickle that could run code)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return quiet_load(path)
     except Exception as exc:  # unpickling, zip or format errors all mean "not usable"
         raise RunError(f"{path}: not a readable {what} ({load_error_reason(exc)})") from None
 

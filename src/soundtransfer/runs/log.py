@@ -56,8 +56,7 @@ class MetricsLog:
 
         Raises:
             RunError: a damaged line other than a torn last one, or (``dense``) records of
-                steps the checkpoint holds are missing (delete the log to resume without
-                them, or the run directory to start again).
+                steps the checkpoint holds are missing.
         """
         if not D.is_main() or not self.path.exists():
             return
@@ -67,10 +66,12 @@ class MetricsLog:
         records = read_jsonl(self.path, self.key, torn_tail=True)
         kept = [r for r in records if r[self.key] <= resume_at]
         if self.dense and [r[self.key] for r in kept] != list(range(1, resume_at + 1)):
+            # Each record is on disk before the checkpoint that covers it, so this is
+            # damage (a copy cut short, an edit), not a kill; the run's record cannot be
+            # completed, so resuming would leave it with holes.
             raise RunError(
-                f"{self.path}: the records of some of {self.key}s 1-{resume_at} (the "
-                "checkpoint's) are missing; delete the file to resume without them, or the "
-                "run directory to start again"
+                f"{self.path}: records of {self.key}s 1-{resume_at} (the checkpoint's) are "
+                "missing or damaged; delete the run directory to start again"
             )
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 

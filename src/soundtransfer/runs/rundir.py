@@ -182,7 +182,10 @@ def open_run(path: Path, identity: dict[str, Any], header: dict[str, Any]) -> Ru
     config = path / CONFIG
     has_results = any((path / name).exists() for name in RESULTS)
     if has_results and config.exists():
-        recorded = read_config(config).get("identity")
+        try:
+            recorded = read_config(config).get("identity")
+        except RunError as exc:
+            raise RunError(f"{exc}; choose another --out or delete the run directory") from None
         if recorded is None:
             raise RunError(
                 f"{path} holds a run without a recorded identity (an older version); "

@@ -421,11 +421,11 @@ def fingerprint(resolved: ResolvedWeights, cache_dir: Path | None = None) -> str
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A ``.pt``/``.pth`` state dict (``weights_only=True``); anything else is a WeightsError."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, RuntimeError (not a zip), EOFError ...
-        from soundtransfer.runs.checkpoint import load_error_reason
+    from soundtransfer.runs.checkpoint import load_error_reason, quiet_load
 
+    try:
+        obj = quiet_load(path)
+    except Exception as exc:  # UnpicklingError, RuntimeError (not a zip), EOFError ...
         raise WeightsError(f"{path}: not a state dict file ({load_error_reason(exc)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
