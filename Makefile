@@ -36,8 +36,9 @@ MATRIX_VARS := OMP_NUM_THREADS ATEN_CPU_CAPABILITY ONEDNN_MAX_CPU_ISA MKL_CBWR
 MATRIX := none OMP_NUM_THREADS=1 OMP_NUM_THREADS=4 ATEN_CPU_CAPABILITY=default \
 	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=COMPATIBLE
 # The float-sensitive subset: front end, feature store (threads, ranks, resume), inference,
-# training, models.
-QUICK_TESTS := tests/features tests/audio tests/inference tests/train tests/models
+# training, models, pre-training, the gradients of 2 processes, TensorFlow's SimCLR vs ours.
+QUICK_TESTS := tests/features tests/audio tests/inference tests/train tests/models \
+	tests/pretrain tests/test_distributed.py tests/weights/test_tf_simclr.py
 MATRIX_TESTS ?= tests
 PYTEST_ARGS ?=
 
