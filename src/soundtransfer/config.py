@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from soundtransfer.errors import ConfigError
+from soundtransfer.runs.files import save_json
 
 __all__ = [
     "ConfigError",
@@ -225,11 +226,3 @@ def config_hash(*parts: Any) -> str:
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def save_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
-    from soundtransfer.runs.files import atomic_write_text
-
-    payload = to_dict(data) if dataclasses.is_dataclass(data) else data
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")

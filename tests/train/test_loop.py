@@ -249,7 +249,11 @@ def test_repeated_folds_are_refused(tiny_store: FeatureStore, tmp_path: Path) ->
         ("label_smoothing=1", "label_smoothing"),
         ("ema_decay=1", "ema_decay"),
         ("schedule=linear", "schedule"),
-        ("warmup_epochs=100", "warmup_epochs=100.0 is longer than epochs=70"),
+        # The message names the fix (issue 24 point 5).
+        (
+            "warmup_epochs=100",
+            r"warmup_epochs=100.0 is longer than epochs=70; .*\(--set warmup_epochs=0 for none\)",
+        ),
         ("min_lr_ratio=2", "min_lr_ratio"),
     ],
 )

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 
 from soundtransfer import distributed as D
 from soundtransfer.features import FeatureStore
+from soundtransfer.schedule import warmup_cosine
 from soundtransfer.train import TrainConfig, get_preset, run_split
 from soundtransfer.train import loop as loop_mod
-from soundtransfer.train.augment import BatchAugment, warmup_cosine
+from soundtransfer.train.augment import BatchAugment
 from soundtransfer.train.config import RECIPE_FIELDS, identity_settings
 from soundtransfer.train.data import chunks
 from soundtransfer.train.loop import RunContext, fit, steps_per_epoch, train_epoch

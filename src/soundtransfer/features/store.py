@@ -39,7 +39,6 @@ on) besides the clip table, whatever the dataset size.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -572,10 +571,3 @@ def open_features(store_dir: Path) -> FeatureStore:
     images = np.memmap(path, dtype=np.float16, mode="r", shape=shape)
     bad = tuple(json.loads((store_dir / BAD).read_text())) if (store_dir / BAD).exists() else ()
     return FeatureStore(store_dir, meta["key"], table, fe, images, bad)
-
-
-def timed_build(table: ClipTable, **kwargs: Any) -> tuple[FeatureStore, float]:
-    """:func:`build_features` and the seconds it took (for the CLI and benchmarks)."""
-    t0 = time.perf_counter()
-    store = build_features(table, **kwargs)
-    return store, time.perf_counter() - t0

@@ -7,6 +7,8 @@ never write each other's temp files.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,7 +16,13 @@ from typing import Any
 
 from soundtransfer.errors import OutputError
 
-__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_text", "refuse_input_as_output"]
+__all__ = [
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_text",
+    "refuse_input_as_output",
+    "save_json",
+]
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
@@ -41,6 +49,14 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON atomically (a dataclass as its fields, tuples as lists,
+    paths and other objects as strings), so a kill never leaves half a file."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = dataclasses.asdict(data)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:

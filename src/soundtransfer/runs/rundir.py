@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from soundtransfer import distributed as D
-from soundtransfer.config import save_json
 from soundtransfer.errors import RunError
+from soundtransfer.runs.files import save_json
 
 __all__ = [
     "BEST",

@@ -1,9 +1,11 @@
-"""Fine-tuning recipe pieces: batched log-mel augmentation, soft-target loss, LR schedule, EMA.
+"""Batch augmentation of log-mel images, a part of the fine-tuning recipe.
 
 Everything here works on whole batches on the training device, with per-sample random
 parameters drawn in one call (no Python loop over the batch) from an optional
 ``torch.Generator`` for reproducibility. The paper's protocol uses none of it: every switch
-is off in :class:`AugmentConfig`'s defaults; :data:`RECIPE` holds the proposed values.
+is off in :class:`AugmentConfig`'s defaults; the ``recipe`` training preset
+(:data:`soundtransfer.train.config.PRESETS`) holds the values we use. The learning-rate
+schedule is :mod:`soundtransfer.schedule`, the weight average :mod:`soundtransfer.train.ema`.
 
 Units: images are the front end's ``log(mel_power + log_eps)``, natural log of mel *power*
 (:class:`~soundtransfer.audio.frontend.LogMel3`), before :class:`~soundtransfer.models.InputNorm`.
@@ -18,7 +20,6 @@ Order in :class:`BatchAugment`: gain, time shift, SpecAugment masks, mixup.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, fields
 
@@ -110,21 +111,6 @@ def augment_from(settings: object, prefix: str = "aug_") -> AugmentConfig:
         if hasattr(settings, prefix + f.name)
     }
     return AugmentConfig(**values)
-
-
-# Proposed fine-tuning recipe for 5-s ESC clips (128 mels x 250 frames).
-RECIPE = AugmentConfig(
-    gain_db=6.0,
-    time_shift=0.5,
-    time_shift_mode="roll",
-    time_masks=2,
-    time_mask_width=0.1,
-    freq_masks=2,
-    freq_mask_width=0.1,
-    mask_fill="mean",
-    mixup_alpha=0.4,
-    mixup_prob=1.0,
-)
 
 
 def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -323,96 +309,3 @@ def soft_target_cross_entropy(
     t = targets.to(torch.float32) * (1 - label_smoothing) + label_smoothing / k  # (B, K)
     logp = F.log_softmax(logits.float(), dim=-1)  # (B, K)
     return -(t * logp).sum(dim=-1).mean()
-
-
-def warmup_cosine(
-    step: int, total_steps: int, warmup_steps: int = 0, final_ratio: float = 0.0
-) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based): linear warm-up, cosine.
-
-    ``(step + 1) / warmup_steps`` for the first ``warmup_steps`` steps, then a half cosine
-    from 1 at step ``warmup_steps`` towards ``final_ratio``, reached at step ``total_steps``
-    (one past the last step, as DINO's schedule) and kept after that.
-    """
-    if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"bad schedule: total_steps={total_steps}, warmup_steps={warmup_steps}")
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if step >= total_steps:
-        return final_ratio
-    progress = (step - warmup_steps) / (total_steps - warmup_steps)
-    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def warmup_cosine_scheduler(
-    optimizer: torch.optim.Optimizer,
-    total_steps: int,
-    warmup_steps: int = 0,
-    final_ratio: float = 0.0,
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """:func:`warmup_cosine` as a ``LambdaLR`` (call ``.step()`` after every optimizer step).
-
-    Its ``state_dict()`` holds the step count, so it resumes with the optimizer.
-    """
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps, final_ratio)
-    )
-
-
-class ModelEma(nn.Module):
-    """Exponential moving average of a model's weights, for evaluation.
-
-    After each optimizer step, ``update(model)`` sets every floating-point parameter and
-    buffer to ``d * ema + (1 - d) * live`` with ``d = min(decay, (1 + n) / (10 + n))`` after
-    ``n`` updates (a short warm-up so early weights fade quickly). BatchNorm running
-    statistics are averaged like the weights (they must match the averaged weights, which
-    the live model's statistics do not); integer buffers (``num_batches_tracked``) are
-    copied. The copy is kept in ``eval()`` mode and never receives gradients. Pass the
-    unwrapped model (not its DDP wrapper).
-    """
-
-    num_updates: Tensor
-
-    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True) -> None:
-        super().__init__()
-        if not 0 <= decay < 1:
-            raise ValueError(f"EMA decay must be in [0, 1), not {decay}")
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay = decay
-        self.warmup = warmup
-        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-
-    def current_decay(self) -> float:
-        n = int(self.num_updates)
-        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current state (same architecture)."""
-        d = self.current_decay()
-        ema_state = self.module.state_dict()
-        live_state = model.state_dict()
-        if ema_state.keys() != live_state.keys():
-            raise ValueError("EMA update: the model's state keys differ from the average's")
-        avg, new = [], []
-        for k, e in ema_state.items():
-            v = live_state[k].detach()
-            if e.dtype.is_floating_point:
-                avg.append(e)
-                new.append(v.to(e.dtype))
-            else:
-                e.copy_(v)
-        if avg:
-            torch._foreach_lerp_(avg, new, 1.0 - d)
-        self.num_updates += 1
-
-    def train(self, mode: bool = True) -> ModelEma:
-        """The average stays in evaluation mode."""
-        super().train(False)
-        return self
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.module(x)
-        return out

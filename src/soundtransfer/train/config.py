@@ -137,7 +137,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.warmup_epochs > self.epochs:
             raise ConfigError(
-                f"warmup_epochs={self.warmup_epochs} is longer than epochs={self.epochs}"
+                f"warmup_epochs={self.warmup_epochs} is longer than epochs={self.epochs}; "
+                f"shorten the warm-up (--set warmup_epochs=0 for none) or train longer"
             )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")

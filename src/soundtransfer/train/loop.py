@@ -43,8 +43,10 @@ from soundtransfer.runs import (
     save_checkpoint,
 )
 from soundtransfer.runs.rundir import BEST, LAST, METRICS
-from soundtransfer.train.augment import ModelEma, soft_target_cross_entropy, warmup_cosine
+from soundtransfer.schedule import warmup_cosine
+from soundtransfer.train.augment import soft_target_cross_entropy
 from soundtransfer.train.config import TrainConfig, embed_batch_for
+from soundtransfer.train.ema import ModelEma
 
 __all__ = [
     "BatchHook",
@@ -115,7 +117,7 @@ def lr_multiplier(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
     """The learning rate of optimiser step ``step`` (0-based) as a fraction of ``cfg.lr``.
 
     Linear warm-up over ``round(warmup_epochs * steps_per_epoch)`` steps, then 1
-    (``constant``) or :func:`~soundtransfer.train.augment.warmup_cosine` down to
+    (``constant``) or :func:`~soundtransfer.schedule.warmup_cosine` down to
     ``min_lr_ratio`` at the end of the last epoch (``cosine``).
     """
     total = cfg.epochs * steps_per_epoch
