@@ -213,6 +213,22 @@ def own_recording_in_two_folds(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_own_features(data, tmp), r"'src100032' is in folds \[1, 2\].*2-100032-B\.ogg")
 
 
+def weights_arch_is_a_path(tmp: Path, esc10_root: Path) -> Bad:
+    """Issue 23, defect 2: a stranger's sidecar ``{"arch": "../../../../x"}`` made
+    ``x.w/linear/fold1/config.json`` outside ``--out`` before the "unknown arch" error."""
+    import torch
+    import torchvision
+
+    root, _lines = _esc_copy(tmp, esc10_root, n=2)
+    weights = tmp / "in" / "w.pt"
+    state = torchvision.models.resnet18().state_dict()
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, weights)
+    weights.with_suffix(".json").write_text('{"arch": "../../../../x"}')
+    argv = ["linear-eval", "esc10", "--root", str(root), "--weights", str(weights), "--quiet",
+            "--out", str(tmp / "out" / "runs"), "--cache", str(tmp / "out" / "cache")]  # fmt: skip
+    return Bad(argv, r"w\.pt: recorded arch refused: unknown arch '\.\./\.\./\.\./\.\./x'")
+
+
 def figures_missing_runs(tmp: Path, esc10_root: Path) -> Bad:
     argv = ["figures", str(tmp / "in" / "no-such-runs"), "--out", str(tmp / "out" / "figs")]
     return Bad(argv, r"no-such-runs: runs directory not found")
@@ -247,6 +263,7 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "own: empty folder": own_empty_folder,
     "own: csv without label column": own_csv_without_label,
     "own: recording in two folds": own_recording_in_two_folds,
+    "weights: recorded arch is a path": weights_arch_is_a_path,
     "figures: missing runs directory": figures_missing_runs,
     "figures: no runs": figures_no_runs,
 }
@@ -282,6 +299,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     ]
     assert leftovers == []
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
+    assert not (tmp_path.parent / "x.w").exists()  # the path a weights file's arch named
 
 
 def test_skip_bad_leaves_the_overflowing_clip_out(

@@ -1,9 +1,12 @@
 """The model bundle: one file holding everything needed to classify raw audio.
 
 A bundle holds the classifier's state dict, the front-end settings, the classes, the
-architecture and the weight source's name, and is loadable with ``torch.load(weights_only=True)``
-(plain tensors and types only). The mel matrix and windows are not stored: they are rebuilt
-from the front-end settings, so front ends of any size load.
+architecture and its build options, the weight source's name and input statistics, and the
+head's spec, and is loadable with ``torch.load(weights_only=True)`` (plain tensors and types
+only). The mel matrix and windows are not stored: they are rebuilt from the front-end
+settings, so front ends of any size load. The head is rebuilt from its spec by
+:func:`soundtransfer.models.heads.build_head`, the definition the probes train, so a head
+changed there changes both.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.config import from_dict, to_dict
 from soundtransfer.errors import WeightsError
-from soundtransfer.models.backbones import build_encoder
 from soundtransfer.models.classifier import Classifier, InputNorm
+from soundtransfer.models.heads import build_head
+from soundtransfer.models.registry import build_encoder
 
 FORMAT = "soundtransfer-bundle-1"
 
@@ -46,6 +50,9 @@ class BundleMeta:
             threshold on the output score), or None when none were chosen.
         background: classes that stand for "no event" (negatives, noise): never reported as
             an event by ``predict``.
+        input_mean, input_std: the statistics the encoder's weights expect in its input space
+            (the weight source's), what a per-clip normalisation maps to (the HEAR API); None
+            for bundles written before they were recorded.
     """
 
     frontend: FrontEnd
@@ -55,6 +62,8 @@ class BundleMeta:
     task: str = "single_label"
     thresholds: dict[str, float] | None = None
     background: tuple[str, ...] = ()
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
 
 
 class AudioClassifier(nn.Module):
@@ -83,10 +92,16 @@ def save_bundle(
     task: str = "single_label",
     thresholds: dict[str, float] | None = None,
     background: Sequence[str] = (),
+    input_stats: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> Path:
-    """Write a bundle atomically; ``head`` describes a head other than one ``nn.Linear``
-    (``{"kind": "mlp", "hidden": H}``: a probe's ``Linear-ReLU-Dropout-Linear``); ``task``,
-    ``thresholds`` and ``background`` as :class:`BundleMeta`."""
+    """Write a bundle atomically.
+
+    Args:
+        head: the head's spec (:mod:`soundtransfer.models.heads`; default ``{"kind":
+            "linear"}``), e.g. ``{"kind": "mlp", "hidden": H}`` for an MLP probe's.
+        task, thresholds, background: as :class:`BundleMeta`.
+        input_stats: (mean, std) per channel the weights expect (the weight source's).
+    """
     if task not in TASKS:
         raise WeightsError(f"unknown task {task!r}; choose from {TASKS}")
     unknown = sorted(set(thresholds or {}) - set(classes)) + sorted(set(background) - set(classes))
@@ -99,12 +114,15 @@ def save_bundle(
         "classes": list(classes),
         "arch": arch,
         "weights": weights,
-        "tf_same_pool": bool(getattr(classifier.encoder, "tf_same_pool", False)),
+        "tf_same_pool": bool(classifier.encoder.build_options.get("tf_same_pool", False)),
+        "encoder_options": dict(classifier.encoder.build_options),
         "extra": extra or {},
         "head": head or {"kind": "linear"},
         "task": task,
         "thresholds": None if thresholds is None else {k: float(v) for k, v in thresholds.items()},
         "background": list(background),
+        "input_mean": None if input_stats is None else [float(v) for v in input_stats[0]],
+        "input_std": None if input_stats is None else [float(v) for v in input_stats[1]],
         "torch": str(torch.__version__),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,18 +130,6 @@ def save_bundle(
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
-
-
-def _head(path: Path, spec: Any, linear: nn.Module) -> nn.Module:
-    """The head a bundle describes (``linear``: the classifier's own; ``mlp``: a probe's)."""
-    kind = spec.get("kind") if isinstance(spec, dict) else None
-    if kind == "linear":
-        return linear
-    hidden = spec.get("hidden") if isinstance(spec, dict) else None
-    if kind == "mlp" and isinstance(hidden, int) and hidden > 0 and isinstance(linear, nn.Linear):
-        dim, k = linear.in_features, linear.out_features
-        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(), nn.Linear(hidden, k))
-    raise WeightsError(f"{path}: unknown head {spec!r}")
 
 
 def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier, BundleMeta]:
@@ -142,10 +148,17 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
         raise WeightsError(f"{path}: not a soundtransfer model bundle (missing {missing})")
     frontend = from_dict(FrontEnd, payload["frontend"])
     classes = tuple(payload["classes"])
-    encoder = build_encoder(payload["arch"], tf_same_pool=payload.get("tf_same_pool", False))
+    options = payload.get("encoder_options") or {"tf_same_pool": payload.get("tf_same_pool", False)}
+    try:
+        encoder = build_encoder(payload["arch"], **options)
+        head = build_head(
+            payload.get("head") or {"kind": "linear"}, encoder.feature_dim, len(classes)
+        )
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
     c = frontend.channels
     model = Classifier(encoder, len(classes), InputNorm([0.0] * c, [1.0] * c))
-    model.head = _head(path, payload.get("head") or {"kind": "linear"}, model.head)
+    model.head = head
     try:
         model.load_state_dict(payload["state_dict"], strict=True)
     except RuntimeError as exc:
@@ -159,8 +172,19 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
         task=_task(path, payload.get("task", "single_label")),
         thresholds=_thresholds(path, payload.get("thresholds"), classes),
         background=_background(path, payload.get("background", []), classes),
+        input_mean=_stats(path, payload.get("input_mean"), c),
+        input_std=_stats(path, payload.get("input_std"), c),
     )
     return audio_model, meta
+
+
+def _stats(path: Path, value: Any, channels: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == channels
+    if not ok or not all(isinstance(v, float) and math.isfinite(v) for v in value):
+        raise WeightsError(f"{path}: input statistics must be {channels} finite numbers")
+    return tuple(value)
 
 
 def _task(path: Path, task: Any) -> str:

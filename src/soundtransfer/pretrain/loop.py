@@ -38,7 +38,7 @@ from tqdm import tqdm
 from soundtransfer import distributed as D
 from soundtransfer.config import ConfigError, save_json, to_dict
 from soundtransfer.errors import DatasetError, RunError
-from soundtransfer.models import build_encoder
+from soundtransfer.models import Encoder, build_encoder
 from soundtransfer.pretrain.config import PretrainConfig, identity_settings
 from soundtransfer.pretrain.data import ImageViews, epoch_batches, find_images
 from soundtransfer.pretrain.lars import LARS, lars_param_groups, lr_at_step, scaled_lr
@@ -127,6 +127,8 @@ def encoder_state_dict(encoder: nn.Module, arch: str) -> dict[str, torch.Tensor]
     Raises:
         RunError: keys that do not match torchvision's layout.
     """
+    if isinstance(encoder, Encoder):  # the interface's own adapter: its published key names
+        return encoder.portable_state()
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
     reference = _reference_keys(arch)

@@ -168,4 +168,8 @@ def _save_bundle(
 ) -> None:
     from soundtransfer.inference.bundle import save_bundle
 
-    save_bundle(path, model, store.frontend, store.table.classes, w.arch, w.spec, head=head)
+    stats = (w.source.input_mean, w.source.input_std)
+    save_bundle(
+        path, model, store.frontend, store.table.classes, w.arch, w.spec, head=head,
+        input_stats=stats,
+    )  # fmt: skip
