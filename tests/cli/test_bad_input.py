@@ -257,6 +257,10 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
         "linear-eval", "probe_inner_folds=1", "probe_inner_folds must be at least 2"
     ),
     "finetune aug_mixup_alpha=-1": _finetune_set("aug_mixup_alpha=-1"),
+    "finetune task=regression": _probe("finetune", "task=regression", "task: 'regression'"),
+    "finetune optimiser.momentum": _probe(
+        "finetune", "optimiser.momentum=0.9", "unknown setting 'optimiser.momentum'"
+    ),
     "csv: absolute path": csv_absolute_path,
     "audio: truncated mp3": truncated_mp3,
     "audio: 1e30 float wav": overflowing_float_wav,

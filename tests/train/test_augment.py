@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from soundtransfer.config import ConfigError
 from soundtransfer.train.augment import (
     AugmentConfig,
     BatchAugment,
-    augment_from,
     mixup,
     random_gain,
     soft_target_cross_entropy,
@@ -156,19 +154,6 @@ def test_batch_augment_train_vs_eval_and_seeded() -> None:
     assert not AugmentConfig().active and ALL_ON.active
     with pytest.raises(ConfigError, match="time_shift_mode"):
         AugmentConfig(time_shift_mode="wrap")
-
-
-def test_augment_from_flat_settings() -> None:
-    @dataclass(frozen=True)
-    class Flat:
-        lr: float = 1e-3
-        aug_mixup_alpha: float = 0.4
-        aug_time_masks: int = 2
-
-    cfg = augment_from(Flat())
-    assert cfg == AugmentConfig(mixup_alpha=0.4, time_masks=2)
-    with pytest.raises(ConfigError, match="mixup_alpha"):
-        augment_from(Flat(aug_mixup_alpha=-1.0))
 
 
 def test_soft_target_cross_entropy_matches_torch() -> None:

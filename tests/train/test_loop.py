@@ -114,7 +114,7 @@ def test_loss_falls_and_final_json(tiny_store: FeatureStore, tmp_path: Path) -> 
     assert out["n_test"] == len(split.test) == len(out["predictions"]) == len(out["labels"])
     assert 0.0 <= out["test_acc"] <= 100.0
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["n_train"] == len(split.train) and config["train"]["lr"] == 1e-3
+    assert config["n_train"] == len(split.train) and config["train"]["optimiser"]["lr"] == 1e-3
     # A finished split of the same identity is reused (another device is not another run).
     again = _cfg(epochs=4, batch_size=8, lr=1e-3, device="cpu", eval_every=2)
     assert run_split(tiny_store, split, "random", ARCH, again, tmp_path, progress=False) == out

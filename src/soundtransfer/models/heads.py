@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from soundtransfer.errors import WeightsError
 
-__all__ = ["HEADS", "KNNHead", "build_head", "linear_head", "mlp_head"]
+__all__ = ["HEADS", "KNNHead", "build_head", "fold_standardisation", "linear_head", "mlp_head"]
 
 #: The largest hidden width or neighbour bank a spec may ask for (a stranger's bundle saying
 #: ``hidden=1e9`` must not allocate terabytes before its tensors are checked).
@@ -93,6 +93,14 @@ class KNNHead(nn.Module):
         votes.scatter_add_(1, self.labels[idx], weights)  # (B, K)
         share = votes / votes.sum(1, keepdim=True)
         return torch.log(share.clamp_min(1e-8))  # (B, K)
+
+
+@torch.no_grad()
+def fold_standardisation(head: nn.Linear, mu: Tensor, sd: Tensor) -> None:
+    """Fold ``(x - mu) / sd`` into a linear layer in place, so it takes the raw features
+    (``mu``, ``sd``: (1, D) training statistics)."""
+    head.bias.sub_((head.weight * (mu / sd)).sum(1))
+    head.weight.div_(sd)
 
 
 def _positive_int(spec: Mapping[str, Any], key: str, limit: int) -> int:

@@ -21,96 +21,30 @@ Order in :class:`BatchAugment`: gain, time shift, SpecAugment masks, mixup.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundtransfer.config import ConfigError
+from soundtransfer.tasks.single_label import soft_target_cross_entropy
+from soundtransfer.train.config import MASK_FILLS, SHIFT_MODES, AugmentConfig
+
+__all__ = [
+    "DB_TO_LOG_POWER",
+    "MASK_FILLS",
+    "SHIFT_MODES",
+    "AugmentConfig",
+    "BatchAugment",
+    "mixup",
+    "random_gain",
+    "sample_beta",
+    "soft_target_cross_entropy",
+    "spec_augment",
+    "time_shift",
+]
 
 DB_TO_LOG_POWER = math.log(10.0) / 10.0  # natural-log power units per dB
-SHIFT_MODES = ("roll", "edge", "min")
-MASK_FILLS = ("mean", "min")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Batch augmentation of log-mel images; a strength of 0 switches a transform off.
-
-    Attributes:
-        gain_db: random gain, uniform in ``[-gain_db, gain_db]`` dB per clip.
-        time_shift: random shift along time, uniform in ``[-time_shift, time_shift]`` of the
-            image width per clip.
-        time_shift_mode: what enters at the edge: ``roll`` (wraps around), ``edge`` (repeats
-            the border frame) or ``min`` (the image's minimum per channel: its quietest value,
-            the front end's silence floor for padded clips).
-        time_masks: SpecAugment time masks per clip (the same across the 3 channels).
-        time_mask_width: each time mask's width is uniform in ``[0, time_mask_width]`` of the
-            image width.
-        freq_masks: SpecAugment frequency (mel band) masks per clip.
-        freq_mask_width: each frequency mask's height is uniform in ``[0, freq_mask_width]``
-            of the number of mel bands.
-        mask_fill: masked pixels take the image's per-channel ``mean`` (0 after per-image
-            standardisation) or ``min``.
-        mixup_alpha: mixup with ``lambda ~ Beta(alpha, alpha)`` per clip, partner drawn by a
-            random permutation of the batch; targets mixed alike.
-        mixup_prob: probability that a batch is mixed at all.
-    """
-
-    gain_db: float = 0.0
-    time_shift: float = 0.0
-    time_shift_mode: str = "roll"
-    time_masks: int = 0
-    time_mask_width: float = 0.1
-    freq_masks: int = 0
-    freq_mask_width: float = 0.1
-    mask_fill: str = "mean"
-    mixup_alpha: float = 0.0
-    mixup_prob: float = 1.0
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("gain_db", self.gain_db >= 0),
-            ("time_shift", 0 <= self.time_shift <= 1),
-            ("time_masks", self.time_masks >= 0),
-            ("time_mask_width", 0 <= self.time_mask_width <= 1),
-            ("freq_masks", self.freq_masks >= 0),
-            ("freq_mask_width", 0 <= self.freq_mask_width <= 1),
-            ("mixup_alpha", self.mixup_alpha >= 0),
-            ("mixup_prob", 0 <= self.mixup_prob <= 1),
-            ("time_shift_mode", self.time_shift_mode in SHIFT_MODES),
-            ("mask_fill", self.mask_fill in MASK_FILLS),
-        )
-        for name, ok in checks:
-            if not ok:
-                raise ConfigError(f"augment setting {name}={getattr(self, name)!r} is out of range")
-
-    @property
-    def active(self) -> bool:
-        """Whether any transform is switched on."""
-        return bool(
-            self.gain_db
-            or self.time_shift
-            or (self.time_masks and self.time_mask_width)
-            or (self.freq_masks and self.freq_mask_width)
-            or (self.mixup_alpha and self.mixup_prob)
-        )
-
-
-def augment_from(settings: object, prefix: str = "aug_") -> AugmentConfig:
-    """An :class:`AugmentConfig` from flat fields ``<prefix><name>`` of another config.
-
-    For a flat training config (``aug_mixup_alpha=0.4`` on the command line); fields it
-    lacks keep their defaults (off).
-    """
-    values = {
-        f.name: getattr(settings, prefix + f.name)
-        for f in fields(AugmentConfig)
-        if hasattr(settings, prefix + f.name)
-    }
-    return AugmentConfig(**values)
 
 
 def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -253,8 +187,9 @@ class BatchAugment(nn.Module):
     """All of :class:`AugmentConfig`'s transforms on a batch, in training mode only.
 
     ``forward(x, y)`` returns the augmented images and soft targets ``(B, K)`` (one-hot
-    unless mixed); in ``eval()`` mode images pass unchanged. Use with
-    :func:`soft_target_cross_entropy`.
+    rows of class indices, or the task's (B, K) rows as given, mixed by mixup); in ``eval()``
+    mode images pass unchanged. The task's loss takes them
+    (:func:`~soundtransfer.tasks.single_label.soft_target_cross_entropy` for single-label).
     """
 
     def __init__(self, cfg: AugmentConfig, num_classes: int) -> None:
@@ -265,8 +200,12 @@ class BatchAugment(nn.Module):
     def forward(
         self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """x: (B, C, F, T) log-mel images; y: (B,) class indices -> (images, (B, K) targets)."""
-        targets = F.one_hot(y, self.num_classes).to(torch.float32)  # (B, K)
+        """x: (B, C, F, T) log-mel images; y: (B,) class indices or (B, K) target rows ->
+        (images, (B, K) targets)."""
+        if y.dim() == 2:  # multi-hot or soft rows already
+            targets = y.to(torch.float32)  # (B, K)
+        else:
+            targets = F.one_hot(y, self.num_classes).to(torch.float32)  # (B, K)
         cfg = self.cfg
         if not self.training or not cfg.active:
             return x, targets
@@ -288,24 +227,3 @@ class BatchAugment(nn.Module):
             if float(torch.rand((), generator=generator, device=gen_device)) < cfg.mixup_prob:
                 x, targets = mixup(x, targets, cfg.mixup_alpha, generator)
         return x, targets
-
-
-def soft_target_cross_entropy(
-    logits: Tensor, targets: Tensor, label_smoothing: float = 0.0
-) -> Tensor:
-    """Mean cross entropy against soft targets, with label smoothing.
-
-    ``targets' = (1 - eps) * targets + eps / K``; loss ``-sum_k targets'_k log_softmax_k``.
-    With one-hot targets it equals ``F.cross_entropy(logits, y, label_smoothing=eps)``.
-
-    Args:
-        logits: (B, K).
-        targets: (B, K) rows summing to 1.
-        label_smoothing: eps in [0, 1).
-    """
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing}")
-    k = logits.shape[-1]
-    t = targets.to(torch.float32) * (1 - label_smoothing) + label_smoothing / k  # (B, K)
-    logp = F.log_softmax(logits.float(), dim=-1)  # (B, K)
-    return -(t * logp).sum(dim=-1).mean()
