@@ -13,6 +13,7 @@ from soundtransfer.cli.common import (
     parse_folds,
     progress,
 )
+from soundtransfer.config import setting_names
 from soundtransfer.train import PRESETS, TrainConfig
 
 
@@ -49,8 +50,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
     add_set_arg(
         p,
-        "override a training setting (repeatable); keys: "
-        + ", ".join(TrainConfig.__dataclass_fields__),
+        "override a training setting (repeatable); keys: " + ", ".join(setting_names(TrainConfig)),
     )
 
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     device = [f"device={args.device}"] if args.device else []
     cfg = get_preset(args.preset, [*args.overrides, *device, f"mode={args.mode}"])
     weights = resolve(args.weights, args.arch)  # checked before anything is read or written
-    store = open_store(args, device="cpu")
+    store = open_store(args)
     result = run_crossval(
         store,
         weights,

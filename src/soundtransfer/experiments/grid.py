@@ -151,7 +151,7 @@ def reproduce(
         ``{"cells": [...], "markdown": str, "csv": str}``.
     """
     from soundtransfer import distributed as D
-    from soundtransfer.features import dataset_store
+    from soundtransfer.features import BuildOptions, dataset_store
     from soundtransfer.train import get_preset as train_preset
     from soundtransfer.train import run_crossval
     from soundtransfer.train.crossval import check_folds
@@ -191,7 +191,7 @@ def reproduce(
                     Path(data_roots[cell.dataset]),
                     frontend_overrides=frontend_overrides,
                     cache_dir=cache_dir,
-                    progress=progress,
+                    build=BuildOptions(progress=progress),
                 )
             table = stores[cell.dataset].table
             if table.protocol == "fixed":
