@@ -21,7 +21,7 @@ from soundtransfer.models.heads import build_head, mlp_head
 from soundtransfer.train import get_preset, run_crossval, run_split
 from soundtransfer.train.config import AUTO_EMBED_BATCH, embed_batch_for, identity_settings
 from soundtransfer.train.probes import PROBES, fit_probe, get_probe
-from soundtransfer.train.probes.base import FittedProbe, holdout_split, inner_splits
+from soundtransfer.train.probes.base import FitData, FittedProbe, holdout_split, inner_splits
 from soundtransfer.train.probes.base import standardise as _standardise
 from soundtransfer.train.probes.knn import KNNConfig, choose_k, knn_votes
 from soundtransfer.train.probes.logistic import LogisticConfig, logistic_objective
@@ -203,7 +203,8 @@ def test_knn_chooses_k_on_inner_folds_only() -> None:
     xte, yte, _ = _blobs(seed=1)
     probe = fit_probe("knn", x, y, groups, seed=0)
     info = probe.info
-    k, _ = choose_k(x.astype(np.float64), y, groups, 3, 0, KNNConfig())
+    data = FitData(x.astype(np.float64), y, groups, 3, 0, torch.device("cpu"))
+    k, _ = choose_k(data, KNNConfig())
     assert info["k"] == k and info["bank"] == len(y) and info["inner_folds"] == 5
     inner = {int(c): a for c, a in info["inner_acc"].items()}
     assert inner[k] == max(inner.values())  # the best inner accuracy (ties: smaller k)

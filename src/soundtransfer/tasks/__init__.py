@@ -19,10 +19,9 @@ a task's module loads when :func:`get_task` first asks for it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from soundtransfer.errors import ConfigError
+from soundtransfer.lazy import registered
 
 if TYPE_CHECKING:
     from soundtransfer.tasks.base import Task
@@ -42,7 +41,4 @@ def get_task(name: str) -> Task:
     Raises:
         ConfigError: an unknown name (the known ones listed).
     """
-    if name not in TASKS:
-        raise ConfigError(f"task: {name!r} is not one of {sorted(TASKS)}")
-    task: Task = importlib.import_module(TASKS[name]).TASK
-    return task
+    return cast("Task", registered(TASKS, name, "task", "TASK"))

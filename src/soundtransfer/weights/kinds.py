@@ -5,7 +5,8 @@ Every :class:`~soundtransfer.weights.records.WeightSource` names its ``kind``, a
 its methods, never branching on the kind's name. A kind is a :class:`SourceKind`:
 
 - ``record(src, arch)``: the registry record specialised to an architecture (checked);
-- ``fetch(src, url, sha256, progress, downloads)``: the published state dict to cache
+- ``fetch(src, request)``: the published state dict to cache (:class:`FetchRequest`: a mirror,
+  a digest, where downloads go)
   (:class:`WeightsError` for a kind with nothing to download);
 - ``load(resolved, cache_dir)``: the state dict to load, or None to keep the random
   initialisation;
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import zipfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -43,6 +44,7 @@ from soundtransfer.weights.records import ResolvedWeights, WeightSource
 __all__ = [
     "KINDS",
     "CachedKind",
+    "FetchRequest",
     "FileKind",
     "ImageNetKind",
     "PackageKind",
@@ -56,6 +58,23 @@ __all__ = [
 State = dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class FetchRequest:
+    """What ``weights fetch`` asks of a kind.
+
+    Attributes:
+        url: a mirror of the official file (checked exactly like the official address).
+        sha256: the expected digest of the downloaded file (default: the source's known one).
+        progress: show a progress bar.
+        downloads: the folder the raw download goes to.
+    """
+
+    url: str | None
+    sha256: str | None
+    progress: bool
+    downloads: Path
+
+
 class SourceKind:
     """The interface of a kind (see the module docstring); the base fetches nothing."""
 
@@ -67,14 +86,7 @@ class SourceKind:
             raise WeightsError(f"weights {src.name!r} are for {src.arch}, not {arch}")
         return replace(src, arch=arch)
 
-    def fetch(
-        self,
-        src: WeightSource,
-        url: str | None,
-        sha256: str | None,
-        progress: bool,
-        downloads: Path,
-    ) -> tuple[State, str]:
+    def fetch(self, src: WeightSource, request: FetchRequest) -> tuple[State, str]:
         """The published state dict of ``src`` and where it came from (for messages)."""
         raise WeightsError(f"{src.name}: nothing to download ({src.description})")
 
@@ -101,20 +113,23 @@ class RandomKind(SourceKind):
         return "built in"
 
 
-def download(
-    src: WeightSource, url: str | None, sha256: str | None, progress: bool, downloads: Path
-) -> Path:
-    """The source's file (or a mirror ``url`` of it) in ``downloads``, checked against the
-    source's digest (``sha256``: another file's), or its known sha256 prefix.
+def download(src: WeightSource, request: FetchRequest) -> Path:
+    """The source's file (or the request's mirror of it) in ``request.downloads``, checked
+    against the source's digest (the request's ``sha256``: another file's), or its known
+    sha256 prefix.
 
     Raises:
         WeightsError / DownloadError: no address, a digest that does not match.
     """
+    url, sha256 = request.url, request.sha256
     address = url or src.url
     if address is None:
         raise WeightsError(f"{src.name}: no download address for {src.arch}")
     raw = fetch_url(
-        address, downloads / Path(address).name, sha256=sha256 or src.sha256, progress=progress
+        address,
+        request.downloads / Path(address).name,
+        sha256=sha256 or src.sha256,
+        progress=request.progress,
     )
     if src.sha256_prefix and not sha256:
         got = file_digest(raw)
@@ -136,16 +151,9 @@ class CachedKind(SourceKind):
         """The downloaded file as a published state dict."""
         return read_state_dict(raw)
 
-    def fetch(
-        self,
-        src: WeightSource,
-        url: str | None,
-        sha256: str | None,
-        progress: bool,
-        downloads: Path,
-    ) -> tuple[State, str]:
-        raw = download(src, url, sha256, progress, downloads)
-        return self.convert(raw, src), url or str(src.url)
+    def fetch(self, src: WeightSource, request: FetchRequest) -> tuple[State, str]:
+        raw = download(src, request)
+        return self.convert(raw, src), request.url or str(src.url)
 
     def load(self, resolved: ResolvedWeights, cache_dir: Path | None) -> State | None:
         src = resolved.source
@@ -223,17 +231,10 @@ class ImageNetKind(CachedKind):
             cache_name=f"{arch.replace(':', '-')}.{src.name}",
         )
 
-    def fetch(
-        self,
-        src: WeightSource,
-        url: str | None,
-        sha256: str | None,
-        progress: bool,
-        downloads: Path,
-    ) -> tuple[State, str]:
+    def fetch(self, src: WeightSource, request: FetchRequest) -> tuple[State, str]:
         weights = encoder_spec(str(src.arch)).imagenet
-        if url is not None or weights is None or weights.hub is None:
-            return super().fetch(src, url, sha256, progress, downloads)
+        if request.url is not None or weights is None or weights.hub is None:
+            return super().fetch(src, request)
         from soundtransfer.models.zoo_timm import timm_module
 
         try:  # timm downloads into the Hugging Face cache; we keep our own checked copy

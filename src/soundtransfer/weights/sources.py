@@ -37,7 +37,7 @@ from soundtransfer.models.registry import (
     encoder_spec,
 )
 from soundtransfer.weights.cache import cache_status, cached_path, load_cached, store_cached
-from soundtransfer.weights.kinds import KINDS, SourceKind
+from soundtransfer.weights.kinds import KINDS, FetchRequest, SourceKind
 from soundtransfer.weights.records import ResolvedWeights, WeightSource
 
 __all__ = [
@@ -307,7 +307,8 @@ def fetch_weights(
             return dest
         if status != "not cached":  # unverified or corrupt: fetch it again
             dest.unlink()
-        state, origin = kind.fetch(src, url, sha256, progress, dest.parent / "downloads")
+        request = FetchRequest(url, sha256, progress, dest.parent / "downloads")
+        state, origin = kind.fetch(src, request)
         _encoder_for(src).load_weights(state, origin)  # it must fit the architecture
         return store_cached(src.cache_stem, state, cache_dir)
 

@@ -24,10 +24,10 @@ names here); a kind's module loads when :func:`get_probe` first asks for it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from soundtransfer.errors import ConfigError
+from soundtransfer.lazy import registered
 
 if TYPE_CHECKING:
     from soundtransfer.train.probes.base import Probe, ProbeKind
@@ -49,10 +49,7 @@ def get_probe(name: str) -> ProbeKind:
     Raises:
         ConfigError: an unknown name (the known ones listed).
     """
-    if name not in PROBES:
-        raise ConfigError(f"unknown probe {name!r} (choose from {', '.join(PROBES)})")
-    kind: ProbeKind = importlib.import_module(PROBES[name]).PROBE
-    return kind
+    return cast("ProbeKind", registered(PROBES, name, "probe", "PROBE"))
 
 
 def fit_probe(

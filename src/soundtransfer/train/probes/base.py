@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from soundtransfer.train.config import ProbeConfig
 
 __all__ = [
+    "FitData",
     "FittedProbe",
     "Probe",
     "ProbeKind",
@@ -152,6 +153,32 @@ def holdout_split(
     return splits[0]
 
 
+@dataclass(frozen=True)
+class FitData:
+    """The training rows a fitted probe learns from, and how.
+
+    Attributes:
+        x: (N, D) float64 embeddings (raw, or standardised where a kind says so).
+        y: (N,) int64 class indices.
+        groups: (N,) recording ids (inner splits never split one), or None.
+        num_classes: K.
+        seed: seeds the inner splits, initialisation and batch order.
+        device: where to fit.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray | None
+    num_classes: int
+    seed: int
+    device: torch.device
+
+    def standardised(self) -> FitData:
+        """The same rows with ``x`` standardised by its own statistics (:func:`standardise`)."""
+        mean, std = standardise(self.x)
+        return replace(self, x=(self.x - mean) / std)
+
+
 class ProbeKind:
     """A probe: how linear evaluation turns a split's frozen embeddings into a head.
 
@@ -183,16 +210,7 @@ class FittedProbe(ProbeKind):
         """The kind's config from the ``probe`` settings group."""
         raise NotImplementedError
 
-    def fit_model(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        groups: np.ndarray | None,
-        num_classes: int,
-        seed: int,
-        config: Any,
-        device: torch.device,
-    ) -> tuple[nn.Module, dict[str, Any]]:
+    def fit_model(self, data: FitData, config: Any) -> tuple[nn.Module, dict[str, Any]]:
         """Fit on the raw (N, D) training rows; return a model of the standardised features
         ``(x - mean) / std`` (all rows' statistics, :func:`standardise`) to logits, shaped as
         :meth:`head_spec`'s head (its state dict loads into it), and the selection record."""
@@ -241,7 +259,7 @@ class FittedProbe(ProbeKind):
         dev = torch.device(device)
         mean, std = standardise(x)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            model, info = self.fit_model(x, y, groups, k, seed, cfg, dev)
+            model, info = self.fit_model(FitData(x, y, groups, k, seed, dev), cfg)
         info["config"] = asdict(cfg) if is_dataclass(cfg) and not isinstance(cfg, type) else {}
         info["seed"] = seed
         return Probe(

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from soundtransfer.config import ConfigError
 from soundtransfer.models.heads import KNNHead
-from soundtransfer.train.probes.base import FittedProbe, Probe, inner_splits, standardise
+from soundtransfer.train.probes.base import FitData, FittedProbe, Probe, inner_splits, standardise
 
 if TYPE_CHECKING:
     from soundtransfer.train.config import ProbeConfig
@@ -71,11 +71,11 @@ def _unit(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> Tensor:
     return F.normalize(torch.from_numpy((x - mean) / std).float(), dim=1)
 
 
-def choose_k(
-    x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, k: int, seed: int, cfg: KNNConfig
-) -> tuple[int, dict[str, Any]]:
-    """The ``k`` of ``cfg.ks`` with the best mean inner accuracy (ties: the smaller)."""
-    splits = inner_splits(y, groups, cfg.inner_folds, seed)
+def choose_k(data: FitData, cfg: KNNConfig) -> tuple[int, dict[str, Any]]:
+    """The ``k`` of ``cfg.ks`` with the best mean inner accuracy on the inner folds of the
+    training rows (ties: the smaller); each fold's bank standardised with its own rows."""
+    x, y, k = data.x, data.y, data.num_classes
+    splits = inner_splits(y, data.groups, cfg.inner_folds, data.seed)
     smallest = min(len(tr) for tr, _ in splits)
     ks = tuple(sorted(c for c in set(cfg.ks) if c <= smallest)) or (min(smallest, min(cfg.ks)),)
     acc = dict.fromkeys(ks, 0.0)
@@ -100,17 +100,9 @@ class KNNProbe(FittedProbe):
     def settings(self, probe: ProbeConfig) -> KNNConfig:
         return KNNConfig(inner_folds=probe.inner_folds)
 
-    def fit_model(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        groups: np.ndarray | None,
-        num_classes: int,
-        seed: int,
-        config: Any,
-        device: torch.device,
-    ) -> tuple[nn.Module, dict[str, Any]]:
-        k, info = choose_k(x, y, groups, num_classes, seed, config)
+    def fit_model(self, data: FitData, config: Any) -> tuple[nn.Module, dict[str, Any]]:
+        k, info = choose_k(data, config)
+        x, y, num_classes = data.x, data.y, data.num_classes
         mean, std = standardise(x)
         head = KNNHead(x.shape[1], num_classes, len(y), k, config.temperature)
         # The Probe standardises its inputs already: the bank's own statistics stay 0 / 1.

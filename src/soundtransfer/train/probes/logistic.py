@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundtransfer.config import ConfigError
-from soundtransfer.train.probes.base import FittedProbe, Probe, inner_splits, standardise
+from soundtransfer.train.probes.base import FitData, FittedProbe, Probe, inner_splits, standardise
 
 if TYPE_CHECKING:
     from soundtransfer.train.config import ProbeConfig
@@ -96,22 +96,15 @@ def logistic_objective(model: nn.Linear, x: Tensor, y: Tensor, c: float) -> floa
         return float(ce + model.weight.square().sum() / (2 * c))
 
 
-def fit_logistic(
-    x: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray | None,
-    num_classes: int,
-    seed: int,
-    cfg: LogisticConfig,
-    device: torch.device,
-) -> tuple[nn.Module, dict[str, Any]]:
+def fit_logistic(data: FitData, cfg: LogisticConfig) -> tuple[nn.Module, dict[str, Any]]:
     """Inner CV over ``cfg.cs``, refit with the best ``C`` (on standardised features)."""
-    xt = torch.from_numpy(x).to(device=device, dtype=torch.float64)
-    yt = torch.from_numpy(y).to(device)
+    x, y, num_classes = data.x, data.y, data.num_classes
+    xt = torch.from_numpy(x).to(device=data.device, dtype=torch.float64)
+    yt = torch.from_numpy(y).to(data.device)
     cs = sorted(cfg.cs)
     acc = np.zeros((len(cs),))
     nll = np.zeros((len(cs),))
-    splits = inner_splits(y, groups, cfg.inner_folds, seed)
+    splits = inner_splits(y, data.groups, cfg.inner_folds, data.seed)
     for tr, va in splits:
         mu, sd = standardise(x[tr])
         mu_t = torch.from_numpy(mu).to(xt)
@@ -148,18 +141,8 @@ class LogisticProbe(FittedProbe):
     def settings(self, probe: ProbeConfig) -> LogisticConfig:
         return LogisticConfig(inner_folds=probe.inner_folds)
 
-    def fit_model(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        groups: np.ndarray | None,
-        num_classes: int,
-        seed: int,
-        config: Any,
-        device: torch.device,
-    ) -> tuple[nn.Module, dict[str, Any]]:
-        mean, std = standardise(x)
-        return fit_logistic((x - mean) / std, y, groups, num_classes, seed, config, device)
+    def fit_model(self, data: FitData, config: Any) -> tuple[nn.Module, dict[str, Any]]:
+        return fit_logistic(data.standardised(), config)
 
     def head_spec(self, probe: Probe) -> dict[str, Any]:
         return {"kind": "linear"}

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundtransfer.models.heads import mlp_head
-from soundtransfer.train.probes.base import FittedProbe, Probe, holdout_split, standardise
+from soundtransfer.train.probes.base import FitData, FittedProbe, Probe, holdout_split, standardise
 
 if TYPE_CHECKING:
     from soundtransfer.train.config import ProbeConfig
@@ -108,19 +108,12 @@ def _train_mlp(
     return model, {k: v for k, v in best.items() if k != "state"}
 
 
-def fit_mlp(
-    x: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray | None,
-    num_classes: int,
-    seed: int,
-    cfg: MLPConfig,
-    device: torch.device,
-) -> tuple[nn.Module, dict[str, Any]]:
+def fit_mlp(data: FitData, cfg: MLPConfig) -> tuple[nn.Module, dict[str, Any]]:
     """Grid over hidden sizes and learning rates on a carved validation part (early stopping)."""
-    tr, va = holdout_split(y, groups, cfg.valid_fraction, seed)
-    xt = torch.from_numpy(x).to(device=device, dtype=torch.float32)
-    yt = torch.from_numpy(y).to(device)
+    x, y, num_classes, seed = data.x, data.y, data.num_classes, data.seed
+    tr, va = holdout_split(y, data.groups, cfg.valid_fraction, seed)
+    xt = torch.from_numpy(x).to(device=data.device, dtype=torch.float32)
+    yt = torch.from_numpy(y).to(data.device)
     mu, sd = standardise(x[tr])
     mu_t, sd_t = torch.from_numpy(mu).to(xt), torch.from_numpy(sd).to(xt)
     xtr, xva = (xt[tr] - mu_t) / sd_t, (xt[va] - mu_t) / sd_t
@@ -179,17 +172,8 @@ class MLPProbe(FittedProbe):
     def settings(self, probe: ProbeConfig) -> MLPConfig:
         return MLPConfig(valid_fraction=probe.valid_fraction)
 
-    def fit_model(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        groups: np.ndarray | None,
-        num_classes: int,
-        seed: int,
-        config: Any,
-        device: torch.device,
-    ) -> tuple[nn.Module, dict[str, Any]]:
-        return fit_mlp(x, y, groups, num_classes, seed, config, device)
+    def fit_model(self, data: FitData, config: Any) -> tuple[nn.Module, dict[str, Any]]:
+        return fit_mlp(data, config)
 
     def head_spec(self, probe: Probe) -> dict[str, Any]:
         first = next(m for m in probe.model.modules() if isinstance(m, nn.Linear))
