@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from soundtransfer.errors import ConfigError
+from soundtransfer.runs.files import save_json
 
 __all__ = [
     "ConfigError",
     "check_bounds",
     "check_finite_fields",
     "config_hash",
+    "flat_settings",
     "from_dict",
     "get_named",
     "override",
     "save_json",
+    "setting_names",
     "to_dict",
 ]
 
@@ -102,6 +105,8 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
         return str(value)
     if tp is Path:
         return Path(value)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type) and isinstance(value, Mapping):
+        return from_dict(tp, value)
     raise ConfigError(f"{name}: unsupported type {tp}")
 
 
@@ -124,27 +129,84 @@ def parse_pairs(overrides: Mapping[str, Any] | Iterable[str]) -> dict[str, Any]:
     return pairs
 
 
+def _aliases(cls: type) -> dict[str, str]:
+    """A settings class's flat names for its nested settings (``ALIASES``: ``{"lr":
+    "optimiser.lr"}``), so command lines written before the grouping keep working."""
+    return dict(getattr(cls, "ALIASES", {}))
+
+
+def setting_names(cls: type) -> list[str]:
+    """Every name ``override`` takes for ``cls``: plain fields, aliases, and ``group.field``
+    for the nested settings no alias names."""
+    aliased = set(_aliases(cls).values())
+    names = list(_aliases(cls))
+    for f in dataclasses.fields(cls):
+        tp = _field_types(cls)[f.name]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            names += [f"{f.name}.{n}" for n in setting_names(tp) if f"{f.name}.{n}" not in aliased]
+        elif f.name not in names:
+            names.append(f.name)
+    return sorted(names)
+
+
+def _apply(cfg: T, changes: Mapping[str, tuple[str, Any]]) -> T:
+    """``cfg`` with ``{path: (name the user gave, value)}`` applied; ``path`` is a field or
+    ``group.field`` of a nested settings dataclass (replaced as a whole, so it validates)."""
+    types_ = _field_types(type(cfg))
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, tuple[str, Any]]] = {}
+    for path, (name, value) in changes.items():
+        head, _, rest = path.partition(".")
+        tp = types_.get(head)
+        if tp is None:
+            known = ", ".join(setting_names(type(cfg)))
+            raise ConfigError(f"unknown setting {name!r} for {type(cfg).__name__} (known: {known})")
+        if rest:
+            nested.setdefault(head, {})[rest] = (name, value)
+        else:
+            direct[head] = _coerce(name, tp, value)
+    for head, inner in nested.items():
+        direct[head] = _apply(direct.get(head, getattr(cfg, head)), inner)
+    return dataclasses.replace(cfg, **direct)  # type: ignore[type-var]
+
+
 def override(cfg: T, overrides: Mapping[str, Any] | Iterable[str]) -> T:
     """Return a copy of ``cfg`` with fields replaced.
 
     Args:
         cfg: a dataclass instance.
-        overrides: a mapping ``{field: value}`` or strings ``"field=value"``.
+        overrides: a mapping ``{name: value}`` or strings ``"name=value"``; a name is a
+            field, ``group.field`` of a nested settings dataclass, or one of the class's
+            ``ALIASES`` (flat names of nested settings).
 
     Raises:
-        ConfigError: unknown field, malformed string, or a value of the wrong type.
+        ConfigError: unknown name, malformed string, or a value of the wrong type (the name
+            as given in the message).
     """
     if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError("override() needs a dataclass instance")
-    overrides = parse_pairs(overrides)
-    types_ = _field_types(type(cfg))
-    changes = {}
-    for key, value in overrides.items():
-        if key not in types_:
-            known = ", ".join(sorted(types_))
-            raise ConfigError(f"unknown setting {key!r} for {type(cfg).__name__} (known: {known})")
-        changes[key] = _coerce(key, types_[key], value)
-    return dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
+    aliases = _aliases(type(cfg))
+    changes = {aliases.get(k, k): (k, v) for k, v in parse_pairs(overrides).items()}
+    return _apply(cfg, changes)
+
+
+def flat_settings(cfg: Any) -> dict[str, Any]:
+    """``cfg`` as one flat mapping under the names :func:`override` takes (aliases where a
+    class has them, else ``group.field``), JSON-ready."""
+    by_path = {v: k for k, v in _aliases(type(cfg)).items()}
+    out: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            path = prefix + f.name
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                walk(value, path + ".")
+            else:
+                out[by_path.get(path, path)] = to_dict(value) if isinstance(value, tuple) else value
+
+    walk(cfg, "")
+    return out
 
 
 def get_named(
@@ -225,11 +287,3 @@ def config_hash(*parts: Any) -> str:
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def save_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a kill never leaves half a file."""
-    from soundtransfer.runs.files import atomic_write_text
-
-    payload = to_dict(data) if dataclasses.is_dataclass(data) else data
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")

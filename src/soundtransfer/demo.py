@@ -68,7 +68,7 @@ def run_demo(
         summarize,
         tsne_figure,
     )
-    from soundtransfer.features import dataset_store
+    from soundtransfer.features import BuildOptions, dataset_store
     from soundtransfer.runs import run_dir
     from soundtransfer.runs.rundir import MODEL
     from soundtransfer.train import get_preset, run_crossval
@@ -78,7 +78,7 @@ def run_demo(
     cache = out / "cache"
     t0 = time.perf_counter()
 
-    store = dataset_store("esc10", root, cache_dir=cache, progress=progress)
+    store = dataset_store("esc10", root, cache_dir=cache, build=BuildOptions(progress=progress))
     table = store.table
     log(
         f"[1/4] features: {len(store)} clips {tuple(store.images.shape[1:])} "

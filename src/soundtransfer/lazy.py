@@ -19,7 +19,7 @@ import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["lazy_exports"]
+__all__ = ["lazy_exports", "registered"]
 
 
 def lazy_exports(
@@ -56,3 +56,17 @@ def lazy_exports(
         return sorted({*vars(sys.modules[package]), *home})
 
     return __getattr__, __dir__
+
+
+def registered(entries: Mapping[str, str], name: str, what: str, attr: str) -> object:
+    """``attr`` of the module registered under ``name`` (a registry of an axis: name -> the
+    module defining its entry, imported on first use, so listing the names costs nothing).
+
+    Raises:
+        ConfigError: an unknown name (the known ones listed).
+    """
+    from soundtransfer.errors import ConfigError
+
+    if name not in entries:
+        raise ConfigError(f"unknown {what} {name!r} (choose from {', '.join(entries)})")
+    return getattr(importlib.import_module(entries[name]), attr)

@@ -242,6 +242,22 @@ def own_split_without_test(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_own_features(listing, tmp), rf"{listing}: the split column has no 'test' row")
 
 
+def weights_arch_is_a_path(tmp: Path, esc10_root: Path) -> Bad:
+    """Issue 23, defect 2: a stranger's sidecar ``{"arch": "../../../../x"}`` made
+    ``x.w/linear/fold1/config.json`` outside ``--out`` before the "unknown arch" error."""
+    import torch
+    import torchvision
+
+    root, _lines = _esc_copy(tmp, esc10_root, n=2)
+    weights = tmp / "in" / "w.pt"
+    state = torchvision.models.resnet18().state_dict()
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, weights)
+    weights.with_suffix(".json").write_text('{"arch": "../../../../x"}')
+    argv = ["linear-eval", "esc10", "--root", str(root), "--weights", str(weights), "--quiet",
+            "--out", str(tmp / "out" / "runs"), "--cache", str(tmp / "out" / "cache")]  # fmt: skip
+    return Bad(argv, r"w\.pt: recorded arch refused: unknown arch '\.\./\.\./\.\./\.\./x'")
+
+
 def figures_missing_runs(tmp: Path, esc10_root: Path) -> Bad:
     argv = ["figures", str(tmp / "in" / "no-such-runs"), "--out", str(tmp / "out" / "figs")]
     return Bad(argv, r"no-such-runs: runs directory not found")
@@ -270,6 +286,10 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
         "linear-eval", "probe_inner_folds=1", "probe_inner_folds must be at least 2"
     ),
     "finetune aug_mixup_alpha=-1": _finetune_set("aug_mixup_alpha=-1"),
+    "finetune task=regression": _probe("finetune", "task=regression", "task: 'regression'"),
+    "finetune optimiser.momentum": _probe(
+        "finetune", "optimiser.momentum=0.9", "unknown setting 'optimiser.momentum'"
+    ),
     "csv: absolute path": csv_absolute_path,
     "audio: truncated mp3": truncated_mp3,
     "audio: 1e30 float wav": overflowing_float_wav,
@@ -278,6 +298,7 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "own: recording in two folds": own_recording_in_two_folds,
     "own: csv path with ..": own_csv_escaping_path,
     "own: split without test rows": own_split_without_test,
+    "weights: recorded arch is a path": weights_arch_is_a_path,
     "figures: missing runs directory": figures_missing_runs,
     "figures: no runs": figures_no_runs,
 }
@@ -313,6 +334,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     ]
     assert leftovers == []
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
+    assert not (tmp_path.parent / "x.w").exists()  # the path a weights file's arch named
 
 
 def test_skip_bad_leaves_the_overflowing_clip_out(

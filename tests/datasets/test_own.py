@@ -14,7 +14,7 @@ from soundtransfer.audio.presets import get_preset
 from soundtransfer.datasets import ClipTable, load_dataset, open_dataset
 from soundtransfer.datasets.own import OpenedDataset, ReadOptions, infer_frontend, read_folder
 from soundtransfer.errors import DatasetError
-from soundtransfer.features.store import build_features
+from soundtransfer.features import build_features
 
 
 def link_class_folders(table: ClipTable, dst: Path, indices: list[int] | None = None) -> Path:

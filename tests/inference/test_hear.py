@@ -3,6 +3,7 @@ batch independence on real clips, and agreement with a bundle's own embedding.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from soundtransfer.inference.bundle import load_bundle, save_bundle
 from soundtransfer.inference.hear import (
     CHUNK_COLUMNS,
     CONTEXT_COLUMNS,
+    DEFAULT_PRESET,
     STRIDE,
     HearModel,
     get_scene_embeddings,
@@ -100,7 +102,7 @@ def test_weight_source(normalisation: str, clips: torch.Tensor) -> None:
 
 
 def test_bundle_matches_its_classifier(bundle: Path, clips: torch.Tensor) -> None:
-    model = load_model(str(bundle))
+    model = load_model(str(bundle), normalisation="fixed")  # its own training normalisation
     assert model.normalisation == "fixed" and model.scene_embedding_size == 512
     validate(model)
     assert_batch_independent(model, clips)
@@ -111,8 +113,35 @@ def test_bundle_matches_its_classifier(bundle: Path, clips: torch.Tensor) -> Non
         want = audio_model.classifier.embed(audio_model.frontend(wave))
     # The HEAR wrapper's path vs the bundle's own: the tolerance of assert_batch_independent.
     torch.testing.assert_close(get_scene_embeddings(wave, model), want, rtol=1e-4, atol=1e-4)
-    clip_model = load_model(str(bundle), normalisation="clip")
+    clip_model = load_model(str(bundle))  # the default, as for weight names
+    assert clip_model.normalisation == "clip"
     assert not torch.allclose(get_scene_embeddings(wave, clip_model), want)
+
+
+def test_bundle_and_its_weights_embed_alike(tmp_path: Path, clips: torch.Tensor) -> None:
+    """Issue 24 point 9: a bundle trained from a weight file fell back to mean 0 / std 1 (its
+    statistics were looked up by the weights' *name*); bundles now record them."""
+    torch.manual_seed(2)
+    path = tmp_path / "enc.safetensors"
+    save_file(build_encoder("resnet18").state_dict(), str(path), metadata={"arch": "resnet18"})
+    stats = ([0.4, 0.5, 0.6], [0.2, 0.3, 0.25])
+    path.with_suffix(".json").write_text(
+        json.dumps({"arch": "resnet18", "input_mean": stats[0], "input_std": stats[1]})
+    )
+    from soundtransfer.weights import load_encoder
+
+    encoder, src = load_encoder(str(path))
+    model = Classifier(encoder, 3, InputNorm([-6.0] * 3, [4.0] * 3)).eval()
+    fe = get_preset(DEFAULT_PRESET)
+    bundle = save_bundle(
+        tmp_path / "model.pt", model, fe, ("a", "b", "c"), "resnet18", str(path),
+        input_stats=(src.input_mean, src.input_std),
+    )  # fmt: skip
+    assert load_bundle(bundle)[1].input_mean == tuple(stats[0])
+    from_bundle = get_scene_embeddings(clips, load_model(str(bundle)))
+    from_weights = get_scene_embeddings(clips, load_model(str(path)))
+    # The same encoder, front end and per-clip normalisation, computed alike in one process.
+    torch.testing.assert_close(from_bundle, from_weights)
 
 
 def test_weights_file_and_timestamps(tmp_path: Path, clips: torch.Tensor) -> None:

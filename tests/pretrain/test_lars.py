@@ -78,10 +78,12 @@ def test_scaled_lr() -> None:
 
 
 def test_schedule_warmup_then_cosine() -> None:
+    # SimCLR appendix B.1 (linear warm-up, cosine to zero) by the one shared formula: the
+    # warm-up rises in equal steps of peak / warmup and reaches the peak on its last step.
     total, warmup, peak = 100, 10, 4.8
-    # float64 arithmetic of a few operations: approx's 1e-6 relative; exact where none happens.
-    assert lr_at_step(0, total, warmup, peak) == 0.0
-    assert lr_at_step(5, total, warmup, peak) == pytest.approx(2.4)
+    assert lr_at_step(0, total, warmup, peak) == pytest.approx(peak / warmup)
+    assert lr_at_step(4, total, warmup, peak) == pytest.approx(peak / 2)
+    assert lr_at_step(9, total, warmup, peak) == pytest.approx(peak)
     assert lr_at_step(10, total, warmup, peak) == pytest.approx(peak)
     assert lr_at_step(55, total, warmup, peak) == pytest.approx(peak / 2)
     assert lr_at_step(70, total, warmup, peak) == pytest.approx(

@@ -1,10 +1,8 @@
-"""Recipe pieces: log-mel augmentation, soft-target loss, warm-up + cosine schedule, EMA."""
+"""Recipe pieces: log-mel augmentation, soft-target loss, EMA."""
 
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,18 +14,19 @@ from torch import nn
 from soundtransfer.audio import LogMel3, get_preset, load_clip
 from soundtransfer.config import ConfigError
 from soundtransfer.train.augment import (
-    RECIPE,
     AugmentConfig,
     BatchAugment,
-    ModelEma,
-    augment_from,
     mixup,
     random_gain,
     soft_target_cross_entropy,
     spec_augment,
     time_shift,
-    warmup_cosine,
-    warmup_cosine_scheduler,
+)
+from soundtransfer.train.ema import ModelEma
+
+# Every transform on, mixup included (the recipe preset keeps mixup off).
+ALL_ON = AugmentConfig(
+    gain_db=6.0, time_shift=0.5, time_masks=2, freq_masks=2, mixup_alpha=0.4, mixup_prob=1.0
 )
 
 
@@ -149,7 +148,7 @@ def test_mixup_mixes_images_and_targets_alike() -> None:
 
 def test_batch_augment_train_vs_eval_and_seeded() -> None:
     x, y = _images(b=8), torch.arange(8) % 3
-    aug = BatchAugment(RECIPE, num_classes=3)
+    aug = BatchAugment(ALL_ON, num_classes=3)
     xa, ta = aug(x, y, _gen(11))
     xb, tb = aug(x, y, _gen(11))
     assert torch.equal(xa, xb) and torch.equal(ta, tb)  # bitwise: the same seeded call again
@@ -158,22 +157,9 @@ def test_batch_augment_train_vs_eval_and_seeded() -> None:
     aug.eval()
     xe, te = aug(x, y)
     assert xe is x and torch.equal(te, F.one_hot(y, 3).float())
-    assert not AugmentConfig().active and RECIPE.active
+    assert not AugmentConfig().active and ALL_ON.active
     with pytest.raises(ConfigError, match="time_shift_mode"):
         AugmentConfig(time_shift_mode="wrap")
-
-
-def test_augment_from_flat_settings() -> None:
-    @dataclass(frozen=True)
-    class Flat:
-        lr: float = 1e-3
-        aug_mixup_alpha: float = 0.4
-        aug_time_masks: int = 2
-
-    cfg = augment_from(Flat())
-    assert cfg == AugmentConfig(mixup_alpha=0.4, time_masks=2)
-    with pytest.raises(ConfigError, match="mixup_alpha"):
-        augment_from(Flat(aug_mixup_alpha=-1.0))
 
 
 def test_soft_target_cross_entropy_matches_torch() -> None:
@@ -187,29 +173,6 @@ def test_soft_target_cross_entropy_matches_torch() -> None:
     soft = torch.softmax(torch.randn(10, 5, generator=_gen(4)), 1)
     by_hand = -(soft * torch.log_softmax(logits, 1)).sum(1).mean()
     assert soft_target_cross_entropy(logits, soft).item() == pytest.approx(by_hand.item())
-
-
-def test_warmup_cosine_values() -> None:
-    f = [warmup_cosine(s, 10, 2, 0.1) for s in range(12)]
-    # float64 arithmetic of a few operations: approx's 1e-6 relative (exact where no
-    # arithmetic happens: the floor after the schedule's end).
-    assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
-    assert f[2] == pytest.approx(1.0) and f[10] == f[11] == 0.1
-    # Step 6 is halfway through the 8 cosine steps: the mean of 1 and the final ratio.
-    assert f[6] == pytest.approx(0.55)
-    assert f[9] == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 7 / 8)))
-    assert warmup_cosine(3, 6, 0) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="bad schedule"):
-        warmup_cosine(0, 5, 6)
-    assert all(a >= b for a, b in itertools.pairwise(f[1:]))  # non-increasing
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
-    sched = warmup_cosine_scheduler(opt, 10, 2, 0.1)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs == pytest.approx([2.0 * v for v in f[:10]])
 
 
 def test_ema_averages_weights_and_batchnorm_buffers() -> None:
@@ -245,5 +208,5 @@ def test_ema_averages_weights_and_batchnorm_buffers() -> None:
 def test_batch_augment_keeps_dtype() -> None:
     # Parameters drawn from the generator land on the images' device and dtype.
     x = _images().to(torch.float64)
-    out = BatchAugment(RECIPE, 3)(x, torch.zeros(6, dtype=torch.long), _gen(0))[0]
+    out = BatchAugment(ALL_ON, 3)(x, torch.zeros(6, dtype=torch.long), _gen(0))[0]
     assert out.dtype == torch.float64 and np.isfinite(out.numpy()).all()

@@ -121,7 +121,7 @@ def test_loss_falls_and_final_json(tiny_store: FeatureStore, tmp_path: Path) -> 
     assert out["n_test"] == len(split.test) == len(out["predictions"]) == len(out["labels"])
     assert 0.0 <= out["test_acc"] <= 100.0
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["n_train"] == len(split.train) and config["train"]["lr"] == 1e-3
+    assert config["n_train"] == len(split.train) and config["train"]["optimiser"]["lr"] == 1e-3
     # A finished split of the same identity is reused (another device is not another run).
     again = _cfg(epochs=4, batch_size=8, lr=1e-3, device="cpu", eval_every=2)
     assert run_split(tiny_store, split, "random", ARCH, again, tmp_path, progress=False) == out
@@ -256,7 +256,11 @@ def test_repeated_folds_are_refused(tiny_store: FeatureStore, tmp_path: Path) ->
         ("label_smoothing=1", "label_smoothing"),
         ("ema_decay=1", "ema_decay"),
         ("schedule=linear", "schedule"),
-        ("warmup_epochs=100", "warmup_epochs=100.0 is longer than epochs=70"),
+        # The message names the fix (issue 24 point 5).
+        (
+            "warmup_epochs=100",
+            r"warmup_epochs=100.0 is longer than epochs=70; .*\(--set warmup_epochs=0 for none\)",
+        ),
         ("min_lr_ratio=2", "min_lr_ratio"),
     ],
 )

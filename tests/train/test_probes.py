@@ -17,19 +17,16 @@ from sklearn.linear_model import LogisticRegression
 from soundtransfer.config import ConfigError
 from soundtransfer.errors import RunError
 from soundtransfer.features import FeatureStore
+from soundtransfer.models.heads import build_head, mlp_head
 from soundtransfer.train import get_preset, run_crossval, run_split
 from soundtransfer.train.config import AUTO_EMBED_BATCH, embed_batch_for, identity_settings
-from soundtransfer.train.probes import (
-    MLP,
-    LogisticConfig,
-    MLPConfig,
-    _restandardise,
-    _standardise,
-    fit_probe,
-    holdout_split,
-    inner_splits,
-    logistic_objective,
-)
+from soundtransfer.train.probes import PROBES, fit_probe, get_probe
+from soundtransfer.train.probes.base import FitData, FittedProbe, holdout_split, inner_splits
+from soundtransfer.train.probes.base import standardise as _standardise
+from soundtransfer.train.probes.knn import KNNConfig, choose_k, knn_votes
+from soundtransfer.train.probes.logistic import LogisticConfig, logistic_objective
+from soundtransfer.train.probes.mlp import MLPConfig
+from soundtransfer.train.probes.mlp import restandardise as _restandardise
 
 from .conftest import assert_predicts
 
@@ -162,7 +159,7 @@ def test_early_stopped_mlp_is_rewritten_for_all_rows_statistics() -> None:
     mu, sd = _standardise(sub)
     mu_all, sd_all = _standardise(x.astype(np.float64))
     torch.manual_seed(0)
-    model = MLP(x.shape[1], 8, 2, 0.0).eval()
+    model = mlp_head(x.shape[1], 8, 2, 0.0).eval()
     with torch.no_grad():
         expected = model(torch.from_numpy((x - mu) / sd).float())
         moved = _restandardise(copy.deepcopy(model), x.astype(np.float64), mu, sd)
@@ -191,6 +188,59 @@ def test_bad_inputs() -> None:
         fit_probe("logistic", x, y).predict(x[:, :5])
 
 
+def test_knn_votes_match_a_brute_force_count() -> None:
+    gen = torch.Generator().manual_seed(0)
+    bank = torch.nn.functional.normalize(torch.randn(30, 8, generator=gen), dim=1)
+    query = torch.nn.functional.normalize(torch.randn(5, 8, generator=gen), dim=1)
+    labels = torch.randint(0, 3, (30,), generator=gen)
+    votes = knn_votes(query, bank, labels, 3, (1, 4, 30), 0.5)
+    for q in range(5):
+        sims = [float(query[q] @ bank[j]) for j in range(30)]
+        order = sorted(range(30), key=lambda j: -sims[j])
+        for k, v in votes.items():
+            expected = [0.0, 0.0, 0.0]
+            for j in order[:k]:
+                expected[int(labels[j])] += float(np.exp(sims[j] / 0.5))
+            # float32 sums of up to 30 exponentials against float64: 1e-4 relative
+            np.testing.assert_allclose(v[q].numpy(), expected, rtol=1e-4)
+
+
+def test_knn_chooses_k_on_inner_folds_only() -> None:
+    x, y, groups = _blobs()
+    xte, yte, _ = _blobs(seed=1)
+    probe = fit_probe("knn", x, y, groups, seed=0)
+    info = probe.info
+    data = FitData(x.astype(np.float64), y, groups, 3, 0, torch.device("cpu"))
+    k, _ = choose_k(data, KNNConfig())
+    assert info["k"] == k and info["bank"] == len(y) and info["inner_folds"] == 5
+    inner = {int(c): a for c, a in info["inner_acc"].items()}
+    assert inner[k] == max(inner.values())  # the best inner accuracy (ties: smaller k)
+    assert all(inner[c] < inner[k] for c in inner if c < k)
+    assert probe.accuracy(xte, yte) > 70  # well above chance (33 %)
+    # A row's own label is its nearest neighbour at k=1 on the training rows.
+    one = fit_probe("knn", x, y, groups, config=KNNConfig(ks=(1,)))
+    assert one.info["k"] == 1 and one.accuracy(x, y) == 100.0
+    with pytest.raises(ConfigError, match="temperature"):
+        KNNConfig(temperature=0.0)
+
+
+@pytest.mark.parametrize("kind", [k for k in PROBES if k != "linear"])
+def test_every_fitted_probe_leaves_the_head_bundles_build(kind: str) -> None:
+    x, y, groups = _blobs(n_per=20)
+    probe_kind = get_probe(kind)
+    assert isinstance(probe_kind, FittedProbe) and probe_kind.name == kind
+    fast = {"mlp": MLPConfig(hidden=(8,), lrs=(1e-2,), max_epochs=20)}.get(kind)
+    probe = probe_kind.fit_arrays(x, y, groups, config=fast)
+    head, spec = probe_kind.head(probe)
+    rebuilt = build_head(json.loads(json.dumps(spec)), x.shape[1], 3)  # as a bundle loads it
+    rebuilt.load_state_dict(head.state_dict())
+    with torch.no_grad():
+        raw = torch.from_numpy(x)
+        # The head on raw embeddings scores as the probe on its own standardised ones (the
+        # standardisation folded in: float32 rounding of the fold, 1e-4).
+        torch.testing.assert_close(rebuilt.eval()(raw), probe.logits(x), atol=1e-4, rtol=1e-4)
+
+
 # --- wired into linear evaluation (run_split / run_crossval on a real feature store) ---
 
 
@@ -200,7 +250,7 @@ def test_probe_runs_write_run_files_and_a_bundle_predict_can_use(
     from soundtransfer.inference.bundle import load_bundle
 
     split = tiny_store.table.splits()[1]
-    for probe, key in (("logistic", "C"), ("mlp", "hidden")):
+    for probe, key in (("logistic", "C"), ("mlp", "hidden"), ("knn", "k")):
         cfg = get_preset("cpu", {"mode": "linear", "probe": probe, "probe_inner_folds": 2})
         run = tmp_path / probe
         out = run_split(tiny_store, split, "random", "resnet18", cfg, run, cache_dir=tmp_path / "c",
@@ -225,7 +275,7 @@ def test_probe_runs_write_run_files_and_a_bundle_predict_can_use(
     with pytest.raises(RunError, match=r"settings\.probe: 'logistic' -> 'mlp'"):
         run_split(tiny_store, split, "random", "resnet18", other, tmp_path / "logistic",
                   cache_dir=tmp_path / "c", progress=False)  # fmt: skip
-    # One embedding file per split, shared by both probes.
+    # One embedding file per split, shared by every probe.
     assert len(list((tmp_path / "c" / "embeddings").glob("*.npy"))) == 1
 
 

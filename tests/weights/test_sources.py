@@ -162,7 +162,7 @@ def test_not_cached_and_unknown(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="weights fetch simclr-v1"):
         load_encoder("simclr-v1", cache_dir=tmp_path)
     with pytest.raises(WeightsError, match="unknown weight source"):
-        load_encoder("imagenet")
+        load_encoder("imagenet-21k")
     with pytest.raises(WeightsError, match="are for resnet50"):
         load_encoder("supervised", arch="resnet18", cache_dir=tmp_path)
 

@@ -126,36 +126,34 @@ def warn(message: str) -> None:
 
 def open_store(
     args: argparse.Namespace,
-    device: str = "cpu",
-    batch_size: int = 32,
-    workers: int = 2,
+    build: Any = None,
     distributed: bool = False,
     report: bool = True,
 ) -> Any:
     """The feature store of the common dataset arguments (:func:`~soundtransfer.features.
-    dataset_store`); what was read, the folds, the front end and the leakage report are
-    printed on stdout (by the main process) unless ``report`` is False."""
+    dataset_store`), computed with ``build`` (a :class:`~soundtransfer.features.BuildOptions`,
+    its defaults if None) and ``--skip-bad``; what was read, the folds, the front end and the
+    leakage report are printed on stdout (by the main process) unless ``report`` is False."""
+    from dataclasses import replace
+
+    from soundtransfer.datasets.own import ReadOptions
     from soundtransfer.distributed import torchrun_slot
-    from soundtransfer.features import dataset_store
+    from soundtransfer.features import BuildOptions, dataset_store
 
     if args.n_folds < 2:
         raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
+    read = ReadOptions(n_folds=args.n_folds, seed=args.fold_seed, split=parse_split(args.split))
+    build = replace(build or BuildOptions(), skip_bad=args.skip_bad, progress=progress(args))
     return dataset_store(
         args.dataset,
         args.root,
+        read=read,
+        build=build,
         frontend_overrides=args.frontend_overrides,
-        cache_dir=args.cache,
         missing=args.missing,
-        skip_bad=args.skip_bad,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-        progress=progress(args),
+        cache_dir=args.cache,
+        allow_duplicates=args.allow_duplicates,
         distributed=distributed,
         warn=warn,
-        n_folds=args.n_folds,
-        fold_seed=args.fold_seed,
-        split=parse_split(args.split),
-        allow_duplicates=args.allow_duplicates,
         report=print if report and torchrun_slot()[0] == 0 else None,
     )

@@ -7,6 +7,9 @@ import time
 from typing import Any
 
 from soundtransfer.cli.common import add_dataset_args, open_store
+from soundtransfer.features.options import BuildOptions
+
+DEFAULT = BuildOptions()
 
 
 def register(sub: Any) -> None:
@@ -25,9 +28,17 @@ def register(sub: Any) -> None:
         help="cpu, cuda (front end on the GPU) or auto (cuda when present); under torchrun "
         "the ranks share the rows, each on its own device (cuda:LOCAL_RANK)",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="clips per batch (default 32)")
     p.add_argument(
-        "--workers", type=int, default=2, help="decoding threads, 0 to decode inline (default 2)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT.batch_size,
+        help=f"clips per batch (default {DEFAULT.batch_size})",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT.workers,
+        help=f"decoding threads, 0 to decode inline (default {DEFAULT.workers})",
     )
     p.set_defaults(handler=run)
 
@@ -38,13 +49,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # Under torchrun (WORLD_SIZE > 1) this joins the process group: the ranks share the rows.
     with distributed_session(args.device) as info:
-        store = open_store(
-            args,
-            device=str(info.device),
-            batch_size=args.batch_size,
-            workers=args.workers,
-            distributed=info.distributed,
-        )
+        build = BuildOptions(args.batch_size, str(info.device), args.workers)
+        store = open_store(args, build, distributed=info.distributed)
     seconds = time.perf_counter() - t0
     if not info.is_main:
         return 0

@@ -13,6 +13,7 @@ from soundtransfer.cli.common import (
     parse_folds,
     progress,
 )
+from soundtransfer.config import setting_names
 from soundtransfer.train import PRESETS, TrainConfig
 
 
@@ -21,14 +22,17 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         default="random",
-        help="random, supervised, supervised-v2, simclr-v1, simclr-v2, lite0, or a file "
-        "(.safetensors/.pt)",
+        help="random, supervised, supervised-v2, simclr-v1, simclr-v2, lite0, imagenet (the "
+        "--arch model's own ImageNet weights: torchvision's or timm's; fetch them first with "
+        "'soundtransfer weights fetch imagenet --arch NAME'), or a file (.safetensors/.pt)",
     )
     p.add_argument(
         "--arch",
         default=None,
-        help="encoder architecture; needed only for 'random' (default resnet50) or a weight "
-        "file that does not record its own",
+        help="encoder architecture, for 'random' and 'imagenet' (default resnet50) or a weight "
+        "file that does not record its own: resnet18/34/50/101/152, efficientnet_lite0/1/2, "
+        "any torchvision classification model (convnext_tiny, efficientnet_b0, "
+        "mobilenet_v3_small, regnet_y_800mf, vit_b_16, ...) or timm:<model> (pip install timm)",
     )
     p.add_argument(
         "--preset",
@@ -46,8 +50,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     )
     add_set_arg(
         p,
-        "override a training setting (repeatable); keys: "
-        + ", ".join(TrainConfig.__dataclass_fields__),
+        "override a training setting (repeatable); keys: " + ", ".join(setting_names(TrainConfig)),
     )
 
 
@@ -75,14 +78,16 @@ def register_mode(sub: Any, mode: str, help: str, description: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from soundtransfer.analysis.stats import format_summary, summarize
     from soundtransfer.train import get_preset, run_crossval
+    from soundtransfer.weights import resolve
 
     device = [f"device={args.device}"] if args.device else []
     cfg = get_preset(args.preset, [*args.overrides, *device, f"mode={args.mode}"])
-    store = open_store(args, device="cpu")
+    weights = resolve(args.weights, args.arch)  # checked before anything is read or written
+    store = open_store(args)
     result = run_crossval(
         store,
-        args.weights,
-        args.arch,
+        weights,
+        None,
         cfg,
         args.out,
         parse_folds(args.folds),

@@ -16,7 +16,13 @@ def register(sub: Any) -> None:
     fetch = wsub.add_parser(
         "fetch", help="download (and convert from TensorFlow) a source into the cache"
     )
-    fetch.add_argument("name", help="supervised, supervised-v2, simclr-v1, simclr-v2")
+    fetch.add_argument("name", help="supervised, supervised-v2, simclr-v1, simclr-v2, imagenet")
+    fetch.add_argument(
+        "--arch",
+        default=None,
+        help="the architecture whose ImageNet weights 'imagenet' fetches (torchvision's "
+        "DEFAULT weights, or timm's for timm:<model>)",
+    )
     fetch.add_argument(
         "--url",
         default=None,
@@ -41,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{'':<14} licence: {row['licence']}")
         return 0
     path = fetch_weights(
-        args.name, args.cache, url=args.url, sha256=args.sha256, progress=progress(args)
+        args.name,
+        args.cache,
+        url=args.url,
+        sha256=args.sha256,
+        progress=progress(args),
+        arch=args.arch,
     )
     print(f"{args.name}: {path}")
     return 0

@@ -1,9 +1,10 @@
 """Datasets in their official layouts, with their official folds and splits.
 
 ``open_dataset(name_or_path, root)`` is the one entry point for any dataset: an official name
-(read by ``load_dataset``) or a path to the user's own data, a folder of class folders or a
-CSV / TSV (:mod:`soundtransfer.datasets.own`); it returns the clip table, the front end to use
-and how the folds were made. :func:`~soundtransfer.datasets.leakage.leakage_report` checks the
+(:data:`READERS`: its reader, front-end preset and archive) or a path to the user's own data,
+a folder of class folders or a CSV / TSV (:data:`OWN_READERS`, in
+:mod:`soundtransfer.datasets.own`); it returns the clip table, the front end to use and how
+the folds were made. :func:`~soundtransfer.datasets.leakage.leakage_report` checks the
 folds before training (:mod:`soundtransfer.datasets.leakage`).
 
 ``load_dataset(name, root)`` reads a dataset as released (see each module for its layout) into
@@ -42,10 +43,12 @@ and names not one-to-one, duplicate rows, a recording in two folds) raises
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from soundtransfer.datasets.clips import Clip, ClipTable, Split
 from soundtransfer.datasets.esc50 import load_esc10, load_esc50
@@ -72,13 +75,47 @@ if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an
         },
     )
 
-LOADERS: dict[str, Callable[[Path, str], ClipTable]] = {
-    "esc50": load_esc50,
-    "esc10": load_esc10,
-    "us8k": load_us8k,
-    "gtzan": load_gtzan,
+
+@dataclass(frozen=True)
+class DatasetReader:
+    """An official dataset: how it is read, the front end it is computed with, and the
+    archive that brings it.
+
+    Attributes:
+        read: ``(root, missing) -> ClipTable`` of the official layout under ``root``.
+        preset: its front-end preset (:data:`soundtransfer.audio.presets.PRESETS`).
+        archive: its official archive (:data:`soundtransfer.datasets.download.ARCHIVES`).
+    """
+
+    read: Callable[[Path, str], ClipTable]
+    preset: str
+    archive: str
+
+
+#: Every official dataset: its name (``--dataset``, ``ClipTable.name``) -> its reader. To add
+#: one: a module ``datasets/<name>.py`` with its loader, its front-end preset in
+#: ``audio/presets.py``, its archive in ``datasets/download.py``, one entry here, and a test
+#: ``tests/datasets/test_<name>.py``.
+READERS: dict[str, DatasetReader] = {
+    "esc50": DatasetReader(load_esc50, "esc50", "esc50"),
+    "esc10": DatasetReader(load_esc10, "esc10", "esc10"),
+    "us8k": DatasetReader(load_us8k, "us8k", "us8k"),
+    "gtzan": DatasetReader(load_gtzan, "gtzan", "gtzan"),
 }
-DATASETS = tuple(LOADERS)
+LOADERS: dict[str, Callable[[Path, str], ClipTable]] = {n: r.read for n, r in READERS.items()}
+DATASETS = tuple(READERS)
+
+#: The user's own data: ``FOLDER`` (a folder of class folders) or a file suffix -> the reader
+#: (``(path, ReadOptions) -> OpenedDataset`` in :mod:`soundtransfer.datasets.own`, loaded on
+#: first use). To add a layout: its reader in ``own.py`` (or its own module), one entry here,
+#: its cases in ``tests/datasets/test_own.py``.
+FOLDER = "/"
+OWN_READERS: dict[str, tuple[str, str]] = {
+    FOLDER: ("soundtransfer.datasets.own", "read_folder"),
+    ".csv": ("soundtransfer.datasets.own", "read_table_file"),
+    ".tsv": ("soundtransfer.datasets.own", "read_table_file"),
+}
+TABLE_SUFFIXES = tuple(k for k in OWN_READERS if k != FOLDER)
 
 
 def load_dataset(name: str, root: str | Path, missing: str = "error") -> ClipTable:
@@ -97,17 +134,14 @@ def load_dataset(name: str, root: str | Path, missing: str = "error") -> ClipTab
         DatasetError: an unknown name or policy, a missing root, or any fault of the layout or
             metadata (the message names the file and line).
     """
-    if name not in LOADERS:
+    if name not in READERS:
         raise DatasetError(f"unknown dataset {name!r}; choose from {list(DATASETS)}")
     if missing not in MISSING_POLICIES:
         raise DatasetError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
     path = Path(root).expanduser()
     if not path.is_dir():
         raise DatasetError(f"{path}: dataset root not found")
-    return LOADERS[name](path, missing)
-
-
-TABLE_SUFFIXES = (".csv", ".tsv")
+    return READERS[name].read(path, missing)
 
 
 def open_dataset(
@@ -115,75 +149,84 @@ def open_dataset(
     root: str | Path | None = None,
     *,
     missing: str = "error",
-    n_folds: int = 5,
-    seed: int = 0,
-    split: tuple[float, float, float] | None = None,
-    use_name_folds: bool = True,
-    preset: str | None = None,
-    sample_rate: int | None = None,
-    clip_seconds: float | None = None,
-    crop: str | None = None,
+    options: ReadOptions | None = None,
+    **fields: Any,
 ) -> OpenedDataset:
     """Open an official dataset by name or the user's own data by path.
 
     Args:
-        name_or_path: ``esc50``, ``esc10``, ``us8k``, ``gtzan`` (read from ``root`` by
-            :func:`load_dataset`, unchanged), or a folder ``ROOT/<class>/**/<audio>`` or a
-            ``.csv`` / ``.tsv`` file (see :mod:`soundtransfer.datasets.own`).
+        name_or_path: a name of :data:`READERS` (read from ``root`` by :func:`load_dataset`,
+            unchanged), or a folder ``ROOT/<class>/**/<audio>`` or a file of
+            :data:`OWN_READERS` (``.csv`` / ``.tsv``, see :mod:`soundtransfer.datasets.own`).
         root: the official dataset's root folder (official names only; ignored for paths).
         missing: official datasets: ``error`` or ``skip`` for rows whose audio is absent.
-        n_folds, seed, split, use_name_folds: own data without given folds: a seeded
-            stratified group k-fold with ``n_folds`` folds, or with ``split`` (train, valid,
-            test fractions) one fixed split; ESC-50-style names keep their folds unless
-            ``use_name_folds`` is False.
-        preset, sample_rate, clip_seconds, crop: the front end; official datasets default to
-            their preset, own data to settings inferred from the file headers.
+        options: how own data is read (:class:`~soundtransfer.datasets.own.ReadOptions`:
+            folds when none are given, the front end); official datasets take only its
+            front-end settings, defaulting to their preset.
+        **fields: fields of ``options`` to replace (``n_folds=3, seed=1``).
 
     Returns:
         The table, the front end with the reason for each setting, and the fold assignment.
 
     Raises:
-        DatasetError: an unknown name that is no existing folder or CSV/TSV, or any fault of
-            the data (named in the message).
+        DatasetError: an unknown name that is no existing folder or CSV/TSV, an unknown
+            option, or any fault of the data (named in the message).
     """
-    from soundtransfer.datasets.folds import FoldAssignment
-    from soundtransfer.datasets.own import OpenedDataset, ReadOptions, read_folder, read_table_file
+    from soundtransfer.datasets.own import ReadOptions
 
-    options = ReadOptions(
-        n_folds, seed, split, use_name_folds, preset, sample_rate, clip_seconds, crop
-    )
-
+    try:
+        opts = replace(options or ReadOptions(), **fields)
+    except TypeError:
+        known = ", ".join(f.name for f in dataclasses.fields(ReadOptions))
+        raise DatasetError(f"unknown read option in {sorted(fields)} (known: {known})") from None
     key = str(name_or_path)
-    if key in LOADERS:
-        if root is None:
-            raise DatasetError(f"dataset {key!r} needs its root folder (root=... / --root)")
-        table = load_dataset(key, root, missing)
-        fe = replace(options, preset=preset or key).frontend([])
-        folds = FoldAssignment(
-            tuple(c.fold for c in table.clips),
-            "given",
-            len(table.folds),
-            None,
-            "official metadata",
-        )
-        return OpenedDataset(table, fe, folds, table.root, "official")
+    if key in READERS:
+        return _open_official(key, root, missing, opts)
     path = Path(name_or_path).expanduser()
-    if path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
-        raise DatasetError(f"{path}: not a dataset list; give a .csv or .tsv file or a folder")
     if path.exists():
-        reader = read_folder if path.is_dir() else read_table_file
-        return reader(path, options)
+        kind = FOLDER if path.is_dir() else path.suffix.lower()
+        if kind not in OWN_READERS:
+            raise DatasetError(
+                f"{path}: not a dataset list; give a folder or a {' or '.join(TABLE_SUFFIXES)} file"
+            )
+        module, function = OWN_READERS[kind]
+        reader: Callable[[Path, ReadOptions], OpenedDataset]
+        reader = getattr(importlib.import_module(module), function)
+        return reader(path, opts)
     raise DatasetError(
         f"{name_or_path}: neither a dataset name ({', '.join(DATASETS)}) nor an existing "
         "folder or CSV/TSV file"
     )
 
 
+def _open_official(
+    name: str, root: str | Path | None, missing: str, options: ReadOptions
+) -> OpenedDataset:
+    """An official dataset with its published folds and (unless ``options`` name another)
+    its front-end preset."""
+    from soundtransfer.datasets.folds import FoldAssignment
+    from soundtransfer.datasets.own import OpenedDataset
+
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs its root folder (root=... / --root)")
+    table = load_dataset(name, root, missing)
+    fe = replace(options, preset=options.preset or READERS[name].preset).frontend([])
+    folds = FoldAssignment(
+        tuple(c.fold for c in table.clips), "given", len(table.folds), None, "official metadata"
+    )
+    return OpenedDataset(table, fe, folds, table.root, "official")
+
+
 __all__ = [
     "DATASETS",
+    "FOLDER",
     "LOADERS",
+    "OWN_READERS",
+    "READERS",
+    "TABLE_SUFFIXES",
     "Clip",
     "ClipTable",
+    "DatasetReader",
     "FoldAssignment",
     "FrontEndChoice",
     "LeakageReport",

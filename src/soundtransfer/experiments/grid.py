@@ -151,9 +151,8 @@ def reproduce(
         ``{"cells": [...], "markdown": str, "csv": str}``.
     """
     from soundtransfer import distributed as D
-    from soundtransfer.features import dataset_store
+    from soundtransfer.features import BuildOptions, dataset_store
     from soundtransfer.train import get_preset as train_preset
-    from soundtransfer.train import run_crossval
     from soundtransfer.train.crossval import check_folds
 
     missing = [d for d in preset.datasets if d not in data_roots]
@@ -169,52 +168,64 @@ def reproduce(
         device = str(D.resolve_device(device, local_rank))  # this process's own GPU
     cfg = override(cfg, {"device": device})
     if rank == 0:
-        save_json(
-            out_dir / "grid.json",
-            {
-                "preset": to_dict(preset),
-                "train": to_dict(cfg),
-                "frontend_overrides": list(frontend_overrides),
-                "folds": list(folds or []),
-            },
-        )
+        record: dict[str, Any] = {"preset": to_dict(preset), "train": to_dict(cfg)}
+        record.update({"frontend_overrides": list(frontend_overrides), "folds": list(folds or [])})
+        save_json(out_dir / "grid.json", record)
     # Spread: each process trains its own runs alone, the main rank of each.
     alone: AbstractContextManager[Any] = D.independent_process() if spread else nullcontext()
     with alone:
-        stores = {}
-        # The independent runs in grid order: (cell, the one held-out fold; None: fixed split).
-        units: list[tuple[Cell, list[int] | None]] = []
-        for cell in cells:
-            if cell.dataset not in stores:
-                stores[cell.dataset] = dataset_store(
-                    cell.dataset,
-                    Path(data_roots[cell.dataset]),
-                    frontend_overrides=frontend_overrides,
-                    cache_dir=cache_dir,
-                    progress=progress,
-                )
-            table = stores[cell.dataset].table
-            if table.protocol == "fixed":
-                units.append((cell, None))
-            else:
-                table.splits(folds)  # an absent fold fails here, before any run starts
-                units += [(cell, [k]) for k in (folds or table.folds)]
-        mine = units[rank::world] if spread else units
-        for cell, unit_folds in mine:
-            run_cfg = override(cfg, {"mode": cell.mode})
-            if cell.mode == "linear" and preset.linear_overrides:
-                run_cfg = override(run_cfg, preset.linear_overrides)
-            run_crossval(
-                stores[cell.dataset],
-                cell.weights,
-                cell.arch,
-                run_cfg,
-                out_dir,
-                folds=unit_folds,
+        build = BuildOptions(progress=progress)
+        stores = {
+            name: dataset_store(
+                name,
+                Path(data_roots[name]),
+                frontend_overrides=frontend_overrides,
                 cache_dir=cache_dir,
-                progress=progress,
+                build=build,
             )
+            for name in dict.fromkeys(c.dataset for c in cells)
+        }
+        units = _units(cells, stores, folds)
+        for cell, unit_folds in units[rank::world] if spread else units:
+            _run_cell(preset, cell, cfg, stores[cell.dataset], out_dir, unit_folds,
+                      cache_dir, progress)  # fmt: skip
     return _write_tables(preset, cells, out_dir, write=spread or rank == 0)
+
+
+def _run_cell(
+    preset: GridPreset,
+    cell: Cell,
+    cfg: Any,
+    store: Any,
+    out_dir: Path,
+    folds: list[int] | None,
+    cache_dir: Path | None,
+    progress: bool,
+) -> None:
+    """One cell's runs on ``folds`` (its mode, and the preset's linear overrides)."""
+    from soundtransfer.train import run_crossval
+
+    run_cfg = override(cfg, {"mode": cell.mode})
+    if cell.mode == "linear" and preset.linear_overrides:
+        run_cfg = override(run_cfg, preset.linear_overrides)
+    run_crossval(store, cell.weights, cell.arch, run_cfg, out_dir, folds=folds,
+                 cache_dir=cache_dir, progress=progress)  # fmt: skip
+
+
+def _units(
+    cells: list[Cell], stores: Mapping[str, Any], folds: Sequence[int] | None
+) -> list[tuple[Cell, list[int] | None]]:
+    """The independent runs in grid order: (cell, its one held-out fold; None: the fixed
+    split). An absent fold fails here, before any run starts."""
+    units: list[tuple[Cell, list[int] | None]] = []
+    for cell in cells:
+        table = stores[cell.dataset].table
+        if table.protocol == "fixed":
+            units.append((cell, None))
+        else:
+            table.splits(folds)
+            units += [(cell, [k]) for k in (folds or table.folds)]
+    return units
 
 
 def _write_tables(

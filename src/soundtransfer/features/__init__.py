@@ -1,5 +1,14 @@
 """The feature store: 3-channel log-mel images computed once, memory-mapped, resumable.
 
+- :mod:`~soundtransfer.features.store`: the store's format (:class:`FeatureStore`,
+  :func:`open_features`) and the helpers of a build step;
+- :mod:`~soundtransfer.features.sharded`: the build, alone or shared by torchrun ranks;
+- :mod:`~soundtransfer.features.build`: a clip table -> its store (:func:`build_features`);
+- :mod:`~soundtransfer.features.dataset`: a dataset name or path -> its store, in steps
+  (:func:`dataset_store`);
+- :mod:`~soundtransfer.features.options`: :class:`BuildOptions`, the one set of build
+  defaults (no torch).
+
 Public names load on first use (:mod:`soundtransfer.lazy`): importing the package costs
 nothing, the store imports torch.
 """
@@ -10,25 +19,28 @@ from soundtransfer.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from soundtransfer.cache import default_cache_dir
-    from soundtransfer.features.store import (
-        FeatureStore,
-        build_features,
-        dataset_store,
-        open_features,
-    )
+    from soundtransfer.features.build import build_features
+    from soundtransfer.features.dataset import dataset_store
+    from soundtransfer.features.options import BuildOptions
+    from soundtransfer.features.store import FeatureStore, open_features
 
 if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
             "soundtransfer.cache": ("default_cache_dir",),
-            "soundtransfer.features.store": (
-                "FeatureStore",
-                "build_features",
-                "dataset_store",
-                "open_features",
-            ),
+            "soundtransfer.features.build": ("build_features",),
+            "soundtransfer.features.dataset": ("dataset_store",),
+            "soundtransfer.features.options": ("BuildOptions",),
+            "soundtransfer.features.store": ("FeatureStore", "open_features"),
         },
     )
 
-__all__ = ["FeatureStore", "build_features", "dataset_store", "default_cache_dir", "open_features"]
+__all__ = [
+    "BuildOptions",
+    "FeatureStore",
+    "build_features",
+    "dataset_store",
+    "default_cache_dir",
+    "open_features",
+]

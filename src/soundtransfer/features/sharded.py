@@ -54,6 +54,7 @@ from soundtransfer.config import save_json
 from soundtransfer.datasets.clips import ClipTable
 from soundtransfer.errors import AudioError, DatasetError, RunError, SoundTransferError
 from soundtransfer.features import progress as P
+from soundtransfer.features.options import BuildOptions
 from soundtransfer.features.store import (
     IMAGES,
     INDEX,
@@ -96,17 +97,6 @@ class Ranks:
     def share(self, obj: Any) -> list[Any]:
         """Every rank's ``obj`` in rank order (an all-gather, so also a barrier)."""
         return D.gather_objects(obj) if self.world_size > 1 else [obj]
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to compute the rows (see :func:`soundtransfer.features.build_features`)."""
-
-    batch_size: int = 32
-    device: str = "cpu"
-    workers: int = 2
-    skip_bad: bool = False
-    progress: bool = True
 
 
 @dataclass(frozen=True)

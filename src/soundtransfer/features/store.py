@@ -41,10 +41,9 @@ on) besides the clip table, whatever the dataset size.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,9 +52,9 @@ import torch
 
 from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.io import load_clip
-from soundtransfer.audio.presets import FrontEnd, get_preset
+from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.cache import features_dir
-from soundtransfer.config import config_hash, from_dict, override, save_json, to_dict
+from soundtransfer.config import config_hash, from_dict, save_json, to_dict
 from soundtransfer.datasets.clips import Clip, ClipTable
 from soundtransfer.errors import AudioError, DatasetError
 from soundtransfer.features.progress import has_logs, remove_logs
@@ -125,244 +124,6 @@ def store_key(table: ClipTable, frontend: FrontEnd) -> str:
 def store_dir(table: ClipTable, frontend: FrontEnd, cache_dir: Path | None = None) -> Path:
     """Where the store of ``table`` under ``frontend`` lives (it may not exist yet)."""
     return features_dir(cache_dir) / f"{table.name}-{store_key(table, frontend)}"
-
-
-def dataset_store(
-    name: str | Path,
-    root: Path | None = None,
-    *,
-    frontend_overrides: Sequence[str] | dict[str, Any] = (),
-    cache_dir: Path | None = None,
-    missing: str = "error",
-    skip_bad: bool = False,
-    device: str = "cpu",
-    batch_size: int = 32,
-    workers: int = 2,
-    progress: bool = True,
-    warn: Callable[[str], None] | None = None,
-    distributed: bool = False,
-    n_folds: int = 5,
-    fold_seed: int = 0,
-    split: tuple[float, float, float] | None = None,
-    allow_duplicates: bool = False,
-    report: Callable[[str], None] | None = None,
-) -> FeatureStore:
-    """Dataset name or own-data path + front-end overrides -> its feature store (built,
-    resumed or opened): the one path from a dataset on disk to features, used by every
-    command, the grid, the figures and the demo.
-
-    Steps: :func:`soundtransfer.datasets.open_dataset` (official layout, or a folder of class
-    folders / a CSV with its folds given, read from the names or made by a seeded grouped
-    stratified k-fold); the table in canonical order (:meth:`ClipTable.canonical`, so the
-    same clips give the same numbers through any layout); the group check of the leakage
-    report (a group in two folds is an error, before anything is computed); the store; for
-    own data the audio check (exact and near duplicates across folds are an error unless
-    ``allow_duplicates``), before any training.
-
-    Args:
-        name: a dataset of :data:`soundtransfer.datasets.DATASETS`, or a folder
-            ``ROOT/<class>/**/<audio>`` or a ``.csv`` / ``.tsv`` (``file, label`` and
-            optional ``fold``, ``group``, ``split``).
-        root: the official dataset's root folder (official names only).
-        frontend_overrides: ``key=value`` strings or a mapping applied to the dataset's
-            front-end preset, or for own data to the front end inferred from the files
-            (``sample_rate``, ``clip_seconds`` and ``crop`` replace the inference, so
-            ``n_fft`` and the image width follow them).
-        cache_dir: cache root (see :mod:`soundtransfer.cache`).
-        missing: ``error`` or ``skip`` audio files named in the metadata but absent.
-        skip_bad: leave undecodable clips out (listed in ``bad.json``).
-        device, batch_size, workers, progress: see :func:`build_features`.
-        warn: called with each note of the dataset, a line about an unfinished store resumed
-            and a line about bad clips left out.
-        distributed: share the rows with the other ranks of the process group (see
-            :func:`build_features`).
-        n_folds, fold_seed, split: own data without given folds: ``n_folds`` grouped
-            stratified folds shuffled with ``fold_seed``, or with ``split`` one train /
-            valid / test split of those fractions.
-        allow_duplicates: own data: list duplicate audio across folds as a warning instead
-            of stopping.
-        report: called with each line of what was read, how the folds and the front end were
-            chosen, and the leakage report (class balance per fold included).
-
-    Raises:
-        DatasetError: any fault of the data, a group in two folds, duplicates across folds
-            (without ``allow_duplicates``).
-        ConfigError: a bad front-end override.
-        AudioError: an undecodable clip (without ``skip_bad``).
-    """
-    from soundtransfer.datasets import DATASETS, leakage_report, open_dataset
-    from soundtransfer.datasets.own import split_frontend_overrides
-
-    official = str(name) in DATASETS
-    given: dict[str, Any] = {}
-    rest: Sequence[str] | dict[str, Any] = frontend_overrides
-    if not official:
-        given, rest = split_frontend_overrides(frontend_overrides)
-    opened = open_dataset(
-        name, root, missing=missing, n_folds=n_folds, seed=fold_seed, split=split, **given
-    )
-    frontend = override(opened.frontend.frontend, rest)
-    reasons = list(opened.frontend.reasons)
-    if rest:
-        changed = sorted(rest) if isinstance(rest, dict) else [str(r) for r in rest]
-        reasons.append(f"overridden by --frontend: {', '.join(changed)}")
-    table = opened.table.canonical()
-
-    def say(line: str) -> None:
-        if report is not None:
-            report(line)
-
-    for line in opened.describe(notes=False):
-        say(line)
-    if rest:
-        say(f"front end: {reasons[-1]}")
-    absent = [c for c in opened.table.classes if c not in set(table.classes)]
-    if absent:
-        shown = ", ".join(absent[:10]) + (", ..." if len(absent) > 10 else "")
-        say(f"classes: {len(table.classes)} with clips; {len(absent)} without left out: {shown}")
-    for note in table.notes:
-        if warn is not None:
-            warn(f"note: {note}")
-    leaks = leakage_report(table, audio=False, by_label=official)
-    if not leaks.ok:
-        for line in leaks.lines():
-            say(line)
-        leaks.raise_for_leaks()
-    store = build_features(
-        table,
-        frontend,
-        cache_dir,
-        batch_size=batch_size,
-        device=device,
-        workers=workers,
-        skip_bad=skip_bad,
-        progress=progress,
-        distributed=distributed,
-    )
-    if store.resumed and warn is not None:
-        warn(
-            f"note: resumed an unfinished feature store: {store.resumed} of {len(table)} clips "
-            "were computed by an earlier run"
-        )
-    if store.bad and warn is not None:
-        warn(f"warning: {len(store.bad)} bad clip(s) left out, listed in {store.dir / BAD}")
-    if official:
-        say(f"leakage: official folds as published; {leaks.lines()[1].strip()}")
-    else:  # own data: the full report, audio fingerprinted, before any training
-        leaks = _audio_leakage(store, workers, cache_dir)
-        for line in leaks.lines():
-            say(line)
-        if leaks.duplicates and allow_duplicates and warn is not None:
-            warn(
-                f"warning: {len(leaks.duplicates)} duplicate pair(s) across folds kept "
-                "(--allow-duplicates): the accuracy may be inflated"
-            )
-        elif leaks.duplicates:
-            leaks.raise_for_duplicates()
-    origin = {
-        "source": str(opened.source),
-        "layout": opened.layout,
-        "name": table.name,
-        "folds": opened.folds.to_dict(),
-        "frontend": reasons,
-        "leakage": {
-            "groups_in_two_folds": len(leaks.group_leaks),
-            "fingerprinted": leaks.fingerprinted,
-            "duplicate_pairs": [
-                [d.file_a, d.fold_a, d.file_b, d.fold_b, round(d.similarity, 4)]
-                for d in leaks.duplicates
-            ],
-            "allow_duplicates": allow_duplicates,
-        },
-    }
-    return replace(store, origin=origin)
-
-
-def _audio_leakage(store: FeatureStore, workers: int, cache_dir: Path | None) -> Any:
-    """The leakage report of the store's clips with their audio fingerprinted. The duplicate
-    pairs are cached in ``<cache>/leakage/<hash of the store key>.json`` (the key covers every
-    file's size and mtime and the folds), so a rerun on the same data decodes nothing."""
-    from soundtransfer.cache import cache_root
-    from soundtransfer.datasets.leakage import (
-        FINGERPRINT_VERSION,
-        NEAR_THRESHOLD,
-        DuplicatePair,
-        leakage_report,
-    )
-
-    key = config_hash(store.key, NEAR_THRESHOLD, FINGERPRINT_VERSION)
-    path = cache_root(cache_dir) / "leakage" / f"{key}.json"
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text())
-            pairs = tuple(DuplicatePair(**d) for d in saved["duplicates"])
-            fresh = leakage_report(store.table, audio=False)
-            silent = tuple(str(f) for f in saved["silent"])
-            return replace(fresh, duplicates=pairs, fingerprinted=int(saved["n"]), silent=silent)
-        except (ValueError, KeyError, TypeError):
-            pass  # an unreadable cache entry is recomputed and rewritten
-    report = leakage_report(store.table, audio=True, workers=max(1, workers))
-    pairs_json = [to_dict(d) for d in report.duplicates]
-    save_json(
-        path,
-        {"n": report.fingerprinted, "duplicates": pairs_json, "silent": list(report.silent)},
-    )
-    return report
-
-
-def build_features(
-    table: ClipTable,
-    frontend: FrontEnd | None = None,
-    cache_dir: Path | None = None,
-    *,
-    batch_size: int = 32,
-    device: str = "cpu",
-    workers: int = 2,
-    skip_bad: bool = False,
-    progress: bool = True,
-    distributed: bool = False,
-) -> FeatureStore:
-    """Compute, resume or just open the feature store of ``table``.
-
-    Args:
-        table: the clips.
-        frontend: front-end settings (default: the preset named like the dataset).
-        cache_dir: cache root (see :mod:`soundtransfer.cache`); the store goes in
-            ``<cache_dir>/features/<dataset>-<key>/``.
-        batch_size: clips per batch, the unit of progress and of device work (memory is
-            bounded by two batches).
-        device: where the front end runs (``cpu``, ``cuda``).
-        workers: threads; on CPU each decodes and computes whole clips, on a GPU they decode
-            the next batch while the device computes this one (0: everything inline).
-        skip_bad: leave undecodable clips out and list them in ``bad.json``; otherwise the
-            first bad clip raises :class:`AudioError` naming the file.
-        progress: show a progress bar (on rank 0).
-        distributed: share the rows with the other ranks of the initialised process group
-            (``torchrun``; every rank calls this with the same arguments, each computing on
-            its own ``device``); see :mod:`soundtransfer.features.sharded`. Without it, or
-            without a group, processes sharing the cache wait for one builder.
-
-    Returns:
-        The finished :class:`FeatureStore`; ``computed`` counts the rows this call (all its
-        ranks) computed,
-        ``resumed`` the rows of an unfinished earlier build it kept (callers should say so).
-
-    Raises:
-        AudioError: a clip cannot be decoded (without ``skip_bad``), or a log-mel value is
-            not finite in float16.
-        DatasetError: no clips, or every clip is bad.
-    """
-    fe = frontend if frontend is not None else get_preset(table.name)
-    if len(table) == 0:
-        raise DatasetError(f"{table.name}: no clips to compute features for")
-    if batch_size < 1:
-        raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
-    root = store_dir(table, fe, cache_dir)
-    # The build module uses this one's helpers: imported here, when both are loaded.
-    from soundtransfer.features.sharded import BuildOptions, Ranks, build_store
-
-    opts = BuildOptions(batch_size, device, workers, skip_bad, progress)
-    return build_store(root, table, fe, opts, Ranks.of_group() if distributed else Ranks())
 
 
 def _open_complete(root: Path, skip_bad: bool) -> FeatureStore | None:
@@ -588,10 +349,3 @@ def open_features(store_dir: Path) -> FeatureStore:
     images = np.memmap(path, dtype=np.float16, mode="r", shape=shape)
     bad = tuple(json.loads((store_dir / BAD).read_text())) if (store_dir / BAD).exists() else ()
     return FeatureStore(store_dir, meta["key"], table, fe, images, bad)
-
-
-def timed_build(table: ClipTable, **kwargs: Any) -> tuple[FeatureStore, float]:
-    """:func:`build_features` and the seconds it took (for the CLI and benchmarks)."""
-    t0 = time.perf_counter()
-    store = build_features(table, **kwargs)
-    return store, time.perf_counter() - t0

@@ -1,9 +1,12 @@
 """The model bundle: one file holding everything needed to classify raw audio.
 
 A bundle holds the classifier's state dict, the front-end settings, the classes, the
-architecture and the weight source's name, and is loadable with ``torch.load(weights_only=True)``
-(plain tensors and types only). The mel matrix and windows are not stored: they are rebuilt
-from the front-end settings, so front ends of any size load.
+architecture and its build options, the weight source's name and input statistics, and the
+head's spec, and is loadable with ``torch.load(weights_only=True)`` (plain tensors and types
+only). The mel matrix and windows are not stored: they are rebuilt from the front-end
+settings, so front ends of any size load. The head is rebuilt from its spec by
+:func:`soundtransfer.models.heads.build_head`, the definition the probes train, so a head
+changed there changes both.
 
 A bundle may come from anyone, so :func:`load_bundle` checks it before building anything: a
 dict of the format with a state dict of named tensors, every floating-point weight finite,
@@ -28,8 +31,9 @@ from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.config import from_dict, to_dict
 from soundtransfer.errors import ConfigError, WeightsError
-from soundtransfer.models.backbones import build_encoder
 from soundtransfer.models.classifier import Classifier, InputNorm
+from soundtransfer.models.heads import MAX_HIDDEN, build_head
+from soundtransfer.models.registry import build_encoder
 from soundtransfer.runs.checkpoint import (
     load_error_reason,
     non_finite_tensor,
@@ -51,7 +55,6 @@ LIMITS: dict[str, float] = {
     "n_mels": 512,
     "out_frames": 8192,
 }
-MAX_HIDDEN = 16384  # an MLP head's hidden units (probes choose 256 or 1024): 128 MB at most
 MAX_CLASSES = 100_000
 
 
@@ -74,6 +77,9 @@ class BundleMeta:
             threshold on the output score), or None when none were chosen.
         background: classes that stand for "no event" (negatives, noise): never reported as
             an event by ``predict``.
+        input_mean, input_std: the statistics the encoder's weights expect in its input space
+            (the weight source's), what a per-clip normalisation maps to (the HEAR API); None
+            for bundles written before they were recorded.
     """
 
     frontend: FrontEnd
@@ -83,6 +89,8 @@ class BundleMeta:
     task: str = "single_label"
     thresholds: dict[str, float] | None = None
     background: tuple[str, ...] = ()
+    input_mean: tuple[float, ...] | None = None
+    input_std: tuple[float, ...] | None = None
 
 
 class AudioClassifier(nn.Module):
@@ -111,10 +119,16 @@ def save_bundle(
     task: str = "single_label",
     thresholds: dict[str, float] | None = None,
     background: Sequence[str] = (),
+    input_stats: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> Path:
-    """Write a bundle atomically; ``head`` describes a head other than one ``nn.Linear``
-    (``{"kind": "mlp", "hidden": H}``: a probe's ``Linear-ReLU-Dropout-Linear``); ``task``,
-    ``thresholds`` and ``background`` as :class:`BundleMeta`."""
+    """Write a bundle atomically.
+
+    Args:
+        head: the head's spec (:mod:`soundtransfer.models.heads`; default ``{"kind":
+            "linear"}``), e.g. ``{"kind": "mlp", "hidden": H}`` for an MLP probe's.
+        task, thresholds, background: as :class:`BundleMeta`.
+        input_stats: (mean, std) per channel the weights expect (the weight source's).
+    """
     if task not in TASKS:
         raise WeightsError(f"unknown task {task!r}; choose from {TASKS}")
     unknown = sorted(set(thresholds or {}) - set(classes)) + sorted(set(background) - set(classes))
@@ -127,27 +141,18 @@ def save_bundle(
         "classes": list(classes),
         "arch": arch,
         "weights": weights,
-        "tf_same_pool": bool(getattr(classifier.encoder, "tf_same_pool", False)),
+        "tf_same_pool": bool(classifier.encoder.build_options.get("tf_same_pool", False)),
+        "encoder_options": dict(classifier.encoder.build_options),
         "extra": extra or {},
         "head": head or {"kind": "linear"},
         "task": task,
         "thresholds": None if thresholds is None else {k: float(v) for k, v in thresholds.items()},
         "background": list(background),
+        "input_mean": None if input_stats is None else [float(v) for v in input_stats[0]],
+        "input_std": None if input_stats is None else [float(v) for v in input_stats[1]],
         "torch": str(torch.__version__),
     }
     return atomic_torch_save(payload, path)  # a full disk: one error naming the bundle
-
-
-def _head(path: Path, spec: Any, linear: nn.Module) -> nn.Module:
-    """The head a bundle describes (``linear``: the classifier's own; ``mlp``: a probe's)."""
-    kind = spec.get("kind") if isinstance(spec, dict) else None
-    if kind == "linear":
-        return linear
-    hidden = spec.get("hidden") if isinstance(spec, dict) else None
-    if kind == "mlp" and isinstance(hidden, int) and hidden > 0 and isinstance(linear, nn.Linear):
-        dim, k = linear.in_features, linear.out_features
-        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(), nn.Linear(hidden, k))
-    raise WeightsError(f"{path}: unknown head {spec!r}")
 
 
 def _read_payload(path: Path, map_location: str) -> dict[str, Any]:
@@ -209,6 +214,16 @@ def _frontend_and_classes(path: Path, payload: dict[str, Any]) -> tuple[FrontEnd
     return frontend, tuple(classes)
 
 
+def _encoder_options(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """The encoder's build options a bundle records (older bundles: ``tf_same_pool`` only)."""
+    options = payload.get("encoder_options")
+    if options is None:
+        return {"tf_same_pool": bool(payload.get("tf_same_pool"))}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise WeightsError(f"{path}: encoder_options must be a mapping, got {options!r:.40}")
+    return options
+
+
 def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier, BundleMeta]:
     """Rebuild the :class:`AudioClassifier` of a bundle (in eval mode), checked first (see the
     module docstring).
@@ -220,12 +235,15 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
     payload = _read_payload(path, map_location)
     frontend, classes = _frontend_and_classes(path, payload)
     try:
-        encoder = build_encoder(payload["arch"], tf_same_pool=bool(payload.get("tf_same_pool")))
+        encoder = build_encoder(payload["arch"], **_encoder_options(path, payload))
+        head = build_head(
+            payload.get("head") or {"kind": "linear"}, encoder.feature_dim, len(classes)
+        )
     except WeightsError as exc:
         raise WeightsError(f"{path}: {exc}") from None
     c = frontend.channels
     model = Classifier(encoder, len(classes), InputNorm([0.0] * c, [1.0] * c))
-    model.head = _head(path, payload.get("head") or {"kind": "linear"}, model.head)
+    model.head = head
     mismatch = state_dict_mismatch(model.state_dict(), payload["state_dict"])
     if mismatch:
         raise WeightsError(f"{path}: weights do not fit {payload['arch']}: {mismatch}")
@@ -239,8 +257,19 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
         task=_task(path, payload.get("task", "single_label")),
         thresholds=_thresholds(path, payload.get("thresholds"), classes),
         background=_background(path, payload.get("background", []), classes),
+        input_mean=_stats(path, payload.get("input_mean"), c),
+        input_std=_stats(path, payload.get("input_std"), c),
     )
     return audio_model, meta
+
+
+def _stats(path: Path, value: Any, channels: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) == channels
+    if not ok or not all(isinstance(v, float) and math.isfinite(v) for v in value):
+        raise WeightsError(f"{path}: input statistics must be {channels} finite numbers")
+    return tuple(value)
 
 
 def _task(path: Path, task: Any) -> str:

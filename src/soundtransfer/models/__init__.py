@@ -1,4 +1,5 @@
-"""Encoders f(.) by name, input normalisation and the linear head g(.).
+"""Encoders f(.) by name (:mod:`~soundtransfer.models.registry`), input normalisation, heads
+(:mod:`~soundtransfer.models.heads`) and the classifier.
 
 Public names load on first use (:mod:`soundtransfer.lazy`): importing the package costs
 nothing, the encoders import torch and torchvision.
@@ -9,30 +10,15 @@ from typing import TYPE_CHECKING
 from soundtransfer.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from soundtransfer.models.backbones import (
-        LITES,
-        RESNETS,
-        Encoder,
-        LiteEncoder,
-        ResNetEncoder,
-        build_encoder,
-    )
+    from soundtransfer.models.backbones import LITES, RESNETS, Encoder
     from soundtransfer.models.classifier import Classifier, InputNorm
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.models.backbones": (
-                "LITES",
-                "RESNETS",
-                "Encoder",
-                "LiteEncoder",
-                "ResNetEncoder",
-                "build_encoder",
-            ),
-            "soundtransfer.models.classifier": ("Classifier", "InputNorm"),
-        },
+    from soundtransfer.models.heads import build_head
+    from soundtransfer.models.registry import (
+        EncoderSpec,
+        build_encoder,
+        check_arch,
+        encoder_spec,
+        list_encoders,
     )
 
 __all__ = [
@@ -40,8 +26,24 @@ __all__ = [
     "RESNETS",
     "Classifier",
     "Encoder",
+    "EncoderSpec",
     "InputNorm",
-    "LiteEncoder",
-    "ResNetEncoder",
     "build_encoder",
+    "build_head",
+    "check_arch",
+    "encoder_spec",
+    "list_encoders",
 ]
+
+if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
+    __getattr__, __dir__ = lazy_exports(
+        __name__,
+        {
+            "soundtransfer.models.backbones": ("LITES", "RESNETS", "Encoder"),
+            "soundtransfer.models.classifier": ("Classifier", "InputNorm"),
+            "soundtransfer.models.heads": ("build_head",),
+            "soundtransfer.models.registry": (
+                "EncoderSpec", "build_encoder", "check_arch", "encoder_spec", "list_encoders",
+            ),
+        },
+    )  # fmt: skip

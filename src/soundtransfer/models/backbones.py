@@ -1,12 +1,16 @@
-"""Encoders f(.) by name: torchvision ResNets (the paper's ResNet-50) and EfficientNet-Lite.
+"""The encoder interface (:class:`Encoder`) and two families: torchvision ResNets (the
+paper's ResNet-50, with the TF 'SAME' stem of the SimCLR checkpoints) and EfficientNet-Lite.
 
-Every encoder returns pooled features ``(B, D)`` from ``forward`` and the last convolutional
-map ``(B, C, h, w)`` from ``forward_features`` (block 4 of a ResNet, the paper's t-SNE input).
+Every encoder returns pooled features ``(B, D)`` from ``forward`` and, where it has one, the last
+convolutional map ``(B, C, h, w)`` from ``forward_features`` (block 4 of a ResNet, the paper's
+t-SNE input). Encoders are built by name through :mod:`soundtransfer.models.registry`; other
+torchvision models are :mod:`soundtransfer.models.zoo_torchvision`, timm's
+:mod:`soundtransfer.models.zoo_timm`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,17 +24,77 @@ LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 class Encoder(nn.Module):
-    """Base of the encoders: ``forward(x) -> (B, D)``, ``forward_features(x) -> (B, C, h, w)``."""
+    """The interface every encoder f(.) offers, whatever its family.
+
+    ``forward(x) -> (B, D)`` pooled features (``D = feature_dim``), ``forward_features(x) ->
+    (B, C, h, w)`` its last feature map where it has one (``has_feature_map``; the paper's
+    t-SNE input and the HEAR timestamps), and the state-dict adapter between the keys its
+    weights are published under (torchvision's, the PyPI package's, timm's) and its own:
+    :meth:`load_weights` reads a published state dict strictly, :meth:`portable_state` writes
+    one. ``build_options`` are the keyword arguments it was built with (a bundle rebuilds it
+    from them).
+
+    Subclasses set ``state_prefix`` (where the published keys sit in the module, e.g.
+    ``net.``) and ``head_keys`` (published keys that are the classifier, not the encoder).
+    """
 
     feature_dim: int
     arch: str
+    has_feature_map: bool = True
+    state_prefix: str = ""
+    head_keys: tuple[str, ...] = ()
+
+    @property
+    def build_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~soundtransfer.models.build_encoder` that rebuild it."""
+        return {}
 
     def forward_features(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
+        raise WeightsError(
+            f"{self.arch} has no convolutional feature map (B, C, h, w); t-SNE of block-4 "
+            "features and HEAR timestamp embeddings need an encoder that has one"
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         fmap = self.forward_features(x)  # (B, C, h, w)
         return torch.flatten(F.adaptive_avg_pool2d(fmap, 1), 1)  # (B, C)
+
+    def adapt_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A published state dict under this module's keys: wrappers removed (``module.``
+        from DDP; ``encoder.`` where this encoder's own keys do not start with it), the
+        classifier's keys (``head_keys``) dropped, ``state_prefix`` added."""
+        own = self.state_dict()
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        if not any(k.startswith(self.state_prefix + "encoder.") for k in own):
+            state = {k.removeprefix("encoder."): v for k, v in state.items()}
+        kept = {k: v for k, v in state.items() if not k.startswith(self.head_keys)}
+        return {self.state_prefix + k: v for k, v in kept.items()}
+
+    def portable_state(self) -> dict[str, Tensor]:
+        """This encoder's tensors under their published key names (no classifier)."""
+        n = len(self.state_prefix)
+        return {k[n:]: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+
+    def load_weights(self, state: dict[str, Tensor], origin: str) -> None:
+        """Load a published state dict strictly (after :meth:`adapt_state`).
+
+        Raises:
+            WeightsError: a tensor of another shape, or keys that do not match (a few named),
+                with ``origin`` (the file or source) in the message.
+        """
+        adapted = self.adapt_state(state)
+        try:
+            result = self.load_state_dict(adapted, strict=False)
+        except RuntimeError as exc:  # shape mismatches raise even with strict=False
+            first = str(exc).strip().splitlines()[0]
+            raise WeightsError(f"{origin}: weights do not fit {self.arch}: {first}") from None
+        missing = [k[len(self.state_prefix) :] for k in result.missing_keys]
+        unexpected = [k[len(self.state_prefix) :] for k in result.unexpected_keys]
+        if missing or unexpected:
+            raise WeightsError(
+                f"{origin}: keys do not match {self.arch} (missing {missing[:4]}, "
+                f"unexpected {unexpected[:4]})"
+            )
 
 
 class ResNetEncoder(Encoder):
@@ -41,6 +105,8 @@ class ResNetEncoder(Encoder):
         tf_same_pool: stem max-pool padded as TensorFlow's 'SAME' (all padding bottom/right),
             how the SimCLR TF checkpoints were trained; PyTorch pads both sides.
     """
+
+    head_keys = ("fc.", "head.")  # torchvision's classifier; a SimCLR checkpoint's projection
 
     def __init__(self, arch: str = "resnet50", tf_same_pool: bool = False) -> None:
         super().__init__()
@@ -55,6 +121,10 @@ class ResNetEncoder(Encoder):
             net.layer4,
         )
         self.feature_dim = int(net.fc.in_features)
+
+    @property
+    def build_options(self) -> dict[str, Any]:
+        return {"tf_same_pool": True} if self.tf_same_pool else {}
 
     def stem(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(x)))  # (B, 64, H/2, W/2)
@@ -83,8 +153,13 @@ class LiteEncoder(Encoder):
     The TF port sets batch-norm momentum to 0.01 (TF decay 0.99). Fine-tuning on spectrograms,
     whose statistics are far from ImageNet's, then leaves the running statistics near their
     start for hundreds of steps and evaluation collapses (chance accuracy after a few epochs).
-    ``bn_momentum`` (default PyTorch's 0.1, as torchvision's ResNets) fixes that.
+    ``bn_momentum`` (default PyTorch's 0.1, as torchvision's ResNets) fixes that. Its weights
+    are published under the package's keys (``_conv_stem.weight`` ...), held here under
+    ``net.``.
     """
+
+    state_prefix = "net."
+    head_keys = ("_fc.", "head.")
 
     def __init__(self, arch: str = "efficientnet_lite0", bn_momentum: float = 0.1) -> None:
         super().__init__()
@@ -105,18 +180,3 @@ class LiteEncoder(Encoder):
     def forward_features(self, x: Tensor) -> Tensor:
         out: Tensor = self.net.extract_features(x)  # (B, 1280, H/32, W/32)
         return out
-
-
-BUILDERS: dict[str, Callable[..., Encoder]] = {
-    **{a: (lambda a=a, **kw: ResNetEncoder(a, **kw)) for a in RESNETS},
-    **{a: (lambda a=a, **kw: LiteEncoder(a)) for a in LITES},
-}
-
-
-def build_encoder(arch: str = "resnet50", tf_same_pool: bool = False) -> Encoder:
-    """A randomly initialised encoder by name (``resnet50`` by default)."""
-    if arch not in BUILDERS:
-        raise WeightsError(f"unknown arch {arch!r}; choose from {sorted(BUILDERS)}")
-    if arch in RESNETS:
-        return ResNetEncoder(arch, tf_same_pool=tf_same_pool)
-    return BUILDERS[arch]()

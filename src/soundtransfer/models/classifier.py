@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from soundtransfer.models.backbones import Encoder
+from soundtransfer.models.heads import linear_head
 
 
 class InputNorm(nn.Module):
@@ -52,8 +53,9 @@ class Classifier(nn.Module):
         super().__init__()
         self.norm = norm
         self.encoder = encoder
-        # One nn.Linear (the paper's g); a fitted probe's head may replace it (train.probes).
-        self.head: nn.Module = nn.Linear(encoder.feature_dim, num_classes)
+        # One nn.Linear (the paper's g); a fitted probe's head may replace it
+        # (soundtransfer.models.heads: the one definition of every head kind).
+        self.head: nn.Module = linear_head(encoder.feature_dim, num_classes)
 
     def embed(self, x: Tensor) -> Tensor:
         z: Tensor = self.encoder(self.norm(x))  # (B, D)

@@ -15,7 +15,7 @@ shape (tensors of one dimension), not by name.
 
 The learning rate is ``base_lr * batch / 256`` (SimCLR's "linear" scaling; ``0.075 *
 sqrt(batch)`` with "sqrt"), warmed up linearly over 10 epochs and then decayed with a cosine to
-zero (SimCLR appendix B.1).
+zero (SimCLR appendix B.1), by the one schedule formula of :mod:`soundtransfer.schedule`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from soundtransfer.schedule import warmup_cosine
 
 __all__ = ["LARS", "lars_param_groups", "lars_update", "lr_at_step", "scaled_lr"]
 
@@ -49,11 +51,9 @@ def scaled_lr(base_lr: float, batch_size: int, scaling: str = "linear") -> float
 
 
 def lr_at_step(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
-    """Learning rate used for optimiser step ``step`` (0-based).
-
-    Linear warm-up ``peak_lr * step / warmup_steps`` for ``step < warmup_steps``, then
-    ``peak_lr * 0.5 * (1 + cos(pi * (step - warmup_steps) / (total_steps - warmup_steps)))``,
-    as TF SimCLR's ``WarmUpAndCosineDecay`` (whose first step, like this one, has lr 0).
+    """Learning rate used for optimiser step ``step`` (0-based): ``peak_lr *``
+    :func:`soundtransfer.schedule.warmup_cosine` ``(step, total_steps, warmup_steps)``, the
+    schedule fine-tuning uses too (linear warm-up to ``peak_lr``, then a cosine to zero).
 
     Args:
         step: 0-based step index.
@@ -61,11 +61,7 @@ def lr_at_step(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -
         warmup_steps: steps of linear warm-up (0 for none).
         peak_lr: learning rate reached at the end of the warm-up.
     """
-    if step < warmup_steps:
-        return peak_lr * step / warmup_steps
-    decay_steps = max(total_steps - warmup_steps, 1)
-    progress = min((step - warmup_steps) / decay_steps, 1.0)
-    return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return peak_lr * warmup_cosine(step, total_steps, warmup_steps)
 
 
 def lars_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

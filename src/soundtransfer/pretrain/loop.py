@@ -7,8 +7,10 @@ the encoder (without head) as a safetensors file in torchvision's ResNet key lay
 under ``torchrun`` for DDP: negatives are then gathered across ranks with their gradients, batch
 norm is synchronised on CUDA (SimCLR's global BN), and rank 0 alone writes files.
 
-Files in ``out_dir``:
-    ``config.json``        resolved :class:`PretrainConfig`.
+Files in ``out_dir`` (a run directory of :mod:`soundtransfer.runs`: its identity, the settings
+that change the result, the process count and the image count, is recorded in ``config.json``
+and checked by :func:`~soundtransfer.runs.open_run` before anything is built):
+    ``config.json``        resolved :class:`PretrainConfig` and the run's ``identity``.
     ``log.jsonl``          one object per step: ``step, epoch, loss, lr, seconds``.
     ``checkpoints/last.pt`` model, head, optimiser, grad scaler, step and every rank's RNG
                            state; written atomically every ``checkpoint_every`` steps.
@@ -23,6 +25,7 @@ of the batch path draw from each rank's generator, whose state the checkpoint ke
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from tqdm import tqdm
 from soundtransfer import distributed as D
 from soundtransfer.config import ConfigError, save_json, to_dict
 from soundtransfer.errors import DatasetError, RunError
-from soundtransfer.models import build_encoder
+from soundtransfer.models import Encoder, build_encoder
 from soundtransfer.pretrain.config import PretrainConfig, identity_settings
 from soundtransfer.pretrain.data import ImageViews, epoch_batches, find_images
 from soundtransfer.pretrain.lars import LARS, lars_param_groups, lr_at_step, scaled_lr
@@ -49,8 +52,12 @@ from soundtransfer.runs import (
     atomic_write,
     check_finite,
     load_checkpoint,
+    open_run,
     save_checkpoint,
 )
+from soundtransfer.runs.rundir import CONFIG
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
 
 __all__ = [
     "SimCLRModel",
@@ -127,6 +134,8 @@ def encoder_state_dict(encoder: nn.Module, arch: str) -> dict[str, torch.Tensor]
     Raises:
         RunError: keys that do not match torchvision's layout.
     """
+    if isinstance(encoder, Encoder):  # the interface's own adapter: its published key names
+        return encoder.portable_state()
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}
     reference = _reference_keys(arch)
@@ -347,6 +356,35 @@ def pretrain(
         return _pretrain(Path(images_dir), cfg, Path(out_dir), info, resume, stop_at, progress)
 
 
+def _open(
+    out_dir: Path, cfg: PretrainConfig, info: D.DistInfo, setup: _Setup, resume: bool
+) -> tuple[_Trainer, int, dict[str, Any]]:
+    """The run's identity checked and recorded (:func:`soundtransfer.runs.open_run`: another
+    identity in ``config.json`` is an error naming the differences), the trainer, restored
+    from ``checkpoints/last.pt`` when resuming, and the step to start at."""
+    ckpt_path = out_dir / CHECKPOINT
+    if ckpt_path.exists() and not resume:
+        raise RunError(f"{ckpt_path} exists: resume it (--resume) or choose another --out")
+    identity = {
+        "settings": identity_settings(cfg),
+        "world_size": info.world_size,
+        "num_images": len(setup.files),
+    }
+    config = out_dir / CONFIG
+    if config.exists() and "identity" not in json.loads(config.read_text()):
+        # Written before pre-training recorded its identity there: the checkpoint's is checked.
+        if info.is_main:
+            save_json(config, {**to_dict(cfg), "identity": identity})
+    else:
+        open_run(out_dir, identity, to_dict(cfg))
+    trainer = _trainer(cfg, info, setup)
+    if not ckpt_path.exists():
+        return trainer, 0, identity
+    state = load_checkpoint(ckpt_path, info.device, identity)
+    trainer.load(state)
+    return trainer, int(state["step"]), identity
+
+
 def _pretrain(
     images_dir: Path,
     cfg: PretrainConfig,
@@ -357,26 +395,11 @@ def _pretrain(
     progress: bool,
 ) -> Path:
     setup = _plan(images_dir, cfg, info.world_size)
-    ckpt_path = out_dir / "checkpoints" / "last.pt"
-    if ckpt_path.exists() and not resume:
-        raise RunError(f"{ckpt_path} exists: resume it (--resume) or choose another --out")
-    identity = {
-        "settings": identity_settings(cfg),
-        "world_size": info.world_size,
-        "num_images": len(setup.files),
-    }
-    trainer = _trainer(cfg, info, setup)
-    start_step = 0
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, info.device, identity)
-        trainer.load(state)
-        start_step = int(state["step"])
+    trainer, start_step, identity = _open(out_dir, cfg, info, setup, resume)
     log = MetricsLog(out_dir / "log.jsonl", "step", cfg.tensorboard)
     skipped = MetricsLog(out_dir / "skipped.jsonl", "step")
     log.start(start_step)
     skipped.start(start_step)
-    if info.is_main:
-        save_json(out_dir / "config.json", cfg)
     dataset = ImageViews(
         setup.files,
         cfg.transform(),
@@ -397,8 +420,9 @@ def _pretrain(
     for epoch, (v0, v1, bad) in _batches(setup, dataset, cfg, info, start_step):
         lr = lr_at_step(step, setup.total_steps, setup.warmup_steps, setup.peak_lr)
         loss_value = trainer.step(v0, v1, lr)
-        where = f"at step {step + 1} (lr {lr:.4g}); lower base_lr or check the images"
-        check_finite(loss_value, where)
+        check_finite(
+            loss_value, f"at step {step + 1} (lr {lr:.4g}); lower base_lr or check the images"
+        )
         step += 1
         seconds = round(time.perf_counter() - started, 3)
         log.write({"step": step, "epoch": epoch, "loss": loss_value, "lr": lr, "seconds": seconds})
@@ -408,13 +432,27 @@ def _pretrain(
         done = step >= setup.total_steps
         if done or step % cfg.checkpoint_every == 0 or step == stop_at:
             state = {**trainer.state(), "step": step, "identity": identity}
-            save_checkpoint(ckpt_path, state, info.device)
+            save_checkpoint(out_dir / CHECKPOINT, state, info.device)
         if stop_at is not None and step >= stop_at and not done:
-            bar.close()
-            log.close()
-            return ckpt_path
+            break
     bar.close()
     log.close()
+    if step < setup.total_steps:  # stopped by stop_at: resume later
+        return out_dir / CHECKPOINT
+    return _finish(trainer, cfg, setup, info, images_dir, out_dir, step, loss_value)
+
+
+def _finish(
+    trainer: _Trainer,
+    cfg: PretrainConfig,
+    setup: _Setup,
+    info: D.DistInfo,
+    images_dir: Path,
+    out_dir: Path,
+    step: int,
+    loss_value: float,
+) -> Path:
+    """Write the encoder and its description (rank 0); every rank waits for it."""
     weights_path = out_dir / "encoder.safetensors"
     if info.is_main:
         description = {

@@ -17,7 +17,9 @@ object, whose writes raise the real ``OSError``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +37,7 @@ __all__ = [
     "no_space_message",
     "refuse_input_as_output",
     "reporting_disk_full",
+    "save_json",
 ]
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -140,6 +143,14 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def save_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON atomically (a dataclass as its fields, tuples as lists,
+    paths and other objects as strings), so a kill never leaves half a file."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = dataclasses.asdict(data)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from soundtransfer import distributed as D
-from soundtransfer.config import save_json
 from soundtransfer.errors import RunError
+from soundtransfer.runs.files import save_json
 from soundtransfer.runs.records import read_config, read_final
 
 __all__ = [

@@ -1,9 +1,11 @@
-"""Fine-tuning recipe pieces: batched log-mel augmentation, soft-target loss, LR schedule, EMA.
+"""Batch augmentation of log-mel images, a part of the fine-tuning recipe.
 
 Everything here works on whole batches on the training device, with per-sample random
 parameters drawn in one call (no Python loop over the batch) from an optional
 ``torch.Generator`` for reproducibility. The paper's protocol uses none of it: every switch
-is off in :class:`AugmentConfig`'s defaults; :data:`RECIPE` holds the proposed values.
+is off in :class:`AugmentConfig`'s defaults; the ``recipe`` training preset
+(:data:`soundtransfer.train.config.PRESETS`) holds the values we use. The learning-rate
+schedule is :mod:`soundtransfer.schedule`, the weight average :mod:`soundtransfer.train.ema`.
 
 Units: images are the front end's ``log(mel_power + log_eps)``, natural log of mel *power*
 (:class:`~soundtransfer.audio.frontend.LogMel3`), before :class:`~soundtransfer.models.InputNorm`.
@@ -18,113 +20,31 @@ Order in :class:`BatchAugment`: gain, time shift, SpecAugment masks, mixup.
 
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from soundtransfer.config import ConfigError
+from soundtransfer.tasks.single_label import soft_target_cross_entropy
+from soundtransfer.train.config import MASK_FILLS, SHIFT_MODES, AugmentConfig
+
+__all__ = [
+    "DB_TO_LOG_POWER",
+    "MASK_FILLS",
+    "SHIFT_MODES",
+    "AugmentConfig",
+    "BatchAugment",
+    "mixup",
+    "random_gain",
+    "sample_beta",
+    "soft_target_cross_entropy",
+    "spec_augment",
+    "time_shift",
+]
 
 DB_TO_LOG_POWER = math.log(10.0) / 10.0  # natural-log power units per dB
-SHIFT_MODES = ("roll", "edge", "min")
-MASK_FILLS = ("mean", "min")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Batch augmentation of log-mel images; a strength of 0 switches a transform off.
-
-    Attributes:
-        gain_db: random gain, uniform in ``[-gain_db, gain_db]`` dB per clip.
-        time_shift: random shift along time, uniform in ``[-time_shift, time_shift]`` of the
-            image width per clip.
-        time_shift_mode: what enters at the edge: ``roll`` (wraps around), ``edge`` (repeats
-            the border frame) or ``min`` (the image's minimum per channel: its quietest value,
-            the front end's silence floor for padded clips).
-        time_masks: SpecAugment time masks per clip (the same across the 3 channels).
-        time_mask_width: each time mask's width is uniform in ``[0, time_mask_width]`` of the
-            image width.
-        freq_masks: SpecAugment frequency (mel band) masks per clip.
-        freq_mask_width: each frequency mask's height is uniform in ``[0, freq_mask_width]``
-            of the number of mel bands.
-        mask_fill: masked pixels take the image's per-channel ``mean`` (0 after per-image
-            standardisation) or ``min``.
-        mixup_alpha: mixup with ``lambda ~ Beta(alpha, alpha)`` per clip, partner drawn by a
-            random permutation of the batch; targets mixed alike.
-        mixup_prob: probability that a batch is mixed at all.
-    """
-
-    gain_db: float = 0.0
-    time_shift: float = 0.0
-    time_shift_mode: str = "roll"
-    time_masks: int = 0
-    time_mask_width: float = 0.1
-    freq_masks: int = 0
-    freq_mask_width: float = 0.1
-    mask_fill: str = "mean"
-    mixup_alpha: float = 0.0
-    mixup_prob: float = 1.0
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("gain_db", self.gain_db >= 0),
-            ("time_shift", 0 <= self.time_shift <= 1),
-            ("time_masks", self.time_masks >= 0),
-            ("time_mask_width", 0 <= self.time_mask_width <= 1),
-            ("freq_masks", self.freq_masks >= 0),
-            ("freq_mask_width", 0 <= self.freq_mask_width <= 1),
-            ("mixup_alpha", self.mixup_alpha >= 0),
-            ("mixup_prob", 0 <= self.mixup_prob <= 1),
-            ("time_shift_mode", self.time_shift_mode in SHIFT_MODES),
-            ("mask_fill", self.mask_fill in MASK_FILLS),
-        )
-        for name, ok in checks:
-            if not ok:
-                raise ConfigError(f"augment setting {name}={getattr(self, name)!r} is out of range")
-
-    @property
-    def active(self) -> bool:
-        """Whether any transform is switched on."""
-        return bool(
-            self.gain_db
-            or self.time_shift
-            or (self.time_masks and self.time_mask_width)
-            or (self.freq_masks and self.freq_mask_width)
-            or (self.mixup_alpha and self.mixup_prob)
-        )
-
-
-def augment_from(settings: object, prefix: str = "aug_") -> AugmentConfig:
-    """An :class:`AugmentConfig` from flat fields ``<prefix><name>`` of another config.
-
-    For a flat training config (``aug_mixup_alpha=0.4`` on the command line); fields it
-    lacks keep their defaults (off).
-    """
-    values = {
-        f.name: getattr(settings, prefix + f.name)
-        for f in fields(AugmentConfig)
-        if hasattr(settings, prefix + f.name)
-    }
-    return AugmentConfig(**values)
-
-
-# Proposed fine-tuning recipe for 5-s ESC clips (128 mels x 250 frames).
-RECIPE = AugmentConfig(
-    gain_db=6.0,
-    time_shift=0.5,
-    time_shift_mode="roll",
-    time_masks=2,
-    time_mask_width=0.1,
-    freq_masks=2,
-    freq_mask_width=0.1,
-    mask_fill="mean",
-    mixup_alpha=0.4,
-    mixup_prob=1.0,
-)
 
 
 def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -267,8 +187,9 @@ class BatchAugment(nn.Module):
     """All of :class:`AugmentConfig`'s transforms on a batch, in training mode only.
 
     ``forward(x, y)`` returns the augmented images and soft targets ``(B, K)`` (one-hot
-    unless mixed); in ``eval()`` mode images pass unchanged. Use with
-    :func:`soft_target_cross_entropy`.
+    rows of class indices, or the task's (B, K) rows as given, mixed by mixup); in ``eval()``
+    mode images pass unchanged. The task's loss takes them
+    (:func:`~soundtransfer.tasks.single_label.soft_target_cross_entropy` for single-label).
     """
 
     def __init__(self, cfg: AugmentConfig, num_classes: int) -> None:
@@ -279,8 +200,12 @@ class BatchAugment(nn.Module):
     def forward(
         self, x: Tensor, y: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
-        """x: (B, C, F, T) log-mel images; y: (B,) class indices -> (images, (B, K) targets)."""
-        targets = F.one_hot(y, self.num_classes).to(torch.float32)  # (B, K)
+        """x: (B, C, F, T) log-mel images; y: (B,) class indices or (B, K) target rows ->
+        (images, (B, K) targets)."""
+        if y.dim() == 2:  # multi-hot or soft rows already
+            targets = y.to(torch.float32)  # (B, K)
+        else:
+            targets = F.one_hot(y, self.num_classes).to(torch.float32)  # (B, K)
         cfg = self.cfg
         if not self.training or not cfg.active:
             return x, targets
@@ -302,117 +227,3 @@ class BatchAugment(nn.Module):
             if float(torch.rand((), generator=generator, device=gen_device)) < cfg.mixup_prob:
                 x, targets = mixup(x, targets, cfg.mixup_alpha, generator)
         return x, targets
-
-
-def soft_target_cross_entropy(
-    logits: Tensor, targets: Tensor, label_smoothing: float = 0.0
-) -> Tensor:
-    """Mean cross entropy against soft targets, with label smoothing.
-
-    ``targets' = (1 - eps) * targets + eps / K``; loss ``-sum_k targets'_k log_softmax_k``.
-    With one-hot targets it equals ``F.cross_entropy(logits, y, label_smoothing=eps)``.
-
-    Args:
-        logits: (B, K).
-        targets: (B, K) rows summing to 1.
-        label_smoothing: eps in [0, 1).
-    """
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing}")
-    k = logits.shape[-1]
-    t = targets.to(torch.float32) * (1 - label_smoothing) + label_smoothing / k  # (B, K)
-    logp = F.log_softmax(logits.float(), dim=-1)  # (B, K)
-    return -(t * logp).sum(dim=-1).mean()
-
-
-def warmup_cosine(
-    step: int, total_steps: int, warmup_steps: int = 0, final_ratio: float = 0.0
-) -> float:
-    """Learning-rate multiplier at optimizer step ``step`` (0-based): linear warm-up, cosine.
-
-    ``(step + 1) / warmup_steps`` for the first ``warmup_steps`` steps, then a half cosine
-    from 1 at step ``warmup_steps`` towards ``final_ratio``, reached at step ``total_steps``
-    (one past the last step, as DINO's schedule) and kept after that.
-    """
-    if total_steps <= 0 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"bad schedule: total_steps={total_steps}, warmup_steps={warmup_steps}")
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if step >= total_steps:
-        return final_ratio
-    progress = (step - warmup_steps) / (total_steps - warmup_steps)
-    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def warmup_cosine_scheduler(
-    optimizer: torch.optim.Optimizer,
-    total_steps: int,
-    warmup_steps: int = 0,
-    final_ratio: float = 0.0,
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """:func:`warmup_cosine` as a ``LambdaLR`` (call ``.step()`` after every optimizer step).
-
-    Its ``state_dict()`` holds the step count, so it resumes with the optimizer.
-    """
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps, final_ratio)
-    )
-
-
-class ModelEma(nn.Module):
-    """Exponential moving average of a model's weights, for evaluation.
-
-    After each optimizer step, ``update(model)`` sets every floating-point parameter and
-    buffer to ``d * ema + (1 - d) * live`` with ``d = min(decay, (1 + n) / (10 + n))`` after
-    ``n`` updates (a short warm-up so early weights fade quickly). BatchNorm running
-    statistics are averaged like the weights (they must match the averaged weights, which
-    the live model's statistics do not); integer buffers (``num_batches_tracked``) are
-    copied. The copy is kept in ``eval()`` mode and never receives gradients. Pass the
-    unwrapped model (not its DDP wrapper).
-    """
-
-    num_updates: Tensor
-
-    def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True) -> None:
-        super().__init__()
-        if not 0 <= decay < 1:
-            raise ValueError(f"EMA decay must be in [0, 1), not {decay}")
-        self.module = copy.deepcopy(model).eval()
-        for p in self.module.parameters():
-            p.requires_grad_(False)
-        self.decay = decay
-        self.warmup = warmup
-        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
-
-    def current_decay(self) -> float:
-        n = int(self.num_updates)
-        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current state (same architecture)."""
-        d = self.current_decay()
-        ema_state = self.module.state_dict()
-        live_state = model.state_dict()
-        if ema_state.keys() != live_state.keys():
-            raise ValueError("EMA update: the model's state keys differ from the average's")
-        avg, new = [], []
-        for k, e in ema_state.items():
-            v = live_state[k].detach()
-            if e.dtype.is_floating_point:
-                avg.append(e)
-                new.append(v.to(e.dtype))
-            else:
-                e.copy_(v)
-        if avg:
-            torch._foreach_lerp_(avg, new, 1.0 - d)
-        self.num_updates += 1
-
-    def train(self, mode: bool = True) -> ModelEma:
-        """The average stays in evaluation mode."""
-        super().train(False)
-        return self
-
-    def forward(self, x: Tensor) -> Tensor:
-        out: Tensor = self.module(x)
-        return out

@@ -73,16 +73,23 @@ def chunks(rows: np.ndarray, size: int) -> list[np.ndarray]:
 
 
 def store_batches(
-    store: FeatureStore, rows: np.ndarray, batch_size: int, device: torch.device
+    store: FeatureStore,
+    rows: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    targets: Tensor | None = None,
 ) -> Iterator[tuple[Tensor, Tensor]]:
     """Batches ``(x, y)`` of the given rows on ``device``, one fancy-index memmap read each.
+
+    ``y`` is taken from ``targets`` (every store row's target in the task's form: (N,) class
+    indices or (N, K) rows; default the table's class indices).
 
     On CUDA a background thread reads one batch ahead into pinned memory, copied
     non-blocking, so reading overlaps the GPU's work. On CPU the batches are read inline: a
     reader thread would compete with torch's intra-op threads for the same cores, which made
     fine-tuning ~25 % slower (measured, 2 cores), while the read itself costs ~2 % of a step.
     """
-    labels = torch.tensor(store.table.labels, dtype=torch.long)
+    labels = torch.tensor(store.table.labels, dtype=torch.long) if targets is None else targets
     batches = chunks(np.asarray(rows, dtype=np.int64), batch_size)
     if device.type != "cuda":
         for b in batches:

@@ -1,16 +1,17 @@
 """The one epoch skeleton of fine-tuning and linear evaluation (nanoGPT-style plain loop).
 
-Both modes train a module with cross-entropy on shuffled batches, evaluate a validation set
-(to select, never the test fold) and the test fold (logged), write one JSON line per epoch
-and a resume checkpoint, and report the selected epoch's test accuracy. They differ only in
-what :class:`RunContext` holds (see :mod:`soundtransfer.train.modes`): fine-tuning trains the
-whole classifier on feature-store images (DDP under torchrun), linear evaluation trains the
-head on cached frozen-encoder embeddings.
+Both modes train a module with the task's loss (:mod:`soundtransfer.tasks`: cross-entropy for
+single-label runs) on shuffled batches, evaluate a validation set (to select, never the test
+fold) and the test fold (logged), write one JSON line per epoch and a resume checkpoint, and
+report the selected epoch's test metrics (``test_<metric>``: ``test_acc``, ``test_loss``).
+They differ only in what :class:`RunContext` holds (see :mod:`soundtransfer.train.modes`):
+fine-tuning trains the whole classifier on feature-store images (DDP under torchrun), linear
+evaluation trains the head on cached frozen-encoder embeddings.
 
 The fine-tuning recipe (issue 14) lives here too, each part off in the paper's preset:
 ``RunContext.augment`` transforms each training batch ``(x, y)`` on the device with a
-generator seeded by (seed, epoch, rank) (mixup makes ``y`` soft targets, then the loss is
-:func:`~soundtransfer.train.augment.soft_target_cross_entropy`); label smoothing; a learning
+generator seeded by (seed, epoch, rank) (mixup makes ``y`` soft targets, which the task's loss
+takes); label smoothing; a learning
 rate schedule stepped per optimiser step (:func:`lr_multiplier`); an EMA of the weights that
 validation, test and the saved model use. Scheduler and EMA state are in ``last.pt``, so a
 resumed run equals an uninterrupted one. Any other trainable module on the same inputs (a
@@ -19,6 +20,7 @@ probe) is a new :class:`RunContext` run through :func:`fit`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -43,12 +44,16 @@ from soundtransfer.runs import (
     save_checkpoint,
 )
 from soundtransfer.runs.rundir import BEST, LAST, METRICS
-from soundtransfer.train.augment import ModelEma, soft_target_cross_entropy, warmup_cosine
-from soundtransfer.train.config import TrainConfig, embed_batch_for
+from soundtransfer.schedule import warmup_cosine
+from soundtransfer.tasks import DEFAULT_TASK, get_task
+from soundtransfer.tasks.base import Task
+from soundtransfer.train.config import ScheduleConfig, TrainConfig, embed_batch_for
+from soundtransfer.train.ema import ModelEma
 
 __all__ = [
     "BatchHook",
     "Batches",
+    "Evaluation",
     "RunContext",
     "evaluate",
     "fit",
@@ -57,10 +62,11 @@ __all__ = [
     "make_scheduler",
 ]
 
-#: ``(rows, batch_size) -> (x, y)`` batches on the run's device.
+#: ``(rows, batch_size) -> (x, y)`` batches on the run's device; ``y`` the task's targets
+#: (:meth:`soundtransfer.tasks.base.Task.targets`: (B,) class indices or (B, K) rows).
 Batches = Callable[[np.ndarray, int], Iterator[tuple[Tensor, Tensor]]]
-#: ``(x, y, generator) -> (x, y)`` applied to training batches only; ``y`` (B,) class indices
-#: may come back as (B, K) soft targets. The generator lives on the batch's device.
+#: ``(x, y, generator) -> (x, y)`` applied to training batches only; ``y`` may come back as
+#: (B, K) soft targets. The generator lives on the batch's device.
 BatchHook = Callable[[Tensor, Tensor, torch.Generator], tuple[Tensor, Tensor]]
 
 
@@ -80,6 +86,7 @@ class RunContext:
         world_size: processes sharing each batch (DDP); 1 when each process trains alone.
         augment: optional training-batch hook (fine-tuning's batch augmentation).
         progress: show a progress bar on the main rank.
+        task: what the outputs mean: the loss, the metrics, what is predicted.
     """
 
     cfg: TrainConfig
@@ -95,15 +102,21 @@ class RunContext:
     world_size: int = 1
     augment: BatchHook | None = None
     progress: bool = False
+    task: Task = dataclasses.field(default_factory=lambda: get_task(DEFAULT_TASK))
+
+
+#: ``OptimiserConfig.name`` -> ``(params, lr, weight_decay) -> optimiser``.
+OPTIMISERS: dict[str, Callable[[Any, float, float], torch.optim.Optimizer]] = {
+    "adam": lambda p, lr, wd: torch.optim.Adam(p, lr=lr, weight_decay=wd),
+    "adamw": lambda p, lr, wd: torch.optim.AdamW(p, lr=lr, weight_decay=wd),
+    "sgd": lambda p, lr, wd: torch.optim.SGD(p, lr=lr, momentum=0.9, weight_decay=wd),
+}
 
 
 def make_optimizer(params: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser named by ``cfg.optimizer`` at ``cfg.lr`` / ``cfg.weight_decay``."""
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    """The optimiser of ``cfg.optimiser`` (name, peak learning rate, weight decay)."""
+    opt = cfg.optimiser
+    return OPTIMISERS[opt.name](params, opt.lr, opt.weight_decay)
 
 
 def steps_per_epoch(ctx: RunContext) -> int:
@@ -112,17 +125,18 @@ def steps_per_epoch(ctx: RunContext) -> int:
 
 
 def lr_multiplier(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
-    """The learning rate of optimiser step ``step`` (0-based) as a fraction of ``cfg.lr``.
+    """The learning rate of optimiser step ``step`` (0-based) as a fraction of the peak
+    (``cfg.optimiser.lr``).
 
-    Linear warm-up over ``round(warmup_epochs * steps_per_epoch)`` steps, then 1
-    (``constant``) or :func:`~soundtransfer.train.augment.warmup_cosine` down to
-    ``min_lr_ratio`` at the end of the last epoch (``cosine``).
+    :func:`~soundtransfer.schedule.warmup_cosine` with a linear warm-up over
+    ``round(warmup_epochs * steps_per_epoch)`` steps, then 1 (``constant``: a final ratio of
+    1) or down to ``min_lr_ratio`` at the end of the last epoch (``cosine``).
     """
+    sched: ScheduleConfig = cfg.schedule
     total = cfg.epochs * steps_per_epoch
-    warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total)
-    if cfg.schedule == "cosine":
-        return warmup_cosine(step, total, warmup, cfg.min_lr_ratio)
-    return (step + 1) / warmup if step < warmup else 1.0
+    warmup = min(round(sched.warmup_epochs * steps_per_epoch), total)
+    final = sched.min_lr_ratio if sched.kind == "cosine" else 1.0
+    return warmup_cosine(step, total, warmup, final)
 
 
 def make_scheduler(
@@ -131,7 +145,7 @@ def make_scheduler(
     """The per-step schedule of ``ctx.cfg`` on ``ctx.optimizer``; None for a constant rate
     without warm-up (the paper)."""
     cfg = ctx.cfg
-    if cfg.schedule == "constant" and cfg.warmup_epochs == 0:
+    if cfg.schedule.kind == "constant" and cfg.schedule.warmup_epochs == 0:
         return None
     n = steps_per_epoch(ctx)
     return torch.optim.lr_scheduler.LambdaLR(
@@ -148,24 +162,42 @@ def augment_generator(ctx: RunContext, epoch: int) -> torch.Generator:
     return gen
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """The task's metrics over some rows and what it predicts for each.
+
+    Attributes:
+        metrics: :meth:`soundtransfer.tasks.base.Task.metrics` (``loss`` and the primary
+            metric, e.g. ``acc`` in %); an empty set of rows scores ``loss`` 0.
+        predictions: one entry per row (a class index for single-label runs).
+    """
+
+    metrics: dict[str, float]
+    predictions: list[Any]
+
+    def logged(self, prefix: str) -> dict[str, float]:
+        """The metrics under ``<prefix>_<name>`` (``val_loss``, ``test_acc`` ...)."""
+        return {f"{prefix}_{k}": v for k, v in self.metrics.items()}
+
+
 @torch.no_grad()
-def evaluate(
-    ctx: RunContext, rows: np.ndarray, model: nn.Module | None = None
-) -> tuple[float, float, list[int]]:
-    """(mean loss, accuracy %, predictions) of ``model`` (default ``ctx.module``) over the
-    given rows."""
+def evaluate(ctx: RunContext, rows: np.ndarray, model: nn.Module | None = None) -> Evaluation:
+    """The task's metrics of ``model`` (default ``ctx.module``) over the given rows (logits
+    gathered on the CPU, (N, K) float32, so metrics over the whole set such as mAP work)."""
     model = ctx.module if model is None else model
     model.eval()
-    total, correct, preds = 0.0, 0, []
+    logits, targets = [], []
     for x, y in ctx.batches(rows, embed_batch_for(ctx.cfg, ctx.precision.device.type)):
         with ctx.precision.autocast():
-            logits = model(ctx.precision.inputs(x))
-        total += float(F.cross_entropy(logits.float(), y, reduction="sum"))
-        p = logits.argmax(1)
-        correct += int((p == y).sum())
-        preds += p.cpu().tolist()
-    n = max(len(rows), 1)
-    return total / n, 100.0 * correct / n, preds
+            out = model(ctx.precision.inputs(x))
+        logits.append(out.float().cpu())
+        targets.append(y.cpu())
+    if not logits:
+        return Evaluation({"loss": 0.0, ctx.task.primary_metric: 0.0}, [])
+    scores = torch.cat(logits)  # (N, K)
+    return Evaluation(
+        ctx.task.metrics(scores, torch.cat(targets)), list(ctx.task.predictions(scores))
+    )
 
 
 def _my_rows(ctx: RunContext, epoch: int) -> np.ndarray:
@@ -194,7 +226,8 @@ def train_epoch(
     ctx.net.train()
     gen = augment_generator(ctx, epoch) if ctx.augment is not None else None
     smoothing = ctx.cfg.label_smoothing
-    seen, loss_sum, correct = 0, 0.0, 0
+    seen, loss_sum = 0, 0.0
+    outputs, targets = [], []  # the epoch's logits and targets, for the task's train metric
     lr = ctx.optimizer.param_groups[0]["lr"]
     bar = tqdm(
         total=len(rows),
@@ -208,10 +241,7 @@ def train_epoch(
             x, y = ctx.augment(x, y, gen)
         with ctx.precision.autocast():
             logits = ctx.net(ctx.precision.inputs(x))
-            if y.dim() == 1:
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
-            else:
-                loss = soft_target_cross_entropy(logits, y, smoothing)
+            loss = ctx.task.loss(logits, y, smoothing)
         loss_value = float(loss.detach())
         check_finite(loss_value, f"at epoch {epoch + 1}, step {step} of {ctx.dir}")
         lr = ctx.optimizer.param_groups[0]["lr"]
@@ -223,21 +253,47 @@ def train_epoch(
             scheduler.step()
         if ema is not None:
             ema.update(ctx.module)
-        hard = y if y.dim() == 1 else y.argmax(1)  # soft targets from an augmentation hook
         seen += len(y)
         loss_sum += loss_value * len(y)
-        correct += int((logits.argmax(1) == hard).sum())
+        outputs.append(logits.detach().float().cpu())
+        targets.append(y.detach().cpu())
         bar.update(len(y))
     bar.close()
     seconds = time.perf_counter() - t0
+    primary = ctx.task.primary_metric
+    train = ctx.task.metrics(torch.cat(outputs), torch.cat(targets)) if outputs else {}
     return {
         "epoch": epoch + 1,
-        "train_loss": loss_sum / max(seen, 1),
-        "train_acc": 100.0 * correct / max(seen, 1),
+        "train_loss": loss_sum / max(seen, 1),  # the training loss (smoothed, soft targets)
+        f"train_{primary}": train.get(primary, 0.0),
         "lr": lr,  # of the epoch's last step
         "seconds": seconds,
         "samples_per_s": seen * ctx.world_size / seconds,
     }
+
+
+def _resume(
+    ctx: RunContext,
+    scaler: torch.amp.GradScaler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    ema: ModelEma | None,
+    best: dict[str, Any],
+) -> tuple[int, dict[str, Any]]:
+    """Restore ``last.pt`` if there is one (the run's identity was checked by
+    :func:`soundtransfer.runs.open_run`); the epoch to start at and the best validation
+    record so far."""
+    last = ctx.dir / LAST
+    if not last.exists():
+        return 0, best
+    state = load_checkpoint(last, ctx.precision.device)
+    ctx.module.load_state_dict(state["model"])
+    ctx.optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    return int(state["epoch"]), state["best"]
 
 
 def fit(ctx: RunContext) -> dict[str, Any]:
@@ -246,42 +302,35 @@ def fit(ctx: RunContext) -> dict[str, Any]:
 
     With ``cfg.ema_decay > 0`` the weight average is what is validated, tested, saved to
     ``best.pt`` and left in ``ctx.module`` at the end (so the saved model is the average).
+    ``select=best_val`` keeps the epoch of the best validation primary metric (the task's;
+    higher is better).
 
     Returns:
-        ``test_acc``, ``test_loss``, ``epochs``, ``selected_epoch``, ``predictions``.
+        ``test_<metric>`` for each of the task's metrics (``test_acc``, ``test_loss``),
+        ``epochs``, ``selected_epoch``, ``predictions``.
     """
     cfg, device = ctx.cfg, ctx.precision.device
     scaler = ctx.precision.scaler()
     scheduler = make_scheduler(ctx)
     ema = ModelEma(ctx.module, cfg.ema_decay) if cfg.ema_decay > 0 else None
     scored = ctx.module if ema is None else ema.module  # what is evaluated and kept
-    last, best_path = ctx.dir / LAST, ctx.dir / BEST
-    start, best = 0, {"val_acc": -1.0, "epoch": 0}
-    if last.exists():  # the run's identity was checked by runs.open_run
-        state = load_checkpoint(last, device)
-        ctx.module.load_state_dict(state["model"])
-        ctx.optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start, best = int(state["epoch"]), state["best"]
+    best_path, key = ctx.dir / BEST, f"val_{ctx.task.primary_metric}"
+    start, best = _resume(ctx, scaler, scheduler, ema, {key: -math.inf, "epoch": 0})
     log = MetricsLog(ctx.dir / METRICS, "epoch", cfg.tensorboard, dense=True)
     log.start(start)
-    final_eval: tuple[float, float, list[int]] | None = None
+    final_eval: Evaluation | None = None
     for epoch in range(start, cfg.epochs):
         record = train_epoch(ctx, epoch, scaler, scheduler, ema)
         if len(ctx.valid_rows):
-            record["val_loss"], record["val_acc"], _ = evaluate(ctx, ctx.valid_rows, scored)
-            if record["val_acc"] > best["val_acc"]:
-                best = {"val_acc": record["val_acc"], "epoch": epoch + 1}
+            record.update(evaluate(ctx, ctx.valid_rows, scored).logged("val"))
+            if record[key] > best[key]:
+                best = {key: record[key], "epoch": epoch + 1}
                 if cfg.select == "best_val" and D.is_main():
                     atomic_torch_save(scored.state_dict(), best_path)
         final_epoch = epoch + 1 == cfg.epochs
         if final_epoch or (cfg.eval_every > 0 and (epoch + 1) % cfg.eval_every == 0):
             final_eval = evaluate(ctx, ctx.test_rows, scored)
-            record["test_loss"], record["test_acc"] = final_eval[0], final_eval[1]
+            record.update(final_eval.logged("test"))
         log.write(record)
         state = {
             "model": ctx.module.state_dict(),
@@ -294,7 +343,7 @@ def fit(ctx: RunContext) -> dict[str, Any]:
             state["scheduler"] = scheduler.state_dict()
         if ema is not None:
             state["ema"] = ema.state_dict()
-        save_checkpoint(last, state, device)
+        save_checkpoint(ctx.dir / LAST, state, device)
     log.close()
     if ema is not None:  # the saved model is the average
         ctx.module.load_state_dict(ema.module.state_dict())
@@ -305,12 +354,10 @@ def fit(ctx: RunContext) -> dict[str, Any]:
         selected, final_eval = int(best["epoch"]), None
     if final_eval is None:
         final_eval = evaluate(ctx, ctx.test_rows)
-    test_loss, test_acc, preds = final_eval
-    check_finite(test_loss, f"on the test fold of {ctx.dir}")
+    check_finite(final_eval.metrics["loss"], f"on the test fold of {ctx.dir}")
     return {
-        "test_acc": test_acc,
-        "test_loss": test_loss,
+        **final_eval.logged("test"),
         "epochs": cfg.epochs,
         "selected_epoch": selected,
-        "predictions": preds,
+        "predictions": final_eval.predictions,
     }

@@ -1,4 +1,5 @@
-"""What differs between fine-tuning and linear evaluation: the :class:`RunContext` each builds.
+"""The modes of a run and what they share: fine-tuning, linear evaluation and every probe
+behind one interface, :class:`Mode` (``train(job) -> Trained``), found in :data:`MODES`.
 
 Protocol (paper, section 4): the encoder f(.) starts from the chosen weights, a linear head
 g(.) sized to the classes is added, and the whole network (``finetune``) or only g
@@ -8,56 +9,57 @@ held-out fold is reported. Input normalisation uses statistics of the split's tr
 only.
 
 Linear evaluation extracts the frozen encoder's pooled features once per clip (cached, keyed by
-the feature store, the weights and the normalisation) and trains g on them: seconds instead of
-a network pass per epoch, with the same result since f is frozen and deterministic in eval().
-Stronger probes (``probe=logistic``, ``probe=mlp``, :func:`probe_run`) are fitted on the same
-cached embeddings, every choice made on the training rows only.
+the feature store, the weights and the normalisation) and trains its probe on them
+(:mod:`soundtransfer.train.probes`: the paper's loop-trained FC layer by default, or a probe
+fitted to convergence): seconds instead of a network pass per epoch, with the same result
+since f is frozen and deterministic in eval(). Every mode leaves its trained head in the
+classifier and returns the result and the head's spec for the bundle, the same shape.
+
+To add a mode: a :class:`Mode` (a class with ``train(job) -> Trained``), one entry in
+:data:`MODES` and its name in ``TrainConfig.mode``, with a test in ``tests/train/``.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from soundtransfer import distributed as D
 from soundtransfer.cache import embeddings_dir
-from soundtransfer.config import ConfigError, config_hash, to_dict
+from soundtransfer.config import config_hash, to_dict
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.locking import file_lock
 from soundtransfer.models.classifier import Classifier, InputNorm
-from soundtransfer.runs import MetricsLog, Precision, atomic_write, load_array
-from soundtransfer.runs.rundir import METRICS
-from soundtransfer.train.augment import BatchAugment, augment_from
+from soundtransfer.runs import Precision, atomic_write, load_array
+from soundtransfer.tasks import get_task
+from soundtransfer.tasks.base import Task
+from soundtransfer.train.augment import BatchAugment
 from soundtransfer.train.config import TrainConfig, embed_batch_for
 from soundtransfer.train.data import channel_stats, chunks, store_batches
-from soundtransfer.train.loop import Batches, RunContext, make_optimizer
-from soundtransfer.train.probes import MLP, LogisticConfig, MLPConfig, Probe, fit_probe
+from soundtransfer.train.loop import Batches, RunContext, fit, make_optimizer
+from soundtransfer.train.probes import get_probe
 from soundtransfer.weights import ResolvedWeights, load_encoder
 
 __all__ = [
+    "MODES",
     "Job",
+    "Mode",
     "Rows",
+    "Trained",
     "build_classifier",
     "cached_embeddings",
     "embed_rows",
     "finetune_context",
-    "fold_standardisation",
     "linear_context",
-    "probe_config",
-    "probe_head",
-    "probe_run",
     "split_embeddings",
+    "training_mode",
 ]
 
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray]  # train, valid, test store rows
@@ -103,11 +105,66 @@ class Job:
     cache_dir: Path | None = None
     progress: bool = False
 
+    @property
+    def task(self) -> Task:
+        """The run's task (``cfg.task``): targets, loss, metrics."""
+        return get_task(self.cfg.task)
+
+    @property
+    def targets(self) -> Tensor:
+        """Every store row's target, in the task's form."""
+        return self.task.targets(self.store.table)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a mode returns: the result (``final.json``'s training part: ``test_<metric>``,
+    ``test_loss``, ``epochs``, ``selected_epoch``, ``predictions`` ...) and the spec of the
+    head it left in ``job.model.head`` (:func:`soundtransfer.models.heads.build_head`)."""
+
+    result: dict[str, Any]
+    head: dict[str, Any]
+
+
+class Mode(Protocol):
+    """A way to train one split: ``train(job)`` trains ``job.model`` (its head at least).
+
+    Attributes:
+        shares_batches: whether the processes under torchrun share each batch (DDP, the
+            identity records their number); otherwise each trains the same head alone and
+            the main rank writes.
+    """
+
+    shares_batches: bool
+
+    def train(self, job: Job) -> Trained: ...
+
+
+class Finetune:
+    """Every layer trained by the epoch loop on the store's images (DDP under torchrun)."""
+
+    shares_batches = True
+
+    def train(self, job: Job) -> Trained:
+        return Trained(fit(finetune_context(job)), {"kind": "linear"})
+
+
+#: Every mode: ``TrainConfig.mode`` -> ``cfg -> Mode``; linear evaluation's mode is its probe.
+MODES: dict[str, Callable[[TrainConfig], Mode]] = {
+    "finetune": lambda cfg: Finetune(),
+    "linear": lambda cfg: get_probe(cfg.probe.kind),
+}
+
+
+def training_mode(cfg: TrainConfig) -> Mode:
+    """The mode that trains runs of ``cfg``."""
+    return MODES[cfg.mode](cfg)
+
 
 def finetune_context(job: Job) -> RunContext:
     """The whole classifier trained on store images; DDP under torchrun (each rank a shard).
 
-    The ``aug_*`` settings that are on become the context's batch augmentation
+    The ``augment`` settings that are on become the context's batch augmentation
     (:class:`~soundtransfer.train.augment.BatchAugment` on the log-mel images, before the
     input normalisation, on the training device).
     """
@@ -123,13 +180,14 @@ def finetune_context(job: Job) -> RunContext:
     if cfg.compile and info.device.type == "cuda":
         net = torch.compile(net)  # type: ignore[assignment]
 
+    targets = job.targets
+
     def batches(r: np.ndarray, size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        return store_batches(store, r, size, info.device)
+        return store_batches(store, r, size, info.device, targets)
 
     ctx = _context(job, model, net, precision, batches, info.world_size)
-    aug = augment_from(cfg)  # the recipe's batch augmentation, on the training device
-    if aug.active:
-        ctx.augment = BatchAugment(aug, len(store.table.classes))
+    if cfg.augment.active:  # the recipe's batch augmentation, on the training device
+        ctx.augment = BatchAugment(cfg.augment, len(store.table.classes))
     return ctx
 
 
@@ -146,7 +204,7 @@ def _context(
     train, valid, test = job.rows
     return RunContext(
         job.cfg, job.run_dir, module, net, optimizer, precision, batches, train, valid, test,
-        world_size=world_size, progress=job.progress,
+        world_size=world_size, progress=job.progress, task=job.task,
     )  # fmt: skip
 
 
@@ -234,13 +292,14 @@ def linear_context(job: Job) -> tuple[RunContext, Tensor, Tensor, Path]:
 
     Returns:
         The context, and the standardisation ``(mu, sd)`` (``(1, D)`` each) to fold into the
-        head afterwards (:func:`fold_standardisation`), and the embedding cache file.
+        head afterwards (:func:`~soundtransfer.models.heads.fold_standardisation`), and the
+        embedding cache file.
     """
-    store, model, cfg = job.store, job.model, job.cfg
+    model, cfg = job.model, job.cfg
     train = job.rows[0]
     emb, pos, cache = split_embeddings(job)
     x_all = torch.from_numpy(emb)  # (N, D)
-    labels = torch.tensor(store.table.labels, dtype=torch.long)
+    labels = job.targets
     xtr = x_all[[pos[int(i)] for i in train]]
     if cfg.feature_norm:
         # Standardise features with training statistics: an affine reparametrisation of the
@@ -262,99 +321,3 @@ def linear_context(job: Job) -> tuple[RunContext, Tensor, Tensor, Path]:
     cpu = Precision.resolve(torch.device("cpu"), "off", "off")
     ctx = _context(job, head, head, cpu, batches, world_size=1)
     return ctx, mu, sd, cache
-
-
-def probe_config(cfg: TrainConfig) -> LogisticConfig | MLPConfig:
-    """The :mod:`~soundtransfer.train.probes` settings of ``cfg.probe`` (``logistic``/``mlp``)."""
-    if cfg.probe == "logistic":
-        return LogisticConfig(inner_folds=cfg.probe_inner_folds)
-    if cfg.probe == "mlp":
-        return MLPConfig(valid_fraction=cfg.probe_valid_fraction)
-    raise ConfigError(f"probe {cfg.probe!r} is trained by the loop, not fitted")
-
-
-def probe_run(job: Job) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fit ``cfg.probe`` (``logistic`` or ``mlp``) on the cached embeddings of the training
-    rows (with the validation rows, if any: the probe makes its own choices on inner splits
-    grouped by recording), evaluate the test rows, put the fitted head (standardisation folded
-    in) into ``job.model.head`` and write the run's one-line ``metrics.jsonl``.
-
-    Returns:
-        The result (``test_acc``, ``test_loss``, ``predictions``, ``probe``: the choices, e.g.
-        ``C`` or the hidden size, and the inner scores) and the head's description for the
-        model bundle (``{"kind": "linear"}`` or ``{"kind": "mlp", "hidden": H}``).
-    """
-    cfg, table = job.cfg, job.store.table
-    t0 = time.perf_counter()
-    emb, pos, cache = split_embeddings(job)
-    fit_rows = np.concatenate([job.rows[0], job.rows[1]])
-    test = job.rows[2]
-    x_fit = emb[[pos[int(i)] for i in fit_rows]]  # (N_train, D)
-    y_fit = np.asarray([table.clips[int(i)].label for i in fit_rows], np.int64)
-    groups = np.asarray([table.clips[int(i)].group or f"clip:{int(i)}" for i in fit_rows])
-    t1 = time.perf_counter()
-    try:
-        probe = fit_probe(
-            cfg.probe, x_fit, y_fit, groups, cfg.seed,
-            num_classes=len(table.classes), config=probe_config(cfg),
-        )  # fmt: skip
-    except ValueError as exc:  # e.g. too few training clips per class for the inner folds
-        raise ConfigError(f"probe={cfg.probe} in {job.run_dir}: {exc}") from None
-    seconds = time.perf_counter() - t1
-    y_test = torch.tensor([table.clips[int(i)].label for i in test], dtype=torch.long)
-    logits = probe.logits(emb[[pos[int(i)] for i in test]])  # (N_test, K)
-    logits_fit = probe.logits(x_fit)
-    test_loss = float(F.cross_entropy(logits, y_test)) if len(test) else math.nan
-    test_acc = 100.0 * float((logits.argmax(1) == y_test).float().mean()) if len(test) else 0.0
-    head, head_spec = probe_head(probe)
-    job.model.head = head
-    record = {
-        "epoch": 1,
-        "probe": cfg.probe,
-        "train_loss": float(F.cross_entropy(logits_fit, torch.from_numpy(y_fit))),
-        "train_acc": probe.accuracy(x_fit, y_fit),
-        "test_loss": test_loss,
-        "test_acc": test_acc,
-        "seconds": time.perf_counter() - t0,
-        "fit_seconds": seconds,
-    }
-    if D.is_main():
-        log = MetricsLog(job.run_dir / METRICS, "epoch", cfg.tensorboard)
-        log.start(0)
-        log.write(record)
-        log.close()
-    result = {
-        "test_acc": test_acc,
-        "test_loss": test_loss,
-        "epochs": 1,
-        "selected_epoch": 1,
-        "predictions": logits.argmax(1).tolist(),
-        "probe": {"kind": cfg.probe, "fit_seconds": seconds, **probe.info},
-        "embedding_cache": str(cache),
-    }
-    return result, head_spec
-
-
-@torch.no_grad()
-def probe_head(probe: Probe) -> tuple[nn.Module, dict[str, Any]]:
-    """The probe as a head on raw embeddings: its standardisation folded into the first
-    linear layer (one ``nn.Linear`` for ``logistic``; ``Linear-ReLU-Dropout-Linear`` for
-    ``mlp``), float32 on the CPU, and its description for the model bundle."""
-    mean, std = probe.mean.cpu().float(), probe.std.cpu().float()  # (1, D)
-    model = copy.deepcopy(probe.model).cpu().float().eval()
-    if isinstance(model, nn.Linear):
-        fold_standardisation(model, mean, std)
-        return model, {"kind": "linear"}
-    assert isinstance(model, MLP)
-    seq = model.net
-    first, last = seq[0], seq[3]
-    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
-    fold_standardisation(first, mean, std)
-    return seq, {"kind": "mlp", "hidden": first.out_features}
-
-
-@torch.no_grad()
-def fold_standardisation(head: nn.Linear, mu: Tensor, sd: Tensor) -> None:
-    """Fold ``(x - mu) / sd`` into ``head`` so the bundle takes raw embeddings."""
-    head.bias.sub_((head.weight * (mu / sd)).sum(1))
-    head.weight.div_(sd)

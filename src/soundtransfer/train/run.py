@@ -3,9 +3,10 @@
 :func:`run_split` decides the run's identity (settings that change its numbers, the weights'
 fingerprint, the feature store's key, the split's rows, the DDP world size), asks
 :func:`soundtransfer.runs.open_run` whether the run directory is new, resumable or done (another
-identity is an error naming the difference), trains with the mode's
-:class:`~soundtransfer.train.loop.RunContext` and writes ``final.json`` and the model bundle
-(rank 0 only).
+identity is an error naming the difference), trains with the run's mode
+(:func:`soundtransfer.train.modes.training_mode`: fine-tuning, or linear evaluation's probe;
+every one returns a :class:`~soundtransfer.train.modes.Trained`) and writes ``final.json`` and
+the model bundle (rank 0 only).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from soundtransfer import distributed as D
 from soundtransfer.config import ConfigError, config_hash, override, save_json, to_dict
@@ -26,16 +26,7 @@ from soundtransfer.runs import open_run
 from soundtransfer.runs.rundir import FINAL, MODEL
 from soundtransfer.train.config import TrainConfig, embed_batch_for, identity_settings
 from soundtransfer.train.data import carve_validation
-from soundtransfer.train.loop import fit
-from soundtransfer.train.modes import (
-    Job,
-    Rows,
-    build_classifier,
-    finetune_context,
-    fold_standardisation,
-    linear_context,
-    probe_run,
-)
+from soundtransfer.train.modes import Job, Rows, build_classifier, training_mode
 from soundtransfer.weights import ResolvedWeights, fingerprint, resolve
 
 __all__ = ["run_identity", "run_split"]
@@ -57,6 +48,50 @@ def run_identity(
         "store": store.key,
         "split": {"name": split_name, "rows": config_hash(*(r.tolist() for r in rows))},
         "world_size": world_size,
+    }
+
+
+def _rows(store: FeatureStore, split: Split, cfg: TrainConfig) -> Rows:
+    """The split's train, valid and test store rows: the split's own validation rows, else
+    ``val_fraction`` of the training rows carved by recording."""
+    train, valid = carve_validation(store.table, split.train, cfg.val_fraction, cfg.seed)
+    if split.valid:
+        valid = tuple(split.valid)
+    return (
+        np.asarray(train, dtype=np.int64),
+        np.asarray(valid, dtype=np.int64),
+        np.asarray(split.test, dtype=np.int64),
+    )
+
+
+def _header(
+    store: FeatureStore,
+    split: Split,
+    rows: Rows,
+    cfg: TrainConfig,
+    resolved: ResolvedWeights,
+    info: D.DistInfo,
+    world: int,
+) -> dict[str, Any]:
+    """What ``config.json`` records besides the identity (not compared when reopened)."""
+    return {
+        "train": to_dict(cfg),
+        "frontend": to_dict(store.frontend),
+        "dataset": store.table.name,
+        "dataset_origin": store.origin,  # source, layout, fold assignment, front-end choice
+        "store_key": store.key,
+        "split": split.name,
+        "n_train": len(rows[0]),
+        "n_valid": len(rows[1]),
+        "n_test": len(rows[2]),
+        "world_size": world,
+        "effective_batch_size": cfg.batch_size,
+        "batch_size_per_process": cfg.batch_size // world,
+        "torch": torch.__version__,
+        "device": str(info.device),
+        "weights": resolved.spec,
+        "arch": resolved.arch,
+        "weight_source": to_dict(resolved.source),
     }
 
 
@@ -91,81 +126,54 @@ def run_split(
         The contents of ``final.json``.
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
+    mode = training_mode(cfg)
     info = D.init_distributed(cfg.device)
     cfg = override(cfg, {"embed_batch_size": embed_batch_for(cfg, info.device.type)})
-    ddp_world = info.world_size if cfg.mode == "finetune" else 1
+    ddp_world = info.world_size if mode.shares_batches else 1
     if cfg.batch_size % ddp_world:
         raise ConfigError(
             f"batch_size={cfg.batch_size} is not a multiple of the {ddp_world} processes"
         )
-    train, valid = carve_validation(store.table, split.train, cfg.val_fraction, cfg.seed)
-    if split.valid:
-        valid = tuple(split.valid)
-    rows: Rows = (
-        np.asarray(train, dtype=np.int64),
-        np.asarray(valid, dtype=np.int64),
-        np.asarray(split.test, dtype=np.int64),
-    )
+    rows = _rows(store, split, cfg)
     identity = run_identity(store, split.name, rows, resolved, cfg, ddp_world, cache_dir)
-    header = {
-        "train": to_dict(cfg),
-        "frontend": to_dict(store.frontend),
-        "dataset": store.table.name,
-        "dataset_origin": store.origin,  # source, layout, fold assignment, front-end choice
-        "store_key": store.key,
-        "split": split.name,
-        "n_train": len(train),
-        "n_valid": len(valid),
-        "n_test": len(split.test),
-        "world_size": ddp_world,
-        "effective_batch_size": cfg.batch_size,
-        "batch_size_per_process": cfg.batch_size // ddp_world,
-        "torch": torch.__version__,
-        "device": str(info.device),
-        "weights": resolved.spec,
-        "arch": resolved.arch,
-        "weight_source": to_dict(resolved.source),
-    }
-    status = open_run(run_dir, identity, header)
+    status = open_run(
+        run_dir, identity, _header(store, split, rows, cfg, resolved, info, ddp_world)
+    )
     if status.state == "done":
         return status.final()
     torch.manual_seed(cfg.seed)
     model, stats = build_classifier(store, rows[0], resolved, cfg, cache_dir)
-    job = Job(store, rows, model, cfg, info, run_dir, cache_dir, progress)
-    result: dict[str, Any]
-    head: dict[str, Any] = {"kind": "linear"}
-    if cfg.mode == "linear" and cfg.probe != "linear":
-        result, head = probe_run(job)
-    elif cfg.mode == "linear":
-        ctx, mu, sd, cache = linear_context(job)
-        result = fit(ctx)
-        assert isinstance(model.head, nn.Linear)
-        fold_standardisation(model.head, mu, sd)
-        result["embedding_cache"] = str(cache)
-    else:
-        result = fit(finetune_context(job))
+    trained = mode.train(Job(store, rows, model, cfg, info, run_dir, cache_dir, progress))
     model.to("cpu")
-    result.update(
-        {
-            "split": split.name,
-            "n_train": len(train),
-            "n_test": len(split.test),
-            "labels": [store.table.clips[i].label for i in split.test],
-            "classes": list(store.table.classes),
-            "train_mean": stats["train_mean"],
-            "train_std": stats["train_std"],
-        }
-    )
+    result = {
+        **trained.result,
+        "split": split.name,
+        "n_train": len(rows[0]),
+        "n_test": len(split.test),
+        "labels": [store.table.clips[i].label for i in split.test],
+        "classes": list(store.table.classes),
+        "train_mean": stats["train_mean"],
+        "train_std": stats["train_std"],
+    }
     if D.is_main():
-        _save_bundle(run_dir / MODEL, model, store, resolved, head)
+        _save_bundle(run_dir / MODEL, model, store, resolved, trained.head, cfg.task)
         save_json(run_dir / FINAL, result)
     D.barrier()
     return result
 
 
 def _save_bundle(
-    path: Path, model: Classifier, store: FeatureStore, w: ResolvedWeights, head: dict[str, Any]
+    path: Path,
+    model: Classifier,
+    store: FeatureStore,
+    w: ResolvedWeights,
+    head: dict[str, Any],
+    task: str,
 ) -> None:
     from soundtransfer.inference.bundle import save_bundle
 
-    save_bundle(path, model, store.frontend, store.table.classes, w.arch, w.spec, head=head)
+    stats = (w.source.input_mean, w.source.input_std)
+    save_bundle(
+        path, model, store.frontend, store.table.classes, w.arch, w.spec, head=head,
+        input_stats=stats, task=task,
+    )  # fmt: skip

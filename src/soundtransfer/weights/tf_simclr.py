@@ -107,17 +107,6 @@ def convert_arrays(
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def convert_head(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """The supervised / linear-eval head ``head_supervised/linear_layer/dense`` as ``fc``."""
-    base = "head_supervised/linear_layer/dense/"
-    if base + "kernel" not in arrays:
-        raise WeightsError("checkpoint has no head_supervised linear layer")
-    out = {"fc.weight": torch.from_numpy(np.ascontiguousarray(arrays[base + "kernel"].T))}
-    if base + "bias" in arrays:
-        out["fc.bias"] = torch.from_numpy(np.asarray(arrays[base + "bias"]))
-    return out
-
-
 def read_checkpoint(path: Path) -> dict[str, np.ndarray]:
     """Every variable of a TF checkpoint (prefix path, e.g. ``.../model.ckpt-225206``)."""
     try:
