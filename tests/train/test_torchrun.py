@@ -30,7 +30,7 @@ def test_finetune_under_torchrun_uses_ddp_with_the_global_batch_split(
     assert config["world_size"] == 2
     assert config["effective_batch_size"] == 16  # batch_size is global, as in pre-training
     assert config["batch_size_per_process"] == 8
-    assert config["train"]["lr"] == 1e-4
+    assert config["train"]["optimiser"]["lr"] == 1e-4
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]  # rank 0 logs once per epoch
     final = json.loads((run / "final.json").read_text())

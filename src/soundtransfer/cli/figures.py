@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     written = make_figures(args.runs, args.out, args.dataset, warn=warn)
     if args.tsne_bundle:
         from soundtransfer.config import ConfigError
-        from soundtransfer.features import dataset_store
+        from soundtransfer.features import BuildOptions, dataset_store
 
         if not args.tsne_dataset:
             raise ConfigError("--tsne-bundle needs --tsne-dataset (and --root for an official one)")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             frontend_overrides=args.frontend_overrides,
             cache_dir=args.cache,
             allow_duplicates=True,
-            progress=progress(args),
+            build=BuildOptions(progress=progress(args)),
             warn=warn,
         )
         classes = args.classes.split(",") if args.classes else None
