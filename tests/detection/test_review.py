@@ -161,7 +161,7 @@ def test_review_refuses_its_inputs_as_outputs_and_bad_values(
         (
             ["--marked", str(marked), "--precision", "1.5", "--out", str(tmp_path / "t.csv")],
             "--precision must be in",
-        ),  # fmt: skip
+        ),
         ([str(marked), "--marked", str(marked), "--out", str(tmp_path / "r")], "DETECTIONS"),
         ([str(tmp_path / "none"), "--out", str(tmp_path / "r")], "not found"),
         ([str(recordings), "--out", str(recordings)], "is an input"),

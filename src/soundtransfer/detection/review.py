@@ -142,8 +142,12 @@ def spectrogram_png(wave: np.ndarray, rate: int) -> bytes:
     x = np.pad(wave, (0, max(0, n_fft - len(wave))))
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
     power = np.abs(np.fft.rfft(frames, axis=1)).T ** 2  # (freq, time)
-    db = 10 * np.log10(power + 1e-10)
-    top = float(db.max())
+    # Rows on a mel scale (128, nearest FFT bin): most sounds sit in the lowest few kHz,
+    # which a linear axis squeezes into the bottom rows.
+    mel = np.linspace(0.0, 2595 * np.log10(1 + rate / 2 / 700), 128)
+    rows = np.rint((700 * (10 ** (mel / 2595) - 1)) / (rate / n_fft)).astype(int)
+    db = 10 * np.log10(power[np.minimum(rows, power.shape[0] - 1)] + 1e-10)
+    top = max(float(db.max()), -60.0)  # digital silence stays dark, not stretched to bright
     buf = io.BytesIO()
     plt.imsave(buf, np.clip(db, top - 80, top), cmap="magma", origin="lower", format="png")
     return buf.getvalue()
@@ -241,7 +245,7 @@ function saveCsv() {
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1em; }
-table { border-collapse: collapse; width: 100%%; }
+table { border-collapse: collapse; }
 td, th { border-bottom: 1px solid #ccc; padding: 4px 8px; text-align: left; }
 img.spec { width: 360px; height: 110px; image-rendering: pixelated; display: block; }
 tr[data-mark="yes"] { background: #e3f6e3; }
