@@ -17,6 +17,7 @@ from soundtransfer.detection.review import ReviewConfig, pick
 from soundtransfer.detection.tables import Detection
 from soundtransfer.detection.thresholds import read_thresholds
 
+from .test_folder import RAVEN as RAVEN_HEADER
 from .test_folder import _predict, _table
 
 
@@ -173,3 +174,26 @@ def test_review_refuses_its_inputs_as_outputs_and_bad_values(
         assert err.count("\n") == 1 and culprit in err, (extra, err)
     assert marked.read_text() == "id,class,score,mark\n1,a,0.5,yes\n"
     assert not (tmp_path / "r").exists() and not (tmp_path / "t.csv").exists()
+
+
+def test_recordings_moved_are_found_under_audio_and_missing_ones_named(
+    recordings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A table made on another machine names paths that are not here: the recording is looked
+    for under --audio by its name; one that is nowhere is one line naming it, exit 2."""
+    header = "\t".join(RAVEN_HEADER)
+    row = ["1", "Spectrogram 1", "1", "0.500", "2.000", "0.0", "22050.0", "a", "0.9000",
+           "/elsewhere/site1/a.ogg", "0.500"]  # fmt: skip
+    table = tmp_path / "moved.selections.txt"
+    table.write_text(header + "\n" + "\t".join(row) + "\n")
+    out = tmp_path / "review"
+    assert main(["review", str(table), "--audio", str(recordings), "--out", str(out),
+                 "--pad", "0"]) == 0  # found as recordings/site1/a.ogg  # fmt: skip
+    assert sf.info(str(out / "clips" / "0001.wav")).duration == pytest.approx(1.5, abs=1e-3)
+    row[9] = "/elsewhere/nowhere.ogg"
+    table.write_text(header + "\n" + "\t".join(row) + "\n")
+    argv = ["review", str(table), "--audio", str(recordings), "--out", str(tmp_path / "r2")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere.ogg: recording not found" in err
+    assert not (tmp_path / "r2" / "review.csv").exists()

@@ -99,10 +99,13 @@ def pick(detections: Sequence[Detection], config: ReviewConfig) -> list[Detectio
 
 
 def _source(file: str, audio: Path) -> Path:
-    """The recording a detection names: as written if it exists, else under ``audio`` by its
-    path relative to it or its name (a table moved to another machine)."""
+    """The recording a detection names: as written if it exists, else under ``audio`` by the
+    longest tail of its path found there (``/old/disk/site1/a.wav`` as ``audio/site1/a.wav``,
+    then ``audio/a.wav``: a table moved to another machine)."""
     path = Path(file)
-    for cand in (path, audio / path, audio / path.name):
+    parts = path.parts[1:] if path.is_absolute() else path.parts
+    tails = [audio.joinpath(*parts[k:]) for k in range(len(parts))]
+    for cand in (path, *tails):
         if cand.is_file():
             return cand
     raise AudioError(f"{file}: recording not found (looked there and under --audio {audio})")
