@@ -302,6 +302,30 @@ def predict_skip_existing_without_out(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(argv[:at] + argv[at + 2 :], r"--skip-existing needs --out")
 
 
+def review_bad_mark(tmp: Path, esc10_root: Path) -> Bad:
+    marked = tmp / "in" / "marked.csv"
+    marked.parent.mkdir(parents=True, exist_ok=True)
+    marked.write_text("id,class,score,mark\n1,dog,0.8,yes\n2,dog,0.3,maybe\n")
+    argv = ["review", "--marked", str(marked), "--out", str(tmp / "out" / "thresholds.csv")]
+    return Bad(argv, rf"{marked}: line 3: mark 'maybe' is not yes, no or blank")
+
+
+def review_bad_table(tmp: Path, esc10_root: Path) -> Bad:
+    table = tmp / "in" / "a.selections.txt"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("Selection\tBegin Time (s)\n1\t0.0\n")
+    argv = ["review", str(table), "--audio", str(tmp / "in"), "--out", str(tmp / "out" / "rev")]
+    return Bad(argv, rf"{table}: not a detections table of predict")
+
+
+def review_bad_value(tmp: Path, esc10_root: Path) -> Bad:
+    table = tmp / "in" / "a.selections.txt"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("x\n")
+    argv = ["review", str(table), "--per-class", "0", "--out", str(tmp / "out" / "rev")]
+    return Bad(argv, r"per_class must be at least 1")
+
+
 CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "tar: device": tar_device,
     "tar: fifo": tar_fifo,
@@ -354,6 +378,9 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "predict --top-k 0": _predict_option("--top-k", "0", r"top_k must be at least 1"),
     "predict: --out is a file": predict_out_is_a_file,
     "predict: --skip-existing without --out": predict_skip_existing_without_out,
+    "review: bad mark": review_bad_mark,
+    "review: not a detections table": review_bad_table,
+    "review --per-class 0": review_bad_value,
 }
 
 
