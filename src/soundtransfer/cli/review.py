@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ def _fit(args: argparse.Namespace) -> int:
 
     fit, figure = write_thresholds(args.marked, args.precision, args.out)
     for c in fit.curves:
-        print(f"{c.label}: threshold {c.threshold:.4f} (precision {c.at:.3f}, {c.n} marked)")
+        if math.isinf(c.threshold):
+            print(f"{c.label}: not reached (best precision {c.at:.3f}): written as inf")
+        else:
+            print(f"{c.label}: threshold {c.threshold:.4f} (precision {c.at:.3f}, {c.n} marked)")
     if fit.unreachable:
         names = ", ".join(fit.unreachable)
         warn(
