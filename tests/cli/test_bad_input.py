@@ -25,6 +25,8 @@ import soundfile as sf
 
 from soundtransfer.cli.main import main
 
+from ..inference.conftest import make_bundle
+
 
 @dataclass(frozen=True)
 class Bad:
@@ -269,6 +271,77 @@ def figures_no_runs(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(argv, r"runs: no runs \(no metrics.jsonl found\)")
 
 
+# --- predict over recordings (thresholds files, event settings, outputs) ---------------------
+
+
+def _predict(tmp: Path, esc10_root: Path, *extra: str) -> list[str]:
+    """``predict`` of a random bundle on one real clip, both under ``tmp/in``; results to
+    ``tmp/out/det``."""
+    (tmp / "in").mkdir(parents=True, exist_ok=True)
+    bundle = make_bundle(tmp / "in" / "model.pt")
+    clip = tmp / "in" / "clip.ogg"
+    shutil.copy(sorted((esc10_root / "audio").glob("*.ogg"))[0], clip)
+    out = tmp / "out" / "det"
+    return ["predict", str(bundle), str(clip), "--format", "raven", "--out", str(out),
+            "--quiet", *extra]  # fmt: skip
+
+
+def _thresholds_file(name: str, text: str, culprit: str) -> Callable[[Path, Path], Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        path = tmp / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if text:
+            path.write_text(text)
+        return Bad(_predict(tmp, esc10_root, "--thresholds", str(path)), culprit.format(path))
+
+    return case
+
+
+def _predict_option(option: str, value: str, culprit: str) -> Callable[[Path, Path], Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        return Bad(_predict(tmp, esc10_root, option, value), culprit)
+
+    return case
+
+
+def predict_out_is_a_file(tmp: Path, esc10_root: Path) -> Bad:
+    argv = _predict(tmp, esc10_root)
+    kept = tmp / "in" / "notes.txt"  # a file of the user's (under in/: checked unchanged)
+    kept.write_text("a file the user keeps\n")
+    argv[argv.index("--out") + 1] = str(kept)
+    return Bad(argv, rf"--out {kept} is a file")
+
+
+def predict_skip_existing_without_out(tmp: Path, esc10_root: Path) -> Bad:
+    argv = _predict(tmp, esc10_root, "--skip-existing")
+    at = argv.index("--out")
+    return Bad(argv[:at] + argv[at + 2 :], r"--skip-existing needs --out")
+
+
+def review_bad_mark(tmp: Path, esc10_root: Path) -> Bad:
+    marked = tmp / "in" / "marked.csv"
+    marked.parent.mkdir(parents=True, exist_ok=True)
+    marked.write_text("id,class,score,mark\n1,dog,0.8,yes\n2,dog,0.3,maybe\n")
+    argv = ["review", "--marked", str(marked), "--out", str(tmp / "out" / "thresholds.csv")]
+    return Bad(argv, rf"{marked}: line 3: mark 'maybe' is not yes, no or blank")
+
+
+def review_bad_table(tmp: Path, esc10_root: Path) -> Bad:
+    table = tmp / "in" / "a.selections.txt"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("Selection\tBegin Time (s)\n1\t0.0\n")
+    argv = ["review", str(table), "--audio", str(tmp / "in"), "--out", str(tmp / "out" / "rev")]
+    return Bad(argv, rf"{table}: not a detections table of predict")
+
+
+def review_bad_value(tmp: Path, esc10_root: Path) -> Bad:
+    table = tmp / "in" / "a.selections.txt"
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("x\n")
+    argv = ["review", str(table), "--per-class", "0", "--out", str(tmp / "out" / "rev")]
+    return Bad(argv, r"per_class must be at least 1")
+
+
 CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "tar: device": tar_device,
     "tar: fifo": tar_fifo,
@@ -301,6 +374,34 @@ CASES: dict[str, Callable[[Path, Path], Bad]] = {
     "weights: recorded arch is a path": weights_arch_is_a_path,
     "figures: missing runs directory": figures_missing_runs,
     "figures: no runs": figures_no_runs,
+    "predict: thresholds file missing": _thresholds_file(
+        "none.csv", "", r"{}: thresholds file not found"
+    ),
+    "predict: threshold not a number": _thresholds_file(
+        "t.csv", "class,threshold\na,high\n", r"{}: line 2: threshold 'high' is not a number"
+    ),
+    "predict: threshold of no class": _thresholds_file(
+        "t.csv", "class,threshold\nowl,0.5\n", r"{}: line 2: 'owl' is not a class of the bundle"
+    ),
+    "predict: thresholds without a threshold column": _thresholds_file(
+        "t.csv", "class,score\na,0.5\n", r"{}: missing column\(s\) \['threshold'\]"
+    ),
+    "predict: thresholds bad JSON": _thresholds_file(
+        "t.json", "{thresholds: 1", r"{}: not valid JSON"
+    ),
+    "predict: negative threshold": _thresholds_file(
+        "t.json", '{"thresholds": {"a": -1}}', r"{}: class 'a': threshold -1 must be a score >= 0"
+    ),
+    "predict --merge-gap -1": _predict_option("--merge-gap", "-1", r"merge_gap must be"),
+    "predict --min-score nan": _predict_option("--min-score", "nan", r"min_score must be"),
+    "predict --min-event inf": _predict_option("--min-event", "inf", r"min_event must be"),
+    "predict --unknown-below -1": _predict_option("--unknown-below", "-1", r"unknown_below must"),
+    "predict --top-k 0": _predict_option("--top-k", "0", r"top_k must be at least 1"),
+    "predict: --out is a file": predict_out_is_a_file,
+    "predict: --skip-existing without --out": predict_skip_existing_without_out,
+    "review: bad mark": review_bad_mark,
+    "review: not a detections table": review_bad_table,
+    "review --per-class 0": review_bad_value,
 }
 
 

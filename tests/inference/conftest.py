@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,11 +18,13 @@ from soundtransfer.models import Classifier, InputNorm, build_encoder
 CLASSES = ("a", "b", "c")
 
 
-def make_bundle(path: Path, preset: str = "esc10") -> Path:
+def make_bundle(path: Path, preset: str = "esc10", **meta: Any) -> Path:
+    """A random ResNet-18 over 32 x 64 images (seeded: the same weights every call); ``meta``
+    goes to :func:`save_bundle` (``task``, ``thresholds``, ``background``)."""
     torch.manual_seed(0)
     fe = get_preset(preset, n_mels=32, out_frames=64)
     model = Classifier(build_encoder("resnet18"), 3, InputNorm([-10.0] * 3, [3.0] * 3))
-    return save_bundle(path, model.eval(), fe, CLASSES, "resnet18", "random")
+    return save_bundle(path, model.eval(), fe, CLASSES, "resnet18", "random", **meta)
 
 
 @pytest.fixture

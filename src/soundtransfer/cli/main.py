@@ -51,6 +51,7 @@ COMMANDS = (
     "reproduce",
     "figures",
     "predict",
+    "review",
     "export",
     "demo",
 )

@@ -91,7 +91,7 @@ def register(sub: Any) -> None:
         default=None,
         metavar="FILE",
         help="per-class thresholds, CSV 'class,threshold' or JSON {\"thresholds\": {...}} (e.g. "
-        "from review), instead of the bundle's own",
+        "from review), instead of the bundle's own (which are used by default, with a note)",
     )
     g.add_argument(
         "--merge-gap",
@@ -154,6 +154,12 @@ def run(args: argparse.Namespace) -> int:
         thresholds = None
         if args.thresholds is not None:
             thresholds = read_thresholds(args.thresholds, predictor.meta.classes)
+        elif predictor.meta.thresholds and info.is_main:
+            warn(
+                f"soundtransfer predict: note: using the bundle's own thresholds for "
+                f"{len(predictor.meta.thresholds)} class(es) (chosen on validation; "
+                f"--min-score {args.min_score:g} for the others; --thresholds FILE replaces them)"
+            )
         min_event = args.min_event
         if min_event is None:
             min_event = MIN_EVENT_WINDOWS * predictor.meta.frontend.clip_seconds

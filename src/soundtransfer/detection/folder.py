@@ -255,9 +255,9 @@ class FolderRun:
         recs = find_recordings(inputs, self.warn)
         paths = output_paths(recs, out, self.opt.fmt) if out is not None else []
         if out is not None:
+            refuse_input_as_output(out, [*inputs, *self.read])  # first: it says more
             if out.exists() and not out.is_dir():
                 raise OutputError(f"--out {out} is a file; --out names a folder of results")
-            refuse_input_as_output(out, [*inputs, *self.read])
         guard = _Inputs([*self.read, *(r.path for r in recs)])
         seconds, bad = self._headers(recs)
         todo = [i for i in range(len(recs)) if not (self.opt.skip_existing and paths[i].exists())]
