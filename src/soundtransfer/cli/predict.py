@@ -54,6 +54,26 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--format", choices=("text", "csv", "json", "raven", "audacity"), default="text")
     p.add_argument("--json", action="store_true", help="same as --format json")
+    _add_output_args(p)
+    _add_event_args(p.add_argument_group("events"))
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="windows per forward pass (default 8: fastest on CPU; bounds memory)",
+    )
+    p.add_argument(
+        "--no-jit",
+        action="store_true",
+        help="run the network eagerly (default: traced and frozen with TorchScript, about 2x "
+        "faster on CPU, checked against the eager network when loaded)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run)
+
+
+def _add_output_args(p: Any) -> None:
+    """Where results go: ``--out``, ``--combine``, ``--skip-existing``, ``--skip-bad``."""
     p.add_argument(
         "--out",
         type=Path,
@@ -77,7 +97,10 @@ def register(sub: Any) -> None:
         help="list recordings that cannot be used in OUT/failed.csv and go on (exit code 3 if "
         "any); default: stop at the first, keeping the finished results",
     )
-    g = p.add_argument_group("events")
+
+
+def _add_event_args(g: Any) -> None:
+    """How window scores become events: thresholds, merging, minimum length, unknown."""
     g.add_argument(
         "--min-score",
         type=float,
@@ -116,20 +139,6 @@ def register(sub: Any) -> None:
         metavar="SCORE",
         help="report a class scoring below this as 'unknown' (default: never)",
     )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        help="windows per forward pass (default 8: fastest on CPU; bounds memory)",
-    )
-    p.add_argument(
-        "--no-jit",
-        action="store_true",
-        help="run the network eagerly (default: traced and frozen with TorchScript, about 2x "
-        "faster on CPU, checked against the eager network when loaded)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
