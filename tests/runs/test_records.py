@@ -126,3 +126,42 @@ def test_cut_or_foreign_cached_array_names_the_file(tmp_path: Path) -> None:
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # never unpickled
     with pytest.raises(RunError, match=rf"{path}: damaged array"):
         load_array(path, 1)
+
+
+def _readers() -> list[tuple[Any, type[Exception], str, str]]:
+    from soundtransfer.detection.tables import read_detections
+    from soundtransfer.detection.thresholds import read_thresholds
+    from soundtransfer.errors import ConfigError, DatasetError
+
+    # (reader, error class, what a missing file says, what an unreadable one says)
+    return [
+        (read_config, RunError, "file not found", "cannot read it"),
+        (
+            read_thresholds,
+            ConfigError,
+            "thresholds file not found",
+            "cannot read the thresholds file",
+        ),
+        (
+            read_detections,
+            DatasetError,
+            "detections table not found",
+            "cannot read the detections table",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_missing_or_undecodable_file_is_one_line_of_each_readers_error(
+    tmp_path: Path, case: int
+) -> None:
+    """The three readers that share runs.files.read_text_checked keep their own error class
+    and noun for a missing file and for one that is not UTF-8."""
+    reader, error, missing, unreadable = _readers()[case]
+    gone = tmp_path / "gone.csv"
+    with pytest.raises(error, match=rf"^{re.escape(str(gone))}: {missing}$"):
+        reader(gone)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"file,\xff\xfe\n")
+    with pytest.raises(error, match=rf"^{re.escape(str(bad))}: {unreadable} \(.*codec"):
+        reader(bad)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soundtransfer.errors import DatasetError
+from soundtransfer.runs.files import read_text_checked
 
 if TYPE_CHECKING:
     from soundtransfer.inference.predict import Prediction
@@ -373,12 +374,7 @@ def read_detections(path: Path) -> list[Detection]:
     path = Path(path)
     if path.is_dir():
         return [d for table in _tables_in(path) for d in read_detections(table)]
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: detections table not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the detections table ({exc})") from None
+    text = read_text_checked(path, DatasetError, "detections table", encoding="utf-8-sig")
     first = text.split("\n", 1)[0]
     if path.name.endswith((".json", ".jsonl")):
         return list(_read_json(path, text))

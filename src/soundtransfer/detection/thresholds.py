@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from soundtransfer.errors import ConfigError
+from soundtransfer.runs.files import read_text_checked
 
 __all__ = ["read_thresholds"]
 
@@ -75,12 +76,7 @@ def read_thresholds(path: Path, classes: Sequence[str] | None = None) -> dict[st
             a class of the bundle (the message names the file and line).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: thresholds file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the thresholds file ({exc})") from None
+    text = read_text_checked(path, ConfigError, "thresholds file", encoding="utf-8-sig")
     table = _read_json(path, text) if path.suffix.lower() == ".json" else _read_csv(path, text)
     if not table:
         raise ConfigError(f"{path}: no thresholds in the file")

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from soundtransfer.errors import OutputError
+from soundtransfer.errors import OutputError, SoundTransferError
 
 __all__ = [
     "atomic_open",
@@ -35,6 +35,7 @@ __all__ = [
     "atomic_write_text",
     "is_disk_full",
     "no_space_message",
+    "read_text_checked",
     "refuse_input_as_output",
     "reporting_disk_full",
     "save_json",
@@ -182,3 +183,37 @@ def refuse_input_as_output(out: Path, inputs: Iterable[Path], option: str = "--o
     for src in inputs:
         if _same_file(out, Path(src)):
             raise OutputError(f"{option} {out} is an input ({src}); choose another path")
+
+
+def read_text_checked(
+    path: Path,
+    error: type[SoundTransferError],
+    what: str | None = None,
+    encoding: str = "utf-8",
+) -> str:
+    """The text of ``path``, a missing or unreadable file being one ``error`` naming it.
+
+    Every reader of a file the user hands us (run files, thresholds, detections tables) goes
+    through here, so the two failures read the same everywhere and a reader only says which
+    error class (which exit path) and which noun.
+
+    Args:
+        path: the file.
+        error: the :class:`~soundtransfer.errors.SoundTransferError` subclass to raise.
+        what: the noun naming the file (``"thresholds file"``): the messages are ``"<path>:
+            <what> not found"`` and ``"<path>: cannot read the <what> (<reason>)"``; ``None``
+            gives ``"<path>: file not found"`` and ``"<path>: cannot read it (<reason>)"``.
+        encoding: the text encoding (``"utf-8-sig"`` to drop a spreadsheet's BOM).
+
+    Raises:
+        SoundTransferError: (of class ``error``) the file is missing, unreadable (a folder,
+            no permission) or not in ``encoding``.
+    """
+    path = Path(path)
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise error(f"{path}: {what or 'file'} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        it = "it" if what is None else f"the {what}"
+        raise error(f"{path}: cannot read {it} ({exc})") from None

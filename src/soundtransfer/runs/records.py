@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from soundtransfer.errors import RunError
+from soundtransfer.runs.files import read_text_checked
 
 __all__ = ["load_array", "read_config", "read_final", "read_json", "read_jsonl", "read_metrics"]
 
@@ -36,12 +37,7 @@ def read_json(path: Path) -> Any:
         RunError: the file is missing, unreadable, not UTF-8 or not JSON (position named).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path}: cannot read it ({exc})") from None
+    text = read_text_checked(path, RunError)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -108,11 +104,7 @@ def read_jsonl(path: Path, key: str | None = None, *, torn_tail: bool = False) -
     path = Path(path)
     if not path.exists():
         return []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunError(f"{path}: cannot read it ({exc})") from None
-    lines = text.split("\n")
+    lines = read_text_checked(path, RunError).split("\n")
     records: list[Any] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
