@@ -10,8 +10,9 @@ import multiprocessing as mp
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,59 @@ def in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
     """Run ``fn(*args)`` in a fresh spawned process and return its result dict."""
     with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
         return pool.submit(fn, *args).result()
+
+
+def interleaved(
+    paths: Sequence[Callable[[], dict[str, Any]]], repeats: int
+) -> list[list[dict[str, Any]]]:
+    """Each path once per round, in order, for ``repeats`` rounds (a, b, a, b, ...): per path,
+    its results in round order.
+
+    Interleaved, so that a shared machine's slow minutes fall on every path alike, and
+    adjacent runs (one round) can be compared as a pair.
+    """
+    results: list[list[dict[str, Any]]] = [[] for _ in paths]
+    for _ in range(max(1, repeats)):
+        for k, path in enumerate(paths):
+            results[k].append(path())
+    return results
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median of repeated measurements and their range (min, max)."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values), len(values))
+
+    def show(self, fmt: str = ".2f") -> str:
+        """``median (min-max low-high, n runs)``."""
+        if self.n == 1:
+            return f"{self.median:{fmt}} (1 run: no spread)"
+        return f"{self.median:{fmt}} (min-max {self.low:{fmt}}-{self.high:{fmt}}, {self.n} runs)"
+
+
+def ratio_report(name: str, ratios: Sequence[float], target: float) -> list[str]:
+    """Lines on a ratio that should reach ``target`` (>=): its median and range over the
+    repeats, met or not, and a warning when the range is wider than the median's margin to the
+    target (the run cannot tell; measure again with more repeats on an idle machine)."""
+    spread = Spread.of(ratios)
+    verdict = "met" if spread.median >= target else "NOT met"
+    lines = [f"    {name} {spread.show()} (target >= {target:g}: {verdict})"]
+    margin = abs(spread.median - target)
+    if spread.n == 1 or spread.high - spread.low > margin:
+        width = "unknown (1 run)" if spread.n == 1 else f"{spread.high - spread.low:.2f}"
+        lines.append(
+            f"    WARNING: {name}: spread {width} is not below the margin to the target "
+            f"({margin:.2f}): noise can decide 'met'; rerun with more --repeats on an idle machine"
+        )
+    return lines
 
 
 def cuda_peak_mb() -> float | None:

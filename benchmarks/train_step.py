@@ -8,18 +8,22 @@ each epoch after the first (which pays for warm-up; evaluation is outside the ti
 checkpointing not).
 Reference: the same model (same InputNorm, same optimiser, same autocast/channels_last) doing
 forward + backward + Adam step on one batch already on the device: the median rate of as
-many timings of one epoch's steps as ours has timed epochs, measured once before and once after
-ours and averaged. Medians and bracketing, because on a small shared CPU single epochs vary by
-+-20 % and the machine's speed drifts from minute to minute. Target: ours / reference >= 0.9.
-Each path runs in a fresh process, which reports its peak RSS (and peak CUDA memory on a GPU).
+many timings of one epoch's steps as ours has timed epochs.
+Method: ``--repeats`` rounds of ours then the reference, interleaved (ours, bare, ours, bare,
+...), each run in a fresh process (which reports its peak RSS, and peak CUDA memory on a GPU).
+Each round gives one ratio ours / bare of two adjacent runs, so a drift of the machine's speed
+over minutes cancels within the pair; the result is the median ratio with the min-max range
+of the rounds, and a WARNING line when that range is wider than the median's margin to the
+target (then this run cannot say whether the target is met). Target: ours / reference >= 0.9.
 
 Cost of the fine-tuning recipe's augmentation (issue 14): the same loop with the ``recipe``
 training preset (gain, time shift, SpecAugment, mixup drawn batched on the training device)
 against that preset with every ``aug_*`` switched off (same AdamW, schedule, label
-smoothing), measured off, on, off, on, off (means of each). Target: with / without >= 0.9.
-``--no-recipe`` skips it.
+smoothing), interleaved off, on, off, on, ... (``--repeats`` pairs), the same median and
+range of the rounds' ratios. Target: with / without >= 0.9. ``--no-recipe`` skips it.
 
     .venv/bin/python benchmarks/train_step.py [--arch efficientnet_lite0] [--epochs 4]
+        [--repeats 3] [--max-train N]
 
 Default architecture: resnet50 on CUDA, efficientnet_lite0 on CPU (a ResNet-50 epoch on
 2 CPU cores takes minutes). Data: ../shared/data/esc10. Ends with one summary line.
@@ -36,7 +40,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench import bare_rates, cuda_peak_mb, esc10_store, in_child, peak_rss_mb
+from _bench import (
+    Spread,
+    bare_rates,
+    cuda_peak_mb,
+    esc10_store,
+    in_child,
+    interleaved,
+    peak_rss_mb,
+    ratio_report,
+)
 
 #: The recipe with its augmentation switched off: the loop it is measured against.
 NO_AUG = (
@@ -118,12 +131,17 @@ def _bare(
     return {"samples_per_s": rate, "maxrss_mb": peak_rss_mb(), "cuda_mb": cuda_peak_mb()}
 
 
-def _mem(r: dict[str, Any]) -> str:
-    cuda = f", peak CUDA {r['cuda_mb']:.0f} MB" if r["cuda_mb"] is not None else ""
-    return f"peak RSS {r['maxrss_mb']:.0f} MB{cuda}"
+def _mem(runs: list[dict[str, Any]]) -> str:
+    cuda = [r["cuda_mb"] for r in runs if r["cuda_mb"] is not None]
+    peak = f", peak CUDA {max(cuda):.0f} MB" if cuda else ""
+    return f"peak RSS {max(r['maxrss_mb'] for r in runs):.0f} MB{peak}"
 
 
-def main() -> None:
+def _rates(runs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['samples_per_s']:.1f}" for r in runs)
+
+
+def _args() -> argparse.Namespace:
     import torch
 
     cuda = torch.cuda.is_available()
@@ -136,80 +154,99 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
+        "--repeats", type=int, default=3, help="interleaved rounds of each pair (default 3)"
+    )
+    parser.add_argument(
         "--no-recipe", action="store_true", help="skip the augmentation-cost measurement"
     )
     parser.add_argument(
         "--max-train", type=int, default=0, help="use only N training clips (a quick check)"
     )
     args = parser.parse_args()
+    if args.repeats < 1 or args.epochs < 1:
+        parser.error("--repeats and --epochs must be >= 1")
+    return args
+
+
+def _loop_lines(
+    args: argparse.Namespace, n_train: int, device: str, ours: list[Any], bare: list[Any]
+) -> tuple[list[str], list[float]]:
+    """The report of ours vs the bare model, and the rounds' ratios."""
+    ratios = [o["samples_per_s"] / b["samples_per_s"] for o, b in zip(ours, bare, strict=True)]
+    epochs = "; ".join(", ".join(f"{s:.1f}" for s in r["epoch_seconds"]) for r in ours)
+    walls = ", ".join(f"{r['wall']:.1f}" for r in ours)
+    lines = [
+        f"fine-tuning {args.arch} on ESC-10 fold 1 ({n_train} training clips, batch "
+        f"{args.batch}, {device}, {args.threads} torch threads), {args.repeats} interleaved "
+        f"rounds (ours, bare):",
+        f"    bare forward+backward+step on one in-memory batch: "
+        f"{_spread(bare)} samples/s (runs {_rates(bare)})  {_mem(bare)}",
+        f"    soundtransfer finetune loop (median epoch):       "
+        f"{_spread(ours)} samples/s (runs {_rates(ours)})  {_mem(ours)}",
+        f"    epochs of ours took {epochs} s; whole runs (with evaluation, checkpoints) {walls} s",
+        *ratio_report("ratio ours/bare per round", ratios, 0.9),
+    ]
+    return lines, ratios
+
+
+def _aug_lines(device: str, ons: list[Any], offs: list[Any]) -> tuple[list[str], list[float]]:
+    """The report of the recipe loop with its augmentation on vs off, and the rounds' ratios."""
+    aug = [on["samples_per_s"] / off["samples_per_s"] for on, off in zip(ons, offs, strict=True)]
+    where = "GPU" if device != "CPU" else "CPU"
+    lines = [
+        f"    recipe loop, augmentation on ({where}):  {_spread(ons)} samples/s (gain, shift, "
+        f"SpecAugment, mixup; runs {_rates(ons)})",
+        f"    recipe loop, augmentation off:        {_spread(offs)} samples/s (runs "
+        f"{_rates(offs)}; each just before its 'on' run)",
+        *ratio_report("augmentation ratio on/off per round", aug, 0.9),
+    ]
+    return lines, aug
+
+
+def _spread(runs: list[dict[str, Any]]) -> str:
+    return Spread.of([r["samples_per_s"] for r in runs]).show(".1f")
+
+
+def main() -> None:
+    import torch
+
+    args = _args()
     if args.max_train:
         os.environ["TRAIN_STEP_MAX_TRAIN"] = str(args.max_train)  # read by the children
     with tempfile.TemporaryDirectory() as cache:
-        store = esc10_store(cache)  # build the features once, outside both measurements
-        train = _fold1(store).train
-        bare_args = (
-            cache,
-            args.arch,
-            -(-len(train) // args.batch),  # the steps of one epoch
-            max(1, args.epochs - 1),
-            args.batch,
-            args.threads,
-            args.device,
+        store = esc10_store(cache)  # build the features once, outside every measurement
+        n_train = len(_fold1(store).train)
+        common = (args.batch, args.threads, args.device)
+        steps = -(-n_train // args.batch)  # the steps of one epoch
+        loop_args = (cache, args.arch, args.epochs, *common)
+        bare_args = (cache, args.arch, steps, max(1, args.epochs - 1), *common)
+        ours, bare = interleaved(
+            [lambda: in_child(_ours, *loop_args), lambda: in_child(_bare, *bare_args)],
+            args.repeats,
         )
-        # The reference is measured before and after ours (the mean of the two): a shared
-        # machine's speed drifts over minutes, and bracketing cancels a linear drift.
-        before = in_child(_bare, *bare_args)
-        ours = in_child(_ours, cache, args.arch, args.epochs, args.batch, args.threads, args.device)
-        after = in_child(_bare, *bare_args)
-        aug: dict[str, Any] | None = None
+        offs: list[dict[str, Any]] = []
+        ons: list[dict[str, Any]] = []
         if not args.no_recipe:
-            loop_args = (cache, args.arch, args.epochs, args.batch, args.threads, args.device)
-            # Interleaved off, on, off, on, off: whole runs on this machine are sometimes
-            # 20-30 % slower than their neighbours (seen both ways), so two of each.
-            runs = [
-                in_child(_ours, *loop_args, "recipe", *(NO_AUG if k % 2 == 0 else ()))
-                for k in range(5)
-            ]
-            offs, ons = runs[0::2], runs[1::2]
-            aug = {
-                "on": statistics.mean(r["samples_per_s"] for r in ons),
-                "off": statistics.mean(r["samples_per_s"] for r in offs),
-                "ons": [r["samples_per_s"] for r in ons],
-                "offs": [r["samples_per_s"] for r in offs],
-            }
-    bare = dict(after)
-    bare["samples_per_s"] = (before["samples_per_s"] + after["samples_per_s"]) / 2
-    bare["maxrss_mb"] = max(before["maxrss_mb"], after["maxrss_mb"])
-    ratio = ours["samples_per_s"] / bare["samples_per_s"]
-    device = torch.cuda.get_device_name() if cuda and args.device != "cpu" else "CPU"
-    epochs = ", ".join(f"{s:.1f}" for s in ours["epoch_seconds"])
-    print(
-        f"fine-tuning {args.arch} on ESC-10 fold 1 ({len(train)} training clips, "
-        f"batch {args.batch}, {device}, {args.threads} torch threads):\n"
-        f"    bare forward+backward+step on one in-memory batch: "
-        f"{bare['samples_per_s']:7.1f} samples/s (before {before['samples_per_s']:.1f}, after "
-        f"{after['samples_per_s']:.1f})  {_mem(bare)}\n"
-        f"    soundtransfer finetune loop (median epoch):       "
-        f"{ours['samples_per_s']:7.1f} samples/s  {_mem(ours)}\n"
-        f"    epochs took {epochs} s; whole run (with evaluation, checkpoints) "
-        f"{ours['wall']:.1f} s\n"
-        f"    ratio {ratio:.2f} (target >= 0.9)"
-    )
+            offs, ons = interleaved(
+                [
+                    lambda: in_child(_ours, *loop_args, "recipe", *NO_AUG),
+                    lambda: in_child(_ours, *loop_args, "recipe"),
+                ],
+                args.repeats,
+            )
+    on_gpu = torch.cuda.is_available() and args.device != "cpu"
+    device = torch.cuda.get_device_name() if on_gpu else "CPU"
+    lines, ratios = _loop_lines(args, n_train, device, ours, bare)
+    print("\n".join(lines))
     aug_summary = ""
-    if aug is not None:
-        aug_ratio = aug["on"] / aug["off"]
-        print(
-            f"    recipe loop, augmentation on ({'GPU' if device != 'CPU' else 'CPU'}):           "
-            f"{aug['on']:7.1f} samples/s (gain, shift, SpecAugment, mixup; runs "
-            f"{', '.join(f'{v:.1f}' for v in aug['ons'])})\n"
-            f"    recipe loop, augmentation off:                    {aug['off']:7.1f} samples/s "
-            f"(runs before, between and after: {', '.join(f'{v:.1f}' for v in aug['offs'])})\n"
-            f"    augmentation ratio {aug_ratio:.2f} (target >= 0.9)"
-        )
-        aug_summary = f"; recipe augmentation on/off {aug_ratio:.2f}"
+    if ons:
+        lines, aug = _aug_lines(device, ons, offs)
+        print("\n".join(lines))
+        aug_summary = f"; recipe augmentation on/off {Spread.of(aug).show()}"
+    rates = [Spread.of([r["samples_per_s"] for r in runs]).median for runs in (ours, bare)]
     print(
-        f"SUMMARY train_step: {args.arch} on {device}: ours {ours['samples_per_s']:.1f} vs bare "
-        f"{bare['samples_per_s']:.1f} samples/s = {ratio:.2f}{aug_summary}"
+        f"SUMMARY train_step: {args.arch} on {device}: ours {rates[0]:.1f} vs bare "
+        f"{rates[1]:.1f} samples/s, ratio {Spread.of(ratios).show()}{aug_summary}"
     )
 
 

@@ -34,3 +34,13 @@ class ConfigError(SoundTransferError, ValueError):
 class OutputError(SoundTransferError):
     """An output path that cannot be written safely: one of the inputs, outside the folder
     the user named, or a disk that is full."""
+
+
+def brief(text: str, limit: int = 120) -> str:
+    """The first sentence of the first line of ``text`` (a library's message, to quote inside
+    ours), cut at a word boundary with ``...`` when longer than ``limit`` characters."""
+    line = next((x.strip() for x in text.splitlines() if x.strip()), "")
+    line = line.split(". ")[0].rstrip(".")
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0] + " ..."

@@ -26,7 +26,8 @@ from typing import IO
 
 from tqdm import tqdm
 
-from soundtransfer.errors import DownloadError
+from soundtransfer.errors import DownloadError, OutputError
+from soundtransfer.runs.files import is_disk_full, no_space_message
 
 CHUNK = 1 << 20
 
@@ -76,6 +77,7 @@ def fetch_url(
 
     Raises:
         DownloadError: the URL cannot be read, or the checksum does not match.
+        OutputError: the disk is full (what was fetched is kept for a rerun to resume).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists() and _verify(dest, sha256, md5, raise_=False):
@@ -104,6 +106,8 @@ def fetch_url(
                 out.write(block)
                 bar.update(len(block))
         except OSError as exc:
+            if is_disk_full(exc):  # what was fetched stays in the .part file
+                raise OutputError(no_space_message(part)) from None
             raise DownloadError(f"{url}: interrupted ({exc}); run again to resume") from None
         finally:
             stream.close()  # type: ignore[attr-defined]
@@ -145,6 +149,7 @@ def extract(archive: Path, dest: Path) -> Path:
 
     Raises:
         DownloadError: not a zip or tar archive, an unsafe member (named), or a write failure.
+        OutputError: the disk is full.
     """
     if zipfile.is_zipfile(archive):
         plan = _zip_plan(archive)
@@ -173,6 +178,8 @@ def extract(archive: Path, dest: Path) -> Path:
                 target.chmod(_safe_mode(item.mode, directory=False))
                 os.utime(target, (item.mtime, item.mtime))
     except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        if is_disk_full(exc):
+            raise OutputError(no_space_message(dest)) from None
         raise DownloadError(f"{archive}: cannot extract ({exc})") from None
     return dest
 
@@ -343,10 +350,15 @@ def _member_reader(archive: Path) -> Iterator[Callable[[int], IO[bytes]]]:
         yield read
 
 
-def move_tree(src: Path, dest: Path) -> None:
-    """Move the contents of ``src`` into ``dest`` (used to flatten an archive's top folder)."""
+def move_tree(src: Path, dest: Path) -> list[Path]:
+    """Move the contents of ``src`` into ``dest`` (used to flatten an archive's top folder);
+    what ``dest`` already holds is kept. Returns the paths created in ``dest``, so a caller
+    can take them out again."""
     dest.mkdir(parents=True, exist_ok=True)
-    for item in src.iterdir():
+    moved = []
+    for item in sorted(src.iterdir()):
         target = dest / item.name
         if not target.exists():
             shutil.move(str(item), str(target))
+            moved.append(target)
+    return moved

@@ -22,6 +22,8 @@ def test_summary_matches_scipy_t_interval() -> None:
     acc = [84.0, 88.5, 91.25, 79.0, 86.0]
     s = summarize(acc)
     assert s.n == 5
+    # Here and below: float64 statistics of given numbers against NumPy / SciPy (or a count),
+    # the same formulas in another order: approx's 1e-6 relative.
     assert s.mean == pytest.approx(np.mean(acc))
     assert s.std == pytest.approx(np.std(acc, ddof=1))
     low, high = sps.t.interval(0.95, df=4, loc=np.mean(acc), scale=sps.sem(acc))

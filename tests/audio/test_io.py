@@ -108,6 +108,7 @@ def test_extension_is_ignored_content_decides(tmp_path: Path, clip: Path) -> Non
     """libsndfile detects the format from the bytes: a real clip under a wrong name decodes."""
     renamed = tmp_path / "clip.xyz"
     renamed.write_bytes(clip.read_bytes())
+    # Bitwise: the same bytes through the same decoder in this process.
     np.testing.assert_array_equal(read_audio(renamed)[0], read_audio(clip)[0])
     text = tmp_path / "notes.mp4"
     text.write_text("not audio at all\n" * 100)
@@ -140,6 +141,7 @@ def test_copy_in_other_format_decodes_same(tmp_path: Path, shared_data: Path) ->
     wav = tmp_path / "x.wav"
     sf.write(wav, data, sr, subtype="PCM_16")
     shutil.copy(flac, tmp_path / "y.flac")
+    # Bitwise: both formats hold the same 16-bit integers (lossless), scaled by 2**-15.
     np.testing.assert_array_equal(
         load_clip(wav, sr, None), load_clip(tmp_path / "y.flac", sr, None)
     )

@@ -179,6 +179,8 @@ def test_folder_accuracy_equals_official_reader(
     out_folder = capsys.readouterr().out
     acc_official, acc_folder = accuracies(out_official), accuracies(out_folder)
     assert set(acc_official) == {"fold1", "fold2", "mean"}
+    # Exact: the same clips in the same canonical order, the same computation repeated in this
+    # process (store rows, embeddings, probe); any dependence on the layout would show.
     assert acc_folder == acc_official, (out_official, out_folder)
     for k in (1, 2):
         a = json.loads(

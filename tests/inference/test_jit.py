@@ -24,7 +24,9 @@ def test_traced_network_matches_eager_for_any_batch(arch: str) -> None:
     for b in (1, 3, 4, 6):
         x = torch.randn(b, 3, 32, 64) * 3 - 8
         with torch.no_grad():
-            assert (fast(x) - net(x)).abs().max() < 1e-4
+            # Traced, frozen, NHWC and oneDNN-fused vs eager: other kernels, float32 sums in
+            # another order (which depends on the CPU): the tolerance inference_net accepts.
+            assert (fast(x) - net(x)).abs().max() < jit.TOLERANCE
 
 
 class _BatchDependent(nn.Module):
@@ -45,7 +47,7 @@ def test_batch_dependent_network_falls_back_to_eager() -> None:
     fast = inference_net(net, (3, 8, 8), batch_size=4)
     assert fast.traced is None and "differ from eager" in fast.fallback
     x = torch.ones(1, 3, 8, 8)
-    assert torch.equal(fast(x), net(x))  # the eager numbers
+    assert torch.equal(fast(x), net(x))  # the eager network itself: the same computation
 
 
 def test_untraceable_network_falls_back_and_disabled_is_eager() -> None:
@@ -70,9 +72,12 @@ def test_cli_notes_a_fallback_and_no_jit_gives_the_same_output(
     )
     eager = capsys.readouterr()
     assert "eagerly" not in eager.err
-    assert [round(p["p"], 4) for p in _top(traced.out)] == [
-        round(p["p"], 4) for p in _top(eager.out)
-    ]
+    # Traced vs eager logits differ by up to jit.TOLERANCE (other kernels); a softmax
+    # probability moves by at most that much. (Rounding both to 4 places could split a
+    # value lying on a rounding boundary.)
+    assert [p["score"] for p in _top(traced.out)] == pytest.approx(
+        [p["score"] for p in _top(eager.out)], abs=jit.TOLERANCE
+    )
     monkeypatch.setattr(jit, "TOLERANCE", -1.0)  # every check fails: the eager network, noted
     assert main(["predict", str(bundle), str(wav), "--hop", "1", "--format", "json"]) == 0
     err = capsys.readouterr().err
@@ -82,5 +87,5 @@ def test_cli_notes_a_fallback_and_no_jit_gives_the_same_output(
 def _top(out: str) -> list[dict[str, float]]:
     import json
 
-    top: list[dict[str, float]] = json.loads(out.splitlines()[0])["top"]
+    top: list[dict[str, float]] = json.loads(out.splitlines()[0])["mean_top"]
     return top

@@ -21,8 +21,15 @@ from soundtransfer.inference.predict import (
     plan_hop,
     reference_window_probs,
 )
+from soundtransfer.inference.timeline import EventRule
 
 from .conftest import make_bundle
+
+# Window probabilities from two code paths (sliced front end + traced NHWC network vs LogMel3
+# per window + the eager network): float32 sums in another order, which also depends on the
+# CPU's kernels (4e-7 apart here). 1e-4 is far below what a wrong window or frame changes:
+# neighbouring windows' probabilities differ by up to 0.19 with these bundles.
+PROB_TOL = 1e-4
 
 
 @pytest.mark.parametrize(("preset", "hop_s"), [("esc10", 1.0), ("esc10", 2.5), ("us8k", 0.7)])
@@ -40,12 +47,14 @@ def test_streamed_matches_per_window_reference(
         model, meta, load_clip(path, fe.sample_rate), predictor.hop.samples
     )
     assert [w.start for w in got] == [k * predictor.hop.samples for k in range(len(want))]
-    assert np.abs(np.stack([w.probs for w in got]) - want).max() < 1e-5
+    assert np.abs(np.stack([w.probs for w in got]) - want).max() < PROB_TOL
     assert got[-1].end == round(13.3 * fe.sample_rate)  # the last window ends with the file
 
 
 def test_predict_file_timeline(bundle: Path, long_wav: Callable[..., Path]) -> None:
-    pred = Predictor(bundle, PredictConfig(hop_s=1.0, top_k=2)).predict_file(long_wav(9.5))
+    every_window = EventRule(min_score=0.0, min_event_s=0.0)  # each window a hit of its top
+    config = PredictConfig(hop_s=1.0, top_k=2, events=every_window)
+    pred = Predictor(bundle, config).predict_file(long_wav(9.5))
     assert pred.windows == len(pred.timeline) == 6 and pred.seconds == pytest.approx(9.5)
     assert [w.start_s for w in pred.timeline] == [0, 1, 2, 3, 4, 5]
     assert pred.timeline[-1].end_s == pytest.approx(9.5)
@@ -79,7 +88,16 @@ def test_cli_bad_hop_is_one_line_exit_2(
     assert code == 2 and err.count("\n") == 1 and "hop" in err
 
 
-def test_cli_bad_files_reported_others_classified_model_loaded_once(
+def test_cli_bad_file_stops_the_run_in_one_line(
+    bundle: Path, esc10_clips: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.ogg"
+    code = main(["predict", str(bundle), str(esc10_clips[0]), str(missing), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and "missing.ogg" in err
+
+
+def test_cli_skip_bad_classifies_the_others_model_loaded_once(
     bundle: Path,
     esc10_clips: list[Path],
     tmp_path: Path,
@@ -97,16 +115,16 @@ def test_cli_bad_files_reported_others_classified_model_loaded_once(
     empty.write_bytes(b"")
     missing = tmp_path / "missing.ogg"
     files = [esc10_clips[0], missing, empty, esc10_clips[1]]
-    code = main(["predict", str(bundle), *map(str, files), "--json"])
+    code = main(["predict", str(bundle), *map(str, files), "--json", "--skip-bad"])
     out, err = capsys.readouterr()
-    assert code == 2 and len(loads) == 1
+    assert code == 3 and len(loads) == 1
     assert [json.loads(line)["file"] for line in out.splitlines()] == [
-        str(esc10_clips[0]),
-        str(esc10_clips[1]),
+        str(esc10_clips[0].absolute()),
+        str(esc10_clips[1].absolute()),
     ]
     errors = err.splitlines()
     assert len(errors) == 3 and "missing.ogg: file not found" in errors[0]
-    assert "empty.wav: empty file" in errors[1] and "2 of 4" in errors[2]
+    assert "empty.wav: empty file" in errors[1] and "2 failed" in errors[-1]
 
 
 def test_cli_missing_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,19 +137,22 @@ def test_cli_timeline_formats(
     bundle: Path, long_wav: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = long_wav(8.0)
-    out_csv = tmp_path / "out" / "t.csv"
-    base = ["predict", str(bundle), str(path), "--timeline", "--hop", "1.02", "--top-k", "2"]
-    assert main([*base, "--format", "csv", "--out", str(out_csv)]) == 0
+    out = tmp_path / "out"
+    base = ["predict", str(bundle), str(path), "--timeline", "--hop", "1.02", "--top-k", "2",
+            "--min-score", "0", "--min-event", "0"]  # fmt: skip
+    assert main([*base, "--format", "csv", "--out", str(out)]) == 0
     assert "rounded to 1 s" in capsys.readouterr().err  # 1.02 s -> 20 x 50 ms
-    rows = list(csv.DictReader(out_csv.open()))
+    rows = list(csv.DictReader((out / "long.csv").open()))
     kinds = [r["kind"] for r in rows]
-    assert kinds.count("file") == 2 and kinds.count("window") == 4 * 2
+    assert kinds.count("mean") == 2 and kinds.count("window") == 4 * 2
     window_starts = [
         float(r["start_s"]) for r in rows if r["kind"] == "window" and r["rank"] == "1"
     ]
     assert window_starts == [0.0, 1.0, 2.0, 3.0]
     events = [r for r in rows if r["kind"] == "event"]
+    # With no threshold every window is a hit of its top class: the events cover the file.
     assert sum(int(e["windows"]) for e in events) == 4 and float(events[-1]["end_s"]) == 8.0
+    assert float(events[0]["start_s"]) == 0.0
 
     assert main([*base, "--format", "json"]) == 0
     obj = json.loads(capsys.readouterr().out)
@@ -140,7 +161,8 @@ def test_cli_timeline_formats(
 
     assert main([*base]) == 0
     text = capsys.readouterr().out
-    assert "timeline:" in text and "events:" in text and text.count(" s  ") >= 4
+    assert "timeline:" in text and "events (" in text and text.count(" s  ") >= 4
+    assert "mean score over its 4 window(s)" in text
 
 
 def test_one_ahead_keeps_order_and_raises_at_the_failing_item() -> None:
@@ -164,4 +186,6 @@ def test_prefetch_gives_the_same_windows(bundle: Path, long_wav: Callable[..., P
     ahead = Predictor(bundle, PredictConfig(hop_s=1.0, batch_size=2, prefetch=True))
     got, want = list(ahead.iter_windows(wav)), list(plain)
     assert [w.start for w in got] == [w.start for w in want] and len(got) == 7
-    assert np.abs(np.stack([w.probs for w in got]) - np.stack([w.probs for w in want])).max() < 1e-6
+    # The images computed in another thread (another intra-op split of MKL's sums).
+    diff = np.abs(np.stack([w.probs for w in got]) - np.stack([w.probs for w in want])).max()
+    assert diff < PROB_TOL

@@ -38,6 +38,7 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def encoder() -> None:
-    """The pre-training tests build small torchvision encoders on 2 threads."""
-    torch.set_num_threads(2)
+def encoder(torch_test_threads: int) -> None:
+    """The pre-training tests build small torchvision encoders on the tests' thread count
+    (2 unless ``OMP_NUM_THREADS`` says otherwise; tests/conftest.py)."""
+    torch.set_num_threads(torch_test_threads)

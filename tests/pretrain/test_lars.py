@@ -30,6 +30,8 @@ def test_one_step_matches_hand_computation() -> None:
     # w: g = [0.6, 0.8] + 0.1 * [3, 4] = [0.9, 1.2], |g| = 1.5, ratio = 0.001 * 5 / 1.5
     ratio = 0.001 * 5 / 1.5
     step_w = 2.0 * ratio * torch.tensor([[0.9, 1.2]])
+    # float32 of the same few operations in another order: allclose's 1e-5 relative covers
+    # the last bits at these values (1 to 4); atol for the values near 0.
     assert torch.allclose(w.detach(), torch.tensor([[3.0, 4.0]]) - step_w, atol=1e-7)
     # b: plain momentum SGD, no decay, no adaptation
     assert torch.allclose(b.detach(), torch.tensor([1.0 - 1.0, -1.0 - 0.5]), atol=1e-7)
@@ -77,6 +79,7 @@ def test_scaled_lr() -> None:
 
 def test_schedule_warmup_then_cosine() -> None:
     total, warmup, peak = 100, 10, 4.8
+    # float64 arithmetic of a few operations: approx's 1e-6 relative; exact where none happens.
     assert lr_at_step(0, total, warmup, peak) == 0.0
     assert lr_at_step(5, total, warmup, peak) == pytest.approx(2.4)
     assert lr_at_step(10, total, warmup, peak) == pytest.approx(peak)

@@ -99,7 +99,7 @@ def test_views_are_seeded_by_epoch_and_index(image_folder: Path) -> None:
     files = find_images(image_folder)
     data = ImageViews(files, PretrainConfig(input_size=32).transform(), seed=0)
     a, b = data[(0, 3)], data[(0, 3)]
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # bitwise: the same seeded draw
     assert not torch.equal(data[(1, 3)][0], a[0])
     crops = ImageViews(files, PretrainConfig(input_size=32).transform(), 0, crops_only=True)
     assert crops[(0, 3)][0].dtype == torch.uint8
@@ -201,6 +201,8 @@ def test_resume_gives_the_same_losses(image_folder: Path, tmp_path: Path) -> Non
             progress=False,
         )
     resumed = pretrain(image_folder, cfg, tmp_path / "split", resume=True, progress=False)
+    # The resumed run repeats the straight run's computation in this process (state restored
+    # bitwise, the same threads): room for float32's last bits only.
     assert losses(tmp_path / "split") == pytest.approx(losses(tmp_path / "straight"), rel=1e-6)
     a, b = load_file(straight), load_file(resumed)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
@@ -251,7 +253,10 @@ def test_workers_do_not_change_the_numbers(image_folder: Path, tmp_path: Path) -
     for workers in (0, 2):
         cfg = get_preset("cpu", [*FAST, "max_steps=2", f"num_workers={workers}"])
         pretrain(image_folder, cfg, tmp_path / f"w{workers}", progress=False)
-    assert losses(tmp_path / "w0") == losses(tmp_path / "w2")
+    # The views made in 2 worker processes (one intra-op thread each) vs in this one: the same
+    # seeded draws and float32 ops, which another thread split or kernel set may round in the
+    # last bits; 1e-5 relative, while another draw moves these losses by several percent.
+    assert losses(tmp_path / "w0") == pytest.approx(losses(tmp_path / "w2"), rel=1e-5)
 
 
 @pytest.mark.usefixtures("encoder")

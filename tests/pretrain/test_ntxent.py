@@ -32,13 +32,15 @@ def loop_reference(z0: torch.Tensor, z1: torch.Tensor, t: float) -> float:
 def test_matches_paper_double_loop(n: int, d: int, t: float) -> None:
     gen = torch.Generator().manual_seed(n * 100 + d)
     z0, z1 = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
+    # float32 matrix form vs the paper's loop in float64, losses of order 1: 1e-5 relative
+    # (here and below: float32 in another order, whatever the CPU's kernels).
     assert nt_xent(z0, z1, t).item() == pytest.approx(loop_reference(z0, z1, t), rel=1e-5)
 
 
 def test_view_swap_symmetry() -> None:
     gen = torch.Generator().manual_seed(1)
     z0, z1 = torch.randn(6, 4, generator=gen), torch.randn(6, 4, generator=gen)
-    assert nt_xent(z0, z1, 0.2).item() == pytest.approx(nt_xent(z1, z0, 0.2).item(), rel=1e-6)
+    assert nt_xent(z0, z1, 0.2).item() == pytest.approx(nt_xent(z1, z0, 0.2).item(), rel=1e-5)
 
 
 def test_invariant_to_projection_scale() -> None:
@@ -98,7 +100,8 @@ def test_gathered_with_own_batch_equals_plain() -> None:
         nt_xent_gathered(z0[r * 4 : r * 4 + 4], z1[r * 4 : r * 4 + 4], z0, z1, r * 4, 0.2)
         for r in range(2)
     ]
-    assert ((parts[0] + parts[1]) / 2).item() == pytest.approx(nt_xent(z0, z1, 0.2).item(), 1e-6)
+    # Two partial losses vs one: float32 sums in another order.
+    assert ((parts[0] + parts[1]) / 2).item() == pytest.approx(nt_xent(z0, z1, 0.2).item(), 1e-5)
 
 
 def test_module_validates_arguments() -> None:
@@ -110,4 +113,4 @@ def test_module_validates_arguments() -> None:
     with pytest.raises(ValueError, match="two images"):
         loss(torch.zeros(1, 3), torch.zeros(1, 3))
     z = torch.randn(4, 3)
-    assert loss(z, z).item() == pytest.approx(nt_xent(z, z, 0.1).item())
+    assert loss(z, z).item() == pytest.approx(nt_xent(z, z, 0.1).item())  # the same function

@@ -60,7 +60,8 @@ def test_open_run_new_resume_done_and_other_identity(tmp_path: Path) -> None:
     assert json.loads((d / "config.json").read_text())["identity"] == ident
     (d / "last.pt").write_bytes(b"")
     assert open_run(d, ident, {"device": "cuda"}).state == "resume"
-    (d / "final.json").write_text('{"test_acc": 50.0}')
+    final = {"test_acc": 50.0, "labels": [0, 1], "predictions": [0, 0], "classes": ["a", "b"]}
+    (d / "final.json").write_text(json.dumps(final))
     status = open_run(d, ident, {})
     assert status.state == "done" and status.final()["test_acc"] == 50.0
     other = {"settings": {"lr": 0.01, "epochs": 2}, "store": "xyz"}
@@ -101,7 +102,7 @@ def test_checkpoint_round_trip_restores_rng(tmp_path: Path) -> None:
     expected = torch.rand(3)
     torch.manual_seed(123)
     state = load_checkpoint(tmp_path / "ck.pt", CPU, identity=None)
-    assert state["epoch"] == 3 and torch.equal(torch.rand(3), expected)
+    assert state["epoch"] == 3 and torch.equal(torch.rand(3), expected)  # the same RNG state
     save_checkpoint(tmp_path / "ck.pt", {"identity": {"lr": 1}}, CPU)
     with pytest.raises(RunError, match="lr: 1 -> 2"):
         load_checkpoint(tmp_path / "ck.pt", CPU, identity={"lr": 2})
@@ -172,3 +173,42 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
             refuse_input_as_output(spelt, [clip])
     refuse_input_as_output(tmp_path / "out.csv", [clip])  # another path: fine
     assert clip.read_bytes() == b"RIFF"
+
+
+def test_a_run_without_results_is_not_bound_to_its_identity(tmp_path: Path) -> None:
+    """Issue 23, defect 4: a run that stopped after writing config.json (weights not cached, a
+    bad file found late, a kill in the first epoch) blocked the fixed rerun as "a run of other
+    settings". Until a result exists, the next start records its own identity."""
+    d = run_dir(tmp_path, "esc10", "resnet18.w", "linear", "fold1")
+    before = {"weights": {"fingerprint": "not cached"}}
+    after = {"weights": {"fingerprint": "sha256:abc"}}
+    assert open_run(d, before, {}).state == "new"
+    assert open_run(d, after, {}).state == "new"  # nothing produced yet: no conflict
+    assert json.loads((d / "config.json").read_text())["identity"] == after
+    (d / "metrics.jsonl").write_text('{"epoch": 1, "train_loss": 1.0}\n')  # a first result
+    with pytest.raises(RunError, match=r"weights\.fingerprint: 'sha256:abc' -> 'not cached'"):
+        open_run(d, before, {})
+
+
+def test_discard_unstarted_takes_back_only_runs_without_results(tmp_path: Path) -> None:
+    from soundtransfer.runs import rundir
+
+    rundir.discard_unstarted()  # nothing left over from other tests in this process
+    (tmp_path / "runs").mkdir()
+    idle = run_dir(tmp_path / "runs", "esc10", "resnet18.random", "linear", "fold1")
+    busy = run_dir(tmp_path / "runs", "esc10", "resnet18.random", "linear", "fold2")
+    other = tmp_path / "runs" / "esc10" / "notes.txt"
+    open_run(idle, {"a": 1}, {})
+    open_run(busy, {"a": 1}, {})
+    (busy / "last.pt").write_bytes(b"")
+    other.write_text("mine")  # a file of the user's in a folder open_run created
+    assert rundir.discard_unstarted() == [idle]
+    assert not idle.exists() and idle.parent.exists()  # linear/ still holds fold2
+    assert sorted(p.name for p in busy.iterdir()) == ["config.json", "last.pt"]
+    assert other.read_text() == "mine"
+    assert rundir.discard_unstarted() == []  # each run is taken back once
+    lone = run_dir(tmp_path / "runs", "us8k", "resnet18.random", "finetune", "fold1")
+    open_run(lone, {"a": 1}, {})
+    assert rundir.discard_unstarted() == [lone]
+    assert not (tmp_path / "runs" / "us8k").exists()  # every folder made for it, up to runs/
+    assert (tmp_path / "runs").is_dir()  # which the user's command had

@@ -48,7 +48,8 @@ def test_gain_matches_front_end_on_real_clip(esc10_root: Path) -> None:
         x = model(audio)
     out = random_gain(x, 6.0, _gen(1))
     offset = float((out - x).flatten()[0])
-    assert torch.allclose(out - x, torch.full_like(x, offset), atol=1e-5)  # one constant
+    # One constant: (x + offset) - x in float32 at |x| <= 14 rounds by ~1e-6.
+    assert torch.allclose(out - x, torch.full_like(x, offset), atol=1e-5)
     # The gain drawn (uniform in [-6, 6] dB), applied to the audio's amplitude instead: the
     # front end's image moves by the same offset wherever power >> log_eps.
     gain_db = (2 * float(torch.rand(1, generator=_gen(1))) - 1) * 6.0
@@ -57,14 +58,16 @@ def test_gain_matches_front_end_on_real_clip(esc10_root: Path) -> None:
         xg = model(audio * 10 ** (gain_db / 20))
     strong = x > math.log(fe.log_eps) + 8
     assert strong.float().mean() > 0.5  # rain: loud throughout
+    # Two front-end computations on other inputs: float32 log-mel errors (< 5e-4 each, see
+    # tests/audio/test_frontend.py) averaged over the loud bins: 1e-3.
     assert (xg - x)[strong].mean().item() == pytest.approx(offset, abs=1e-3)
-    assert offset == pytest.approx(gain_db * math.log(10) / 10, rel=1e-5)
+    assert offset == pytest.approx(gain_db * math.log(10) / 10, rel=1e-5)  # float32 of the dB
 
 
 def test_gain_per_clip_and_reproducible() -> None:
     x = _images()
     a, b = random_gain(x, 3.0, _gen(1)), random_gain(x, 3.0, _gen(1))
-    assert torch.equal(a, b)
+    assert torch.equal(a, b)  # bitwise: the same seeded draws and ops, in this process
     offsets = (a - x)[:, 0, 0, 0]
     assert len(set(offsets.tolist())) == x.shape[0]
     assert torch.equal(random_gain(x, 0.0, _gen(1)), x)
@@ -76,6 +79,7 @@ def test_time_shift_against_loop(mode: str) -> None:
     out = time_shift(x, 0.25, mode, _gen(3))
     t = x.shape[-1]
     shifts = []
+    # Bitwise throughout: shifted columns and fills are copies of the input, no arithmetic.
     for i in range(x.shape[0]):  # recover each clip's shift by search, then check the fill
         found = None
         for s in range(-10, 11):
@@ -124,6 +128,8 @@ def test_mixup_mixes_images_and_targets_alike() -> None:
     x = _images(b=8)
     y = torch.eye(8)  # every clip its own class: the targets reveal lambda and the partner
     xm, ym = mixup(x, y, 0.4, _gen(7))
+    # float32: lam * a + (1 - lam) * b rounds at the values' scale (|x| <= 10): allclose's
+    # 1e-8 + 1e-5 relative, or 1e-5 absolute for the images.
     assert torch.allclose(ym.sum(1), torch.ones(8))
     lams = []
     for i in range(8):
@@ -137,7 +143,7 @@ def test_mixup_mixes_images_and_targets_alike() -> None:
         assert torch.allclose(xm[i], lam * x[i] + (1 - lam) * x[j], atol=1e-5)
     assert len(set(lams)) > 1  # one lambda per clip
     xm2, ym2 = mixup(x, y, 0.4, _gen(7))
-    assert torch.equal(xm, xm2) and torch.equal(ym, ym2)
+    assert torch.equal(xm, xm2) and torch.equal(ym, ym2)  # bitwise: the same seeded call again
     assert mixup(x, y, 0.0, _gen(7))[0] is x
 
 
@@ -146,7 +152,7 @@ def test_batch_augment_train_vs_eval_and_seeded() -> None:
     aug = BatchAugment(RECIPE, num_classes=3)
     xa, ta = aug(x, y, _gen(11))
     xb, tb = aug(x, y, _gen(11))
-    assert torch.equal(xa, xb) and torch.equal(ta, tb)
+    assert torch.equal(xa, xb) and torch.equal(ta, tb)  # bitwise: the same seeded call again
     assert not torch.equal(xa, x) and ta.shape == (8, 3)
     assert torch.allclose(ta.sum(1), torch.ones(8))
     aug.eval()
@@ -176,6 +182,7 @@ def test_soft_target_cross_entropy_matches_torch() -> None:
     onehot = F.one_hot(y, 5).float()
     for eps in (0.0, 0.1):
         ref = F.cross_entropy(logits, y, label_smoothing=eps)
+        # Another formula for the same loss (float32, order 1): approx's 1e-6 relative.
         assert soft_target_cross_entropy(logits, onehot, eps).item() == pytest.approx(ref.item())
     soft = torch.softmax(torch.randn(10, 5, generator=_gen(4)), 1)
     by_hand = -(soft * torch.log_softmax(logits, 1)).sum(1).mean()
@@ -184,6 +191,8 @@ def test_soft_target_cross_entropy_matches_torch() -> None:
 
 def test_warmup_cosine_values() -> None:
     f = [warmup_cosine(s, 10, 2, 0.1) for s in range(12)]
+    # float64 arithmetic of a few operations: approx's 1e-6 relative (exact where no
+    # arithmetic happens: the floor after the schedule's end).
     assert f[0] == pytest.approx(0.5) and f[1] == pytest.approx(1.0)
     assert f[2] == pytest.approx(1.0) and f[10] == f[11] == 0.1
     # Step 6 is halfway through the 8 cosine steps: the mean of 1 and the final ratio.
@@ -217,7 +226,7 @@ def test_ema_averages_weights_and_batchnorm_buffers() -> None:
     ema.update(model)
     live = model.state_dict()
     for k, v in ema.module.state_dict().items():
-        if v.dtype.is_floating_point:
+        if v.dtype.is_floating_point:  # the same average in another order: float32 rounding
             assert torch.allclose(v, 0.9 * before[k] + 0.1 * live[k]), k
         else:
             assert torch.equal(v, live[k]), k  # num_batches_tracked is copied

@@ -31,6 +31,8 @@ from soundtransfer.train.probes import (
     logistic_objective,
 )
 
+from .conftest import assert_predicts
+
 
 @pytest.fixture(autouse=True)
 def _one_thread() -> Iterator[None]:
@@ -78,9 +80,12 @@ def test_logistic_matches_sklearn_solution() -> None:
         lin.weight.copy_(torch.from_numpy(ref.coef_))
         lin.bias.copy_(torch.from_numpy(ref.intercept_))
     theirs = logistic_objective(lin, zt, yt, c)
+    # Two solvers (torch's L-BFGS here, sklearn's there) stopped at tol 1e-8 near the same
+    # optimum: the objective within 1e-4 relative, the probabilities within 1e-4. A test point
+    # on the decision boundary may then go either way: the accuracies within one point.
     assert ours == pytest.approx(theirs, rel=1e-4)
     np.testing.assert_allclose(probe.predict_proba(xte), ref.predict_proba(zte), atol=1e-4)
-    assert probe.accuracy(xte, yte) == pytest.approx(100 * ref.score(zte, yte))
+    assert probe.accuracy(xte, yte) == pytest.approx(100 * ref.score(zte, yte), abs=100 / len(yte))
     assert probe.accuracy(xte, yte) > 70  # well above chance (33 %)
 
 
@@ -141,14 +146,14 @@ def test_probes_are_deterministic_given_a_seed() -> None:
     a = fit_probe("mlp", x, y, seed=5, config=cfg).predict_proba(x)
     torch.manual_seed(123)  # the global RNG must not matter
     b = fit_probe("mlp", x, y, seed=5, config=cfg).predict_proba(x)
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, b)  # bitwise: the same fit repeated in this process
     state = torch.get_rng_state()
     fit_probe("mlp", x, y, seed=5, config=cfg)
     assert torch.equal(state, torch.get_rng_state())  # nor is it disturbed
     xb, yb, gb = _blobs()
     la = fit_probe("logistic", xb, yb, gb, seed=2).predict_proba(xb)
     lb = fit_probe("logistic", xb, yb, gb, seed=2).predict_proba(xb)
-    np.testing.assert_array_equal(la, lb)
+    np.testing.assert_array_equal(la, lb)  # bitwise, as above
 
 
 def test_early_stopped_mlp_is_rewritten_for_all_rows_statistics() -> None:
@@ -162,6 +167,8 @@ def test_early_stopped_mlp_is_rewritten_for_all_rows_statistics() -> None:
         expected = model(torch.from_numpy((x - mu) / sd).float())
         moved = _restandardise(copy.deepcopy(model), x.astype(np.float64), mu, sd)
         got = moved(torch.from_numpy((x - mu_all) / sd_all).float())
+    # The standardisation folded into the first layer: the same affine map in float32 in
+    # another order (inputs of order 1, 8 hidden units).
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     xx, yy = _xor(n=200)
     for refit in (False, True):
@@ -200,6 +207,7 @@ def test_probe_runs_write_run_files_and_a_bundle_predict_can_use(
                         progress=False)  # fmt: skip
         final = json.loads((run / "final.json").read_text())
         assert final["probe"]["kind"] == probe and key in final["probe"], final["probe"]
+        # Exact: the same numbers written to two files, not recomputed.
         assert final["test_acc"] == out["test_acc"] and len(final["predictions"]) == len(split.test)
         (record,) = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         assert record["test_acc"] == final["test_acc"] and record["probe"] == probe
@@ -208,11 +216,11 @@ def test_probe_runs_write_run_files_and_a_bundle_predict_can_use(
         model, _ = load_bundle(run / "model.pt")
         with torch.no_grad():
             logits = model.classifier(tiny_store.batch(split.test))
-        assert logits.argmax(1).tolist() == final["predictions"]  # standardisation folded in
+        assert_predicts(logits, final["predictions"])  # standardisation folded in
         # The same identity is reused; another probe in the same directory is refused.
         again = run_split(tiny_store, split, "random", "resnet18", cfg, run,
                           cache_dir=tmp_path / "c", progress=False)  # fmt: skip
-        assert again["predictions"] == out["predictions"]
+        assert again["predictions"] == out["predictions"]  # read back, not recomputed
     other = get_preset("cpu", {"mode": "linear", "probe": "mlp"})
     with pytest.raises(RunError, match=r"settings\.probe: 'logistic' -> 'mlp'"):
         run_split(tiny_store, split, "random", "resnet18", other, tmp_path / "logistic",

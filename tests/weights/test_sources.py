@@ -36,7 +36,7 @@ def test_fetch_torchvision_file_url_and_cache(tmp_path: Path) -> None:
     path = fetch_weights("supervised", cache, url=pth.as_uri(), sha256=_sha256(pth), progress=False)
     assert path == cached_path("supervised", cache) and path.suffix == ".safetensors"
     enc, src = load_encoder("supervised", cache_dir=cache)
-    torch.testing.assert_close(
+    torch.testing.assert_close(  # a copy through safetensors: exact
         enc.state_dict()["layer4.2.conv3.weight"], net.state_dict()["layer4.2.conv3.weight"]
     )
     assert src.name == "supervised"
@@ -184,7 +184,7 @@ def test_local_file_with_sidecar(tmp_path: Path) -> None:
     save_file(state, str(path), metadata={"arch": "resnet18"})
     enc, src = load_encoder(str(path))
     assert src.arch == "resnet18" and src.kind == "file"
-    torch.testing.assert_close(enc.state_dict()["conv1.weight"], state["conv1.weight"])
+    torch.testing.assert_close(enc.state_dict()["conv1.weight"], state["conv1.weight"])  # a copy
     bad = tmp_path / "bad.pt"
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(WeightsError, match="do not fit resnet18"):

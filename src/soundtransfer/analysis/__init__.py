@@ -10,12 +10,24 @@ from typing import TYPE_CHECKING
 from soundtransfer.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from soundtransfer.analysis.confusion import (
+        class_results,
+        confusion_counts,
+        confusion_csv,
+        confusion_markdown,
+        top_confusions,
+    )
     from soundtransfer.analysis.figures import (
+        SplitCurves,
         block4_features,
+        confusion_figure,
         plot_confusion,
         plot_loss_curves,
         plot_spectrograms,
+        plot_training_curves,
         plot_tsne,
+        save_figure,
+        training_curves_figure,
     )
     from soundtransfer.analysis.report import make_figures, tsne_figure
     from soundtransfer.analysis.stats import (
@@ -47,12 +59,24 @@ if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an
     __getattr__, __dir__ = lazy_exports(
         __name__,
         {
+            "soundtransfer.analysis.confusion": (
+                "class_results",
+                "confusion_counts",
+                "confusion_csv",
+                "confusion_markdown",
+                "top_confusions",
+            ),
             "soundtransfer.analysis.figures": (
+                "SplitCurves",
                 "block4_features",
+                "confusion_figure",
                 "plot_confusion",
                 "plot_loss_curves",
                 "plot_spectrograms",
+                "plot_training_curves",
                 "plot_tsne",
+                "save_figure",
+                "training_curves_figure",
             ),
             "soundtransfer.analysis.report": ("make_figures", "tsne_figure"),
             "soundtransfer.analysis.stats": (
@@ -88,10 +112,16 @@ __all__ = [
     "ProtocolRow",
     "ProtocolSummary",
     "Row",
+    "SplitCurves",
     "Summary",
     "block4_features",
+    "class_results",
     "collect_protocol",
     "collect_results",
+    "confusion_counts",
+    "confusion_csv",
+    "confusion_figure",
+    "confusion_markdown",
     "format_pvalue",
     "format_summary",
     "make_figures",
@@ -101,13 +131,17 @@ __all__ = [
     "plot_confusion",
     "plot_loss_curves",
     "plot_spectrograms",
+    "plot_training_curves",
     "plot_tsne",
     "protocol_summary",
     "protocol_table",
     "results_table",
+    "save_figure",
     "sign_flip_pvalue",
     "summarize",
     "t_interval",
+    "top_confusions",
+    "training_curves_figure",
     "tsne_figure",
     "write_tables",
 ]

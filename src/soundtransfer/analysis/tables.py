@@ -12,9 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +28,8 @@ from soundtransfer.analysis.stats import (
     summarize,
 )
 from soundtransfer.errors import RunError
-from soundtransfer.runs import RunRef, list_runs
-from soundtransfer.runs.rundir import FINAL, METRICS
+from soundtransfer.runs import RunRef, list_runs, read_metrics
+from soundtransfer.runs.rundir import METRICS
 
 # The paper's Table 1 (fine-tuned) and Table 2 (linear evaluation), accuracy %.
 PAPER: dict[tuple[str, str, str], float] = {
@@ -93,30 +92,62 @@ def labelled(mode: str, label: str) -> str:
     return f"{mode}@{label}" if label else mode
 
 
+Warn = Callable[[str], None]
+
+
 def run_cells(
-    out_dir: Path, label: str = "", done_only: bool = True
+    out_dir: Path, label: str = "", done_only: bool = True, warn: Warn | None = None
 ) -> dict[tuple[str, str, str], list[RunRef]]:
     """Runs under ``out_dir`` (:func:`soundtransfer.runs.list_runs`; the finished ones only
     with ``done_only``) by (dataset, weights, mode :func:`labelled` with ``label``), splits in
-    fold order."""
+    fold order.
+
+    Each run's files are checked first (``final.json`` of a finished run,
+    ``metrics.jsonl``: :mod:`soundtransfer.runs.records`). A damaged run is an error, or with
+    ``warn`` left out with a warning line naming the file (what ``figures`` does, so that one
+    bad run directory does not hide the others).
+
+    Raises:
+        RunError: a damaged run file (without ``warn``).
+    """
     cells: dict[tuple[str, str, str], list[RunRef]] = {}
     for ref in list_runs(Path(out_dir), done_only=done_only):
+        try:
+            if ref.done:
+                ref.final()
+            read_metrics(ref.dir / METRICS)
+        except RunError as exc:
+            if warn is None:
+                raise
+            warn(f"warning: run left out: {exc}")
+            continue
         cells.setdefault((ref.dataset, ref.weights, labelled(ref.mode, label)), []).append(ref)
     return cells
 
 
-def collect_results(out_dir: Path, label: str = "") -> list[Row]:
+def warn_once(warn: Warn | None) -> Warn | None:
+    """``warn`` passing each distinct line on once (several tables read the same runs)."""
+    if warn is None:
+        return None
+    seen: set[str] = set()
+    target = warn
+
+    def once(line: str) -> None:
+        if line not in seen:
+            seen.add(line)
+            target(line)
+
+    return once
+
+
+def collect_results(out_dir: Path, label: str = "", warn: Warn | None = None) -> list[Row]:
     """One row per (dataset, weights, mode) of the finished runs under ``out_dir`` (their
-    ``final.json``); ``label`` names the directory in the modes (:func:`labelled`)."""
+    ``final.json``); ``label`` names the directory in the modes (:func:`labelled`); damaged
+    runs as in :func:`run_cells`."""
     rows = []
-    for (ds, w, mode), refs in sorted(run_cells(out_dir, label).items()):
-        accs = []
-        for ref in refs:
-            try:
-                accs.append(float(ref.final()["test_acc"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise RunError(f"{ref.dir / FINAL}: no readable test_acc ({exc})") from None
-        rows.append(Row(ds, w, mode, tuple(r.split for r in refs), tuple(accs)))
+    for (ds, w, mode), refs in sorted(run_cells(out_dir, label, warn=warn).items()):
+        accs = tuple(float(ref.final()["test_acc"]) for ref in refs)
+        rows.append(Row(ds, w, mode, tuple(r.split for r in refs), accs))
     return rows
 
 
@@ -246,32 +277,21 @@ class ProtocolRow:
 
 def _curves(metrics: Path) -> tuple[tuple[float, ...], tuple[float, ...] | None] | None:
     """(test, validation) accuracy per epoch, or ``None`` if some epoch has no test accuracy."""
-    test: list[float] = []
-    val: list[float] = []
-    for n, line in enumerate(metrics.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise RunError(f"{metrics}: line {n} is not JSON") from None
-        if "test_acc" not in rec:
-            return None
-        test.append(float(rec["test_acc"]))
-        if "val_acc" in rec:
-            val.append(float(rec["val_acc"]))
-    if not test:
+    records = read_metrics(metrics)
+    if not records or any("test_acc" not in rec for rec in records):
         return None
-    return tuple(test), (tuple(val) if len(val) == len(test) else None)
+    test = tuple(float(rec["test_acc"]) for rec in records)
+    val = tuple(float(rec["val_acc"]) for rec in records if "val_acc" in rec)
+    return test, (val if len(val) == len(test) else None)
 
 
-def collect_protocol(out_dir: Path, label: str = "") -> list[ProtocolRow]:
+def collect_protocol(out_dir: Path, label: str = "", warn: Warn | None = None) -> list[ProtocolRow]:
     """Per-epoch curves of every finished grid cell under ``out_dir`` whose splits all logged
     the test accuracy after every epoch (``eval_every=1``, the default) for at least two
-    epochs (a fitted probe's single record has no epoch to choose); ``label`` as in
-    :func:`collect_results`."""
+    epochs (a fitted probe's single record has no epoch to choose); ``label`` and ``warn`` as
+    in :func:`collect_results`."""
     rows = []
-    for (ds, w, mode), refs in sorted(run_cells(out_dir, label).items()):
+    for (ds, w, mode), refs in sorted(run_cells(out_dir, label, warn=warn).items()):
         curves = [_curves(r.dir / METRICS) if (r.dir / METRICS).exists() else None for r in refs]
         if any(c is None or len(c[0]) < 2 for c in curves):
             continue

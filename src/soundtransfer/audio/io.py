@@ -20,8 +20,10 @@ declares a frame count, that many frames must follow it.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -37,13 +39,7 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         AudioError: missing, empty, unreadable/corrupt or truncated file, or no samples.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
-    problem = mp3_truncation(path)  # before decoding: mpg123 would warn on stderr
-    if problem:
-        raise AudioError(f"{path}: truncated file: {problem}")
+    check_before_decoding(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:
@@ -54,6 +50,24 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if problem:
         raise AudioError(f"{path}: truncated file: {problem}")
     return data, int(sr)
+
+
+def check_before_decoding(path: Path) -> None:
+    """What is checked before a file is decoded, by :func:`read_audio` and by the streamed
+    reader (:func:`soundtransfer.inference.stream.stream_audio`) alike: it exists, is not
+    empty and, for an MP3, is not cut short (:func:`mp3_truncation`; before decoding, since
+    libsndfile would decode a cut MP3's whole frames without a word).
+
+    Raises:
+        AudioError: naming the file.
+    """
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+    problem = mp3_truncation(path)  # before decoding: mpg123 would warn on stderr
+    if problem:
+        raise AudioError(f"{path}: truncated file: {problem}")
 
 
 _AU_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}  # AU encoding -> bytes/sample
@@ -183,7 +197,13 @@ def mp3_truncation(path: Path) -> str | None:
         head = fh.read(10)
         if not (head[:3] == b"ID3" or mpeg_frame_length(head, 0)):
             return None
-        data = head + fh.read()
+        # Mapped, not read: an hour of MP3 is walked without holding it in memory.
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _mp3_problem(data)
+
+
+def _mp3_problem(data: Any) -> str | None:
+    """:func:`mp3_truncation` on the file's bytes (``bytes`` or a memory map)."""
     pos, end = _id3v2_end(data), _trailing_tags_start(data)
     first = mpeg_frame_length(data, pos)
     if first is None:

@@ -101,6 +101,8 @@ def parse_split(text: str | None) -> tuple[float, float, float] | None:
 
 
 def progress(args: argparse.Namespace) -> bool:
+    """Progress bars: unless ``--quiet``, and only when stderr is a terminal (a log file or a
+    pipe would get every redraw of every bar)."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 

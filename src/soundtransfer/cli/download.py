@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from soundtransfer.cli.common import progress
 from soundtransfer.datasets import DATASETS
 
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print("soundtransfer download: error: give DATASET and --root (or --list)", file=sys.stderr)
         return 2
     table = download(
-        args.dataset, args.root, url=args.url, sha256=args.sha256, progress=not args.quiet
+        args.dataset, args.root, url=args.url, sha256=args.sha256, progress=progress(args)
     )
     print(f"{args.dataset}: {len(table)} clips, folds {list(table.folds)} at {table.root}")
     for note in table.notes:

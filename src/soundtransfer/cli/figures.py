@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from soundtransfer.cli.common import add_cache_arg, add_frontend_arg
+from soundtransfer.cli.common import add_cache_arg, add_frontend_arg, progress, warn
 
 
 def register(sub: Any) -> None:
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from soundtransfer.analysis import make_figures, tsne_figure
 
-    written = make_figures(args.runs, args.out, args.dataset)
+    written = make_figures(args.runs, args.out, args.dataset, warn=warn)
     if args.tsne_bundle:
         from soundtransfer.config import ConfigError
         from soundtransfer.features import dataset_store
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             frontend_overrides=args.frontend_overrides,
             cache_dir=args.cache,
             allow_duplicates=True,
+            progress=progress(args),
+            warn=warn,
         )
         classes = args.classes.split(",") if args.classes else None
         written += tsne_figure(args.tsne_bundle, store, args.out / "tsne", classes)

@@ -1,34 +1,39 @@
-"""``soundtransfer predict``: top-k classes (and a timeline) of audio files of any length.
+"""``soundtransfer predict``: detections over files and folders of recordings of any length.
 
-The model is loaded once. A file that cannot be used is reported on stderr (one line naming it)
-and the others are still classified; the exit code is then 2.
+The model is loaded once. Results go to stdout, or one per recording under ``--out DIR``
+(see :mod:`soundtransfer.detection.folder` for resuming, bad files and torchrun).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
-from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
-from soundtransfer.errors import AudioError
+from soundtransfer.cli.common import progress, warn
 
-if TYPE_CHECKING:
-    from soundtransfer.inference.predict import Prediction
+#: Exit code of a run that finished with some recordings listed in failed.csv (--skip-bad).
+EXIT_SOME_FAILED = 3
+#: Default shortest event, in model windows: on 36 ESC-10 clips joined, windows straddling two
+#: clips made events of about a second (a third class, or one of the two at a low score).
+MIN_EVENT_WINDOWS = 0.3
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "predict",
-        help="top-k classes of audio files (windowed, probabilities averaged), with --timeline "
-        "the classes of each window and the events they form",
+        help="detections (events per class) and top-k classes of recordings: files and folders, "
+        "Raven selection tables, Audacity labels, CSV or JSON",
+        description="Classifies windows of each recording and merges the windows of a class "
+        "above its threshold into events. Folders are walked recursively; with --out DIR each "
+        "recording's result is written as it finishes, mirroring the input tree.",
     )
     p.add_argument("checkpoint", type=Path, help="model bundle (a run's model.pt)")
-    p.add_argument("files", type=Path, nargs="+", help="audio files (any rate, channels, length)")
-    p.add_argument("--top-k", type=int, default=5, help="classes per file and per window")
+    p.add_argument(
+        "files", type=Path, nargs="+", help="audio files and folders (any rate, channels, length)"
+    )
+    p.add_argument("--top-k", type=int, default=5, help="classes per file mean and per window")
     p.add_argument(
         "--hop",
         type=float,
@@ -45,14 +50,72 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--timeline",
         action="store_true",
-        help="also the top classes of every window (start, end in s) and events (consecutive "
-        "windows with the same top class, merged)",
+        help="also the top classes of every window (csv, json, text)",
     )
-    p.add_argument("--format", choices=("text", "csv", "json"), default="text")
+    p.add_argument("--format", choices=("text", "csv", "json", "raven", "audacity"), default="text")
+    p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument(
-        "--json", action="store_true", help="same as --format json (one object per file)"
+        "--out",
+        type=Path,
+        default=None,
+        help="folder of results, one per recording, mirroring the input tree (default: stdout)",
     )
-    p.add_argument("--out", type=Path, default=None, help="write the results here, not to stdout")
+    p.add_argument(
+        "--combine",
+        action="store_true",
+        help="also one table over every recording, OUT/combined.* (Raven and Audacity times "
+        "run on across the recordings in order, as one sequence)",
+    )
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave recordings whose result is in OUT alone (resume a run)",
+    )
+    p.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="list recordings that cannot be used in OUT/failed.csv and go on (exit code 3 if "
+        "any); default: stop at the first, keeping the finished results",
+    )
+    g = p.add_argument_group("events")
+    g.add_argument(
+        "--min-score",
+        type=float,
+        default=0.5,
+        help="threshold of every class without its own (default 0.5; softmax probability, or "
+        "sigmoid for a multi-label bundle)",
+    )
+    g.add_argument(
+        "--thresholds",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="per-class thresholds, CSV 'class,threshold' or JSON {\"thresholds\": {...}} (e.g. "
+        "from review), instead of the bundle's own",
+    )
+    g.add_argument(
+        "--merge-gap",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="merge events of a class at most this far apart (default 0: touching slices)",
+    )
+    g.add_argument(
+        "--min-event",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="drop events shorter than this (default: 0.3 of the model's window, 1.5 s for 5 s "
+        "windows, so that windows straddling two sounds are not events of their own; 0 keeps "
+        "every event)",
+    )
+    g.add_argument(
+        "--unknown-below",
+        type=float,
+        default=None,
+        metavar="SCORE",
+        help="report a class scoring below this as 'unknown' (default: never)",
+    )
     p.add_argument(
         "--batch-size",
         type=int,
@@ -65,126 +128,56 @@ def register(sub: Any) -> None:
         help="run the network eagerly (default: traced and frozen with TorchScript, about 2x "
         "faster on CPU, checked against the eager network when loaded)",
     )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from soundtransfer.detection.folder import FolderOptions, FolderRun, summary
+    from soundtransfer.detection.thresholds import read_thresholds
+    from soundtransfer.distributed import distributed_session
     from soundtransfer.inference.predict import PredictConfig, Predictor
+    from soundtransfer.inference.timeline import EventRule
 
-    config = PredictConfig(
-        args.hop, args.top_k, args.batch_size, not args.keep_hop, jit=not args.no_jit
-    )
-    predictor = Predictor(args.checkpoint, config)
-    if predictor.network.fallback not in ("", "disabled"):
-        print(
-            f"soundtransfer predict: note: running the network eagerly: "
-            f"{predictor.network.fallback}",
-            file=sys.stderr,
+    fmt = "json" if args.json else args.format
+    options = FolderOptions(
+        fmt, args.out, args.combine, args.skip_existing, args.skip_bad, args.timeline,
+        progress(args),
+    )  # fmt: skip
+    with distributed_session("cpu") as info:
+        config = PredictConfig(
+            args.hop, args.top_k, args.batch_size, not args.keep_hop, jit=not args.no_jit,
+            timeline=args.timeline,
+        )  # fmt: skip
+        predictor = Predictor(args.checkpoint, config)
+        _notes(predictor, info.is_main)
+        thresholds = None
+        if args.thresholds is not None:
+            thresholds = read_thresholds(args.thresholds, predictor.meta.classes)
+        min_event = args.min_event
+        if min_event is None:
+            min_event = MIN_EVENT_WINDOWS * predictor.meta.frontend.clip_seconds
+        predictor.set_events(
+            EventRule(args.min_score, thresholds, args.merge_gap, min_event, args.unknown_below)
         )
+        read = [args.checkpoint, *([args.thresholds] if args.thresholds else [])]
+        result = FolderRun(predictor, options, read, sys.stdout, warn).run(args.files)
+    if info.is_main:
+        print(f"soundtransfer predict: {summary(result)}", file=sys.stderr)
+    return EXIT_SOME_FAILED if result.failed else 0
+
+
+def _notes(predictor: Any, main: bool) -> None:
+    """Notes on stderr: the network run eagerly, the hop rounded."""
+    if not main:
+        return
+    if predictor.network.fallback not in ("", "disabled"):
+        why = predictor.network.fallback
+        warn(f"soundtransfer predict: note: running the network eagerly: {why}")
     hop = predictor.hop
     if hop.rounded:
-        print(
+        warn(
             f"soundtransfer predict: note: hop {hop.requested_s:g} s rounded to {hop.seconds:g} s "
             "(a multiple of the front end's frame hop, so the log-mel is computed once per file; "
-            "--keep-hop keeps it)",
-            file=sys.stderr,
+            "--keep-hop keeps it)"
         )
-    fmt = "json" if args.json else args.format
-    failed = 0
-    with ExitStack() as stack:
-        out: IO[str] = sys.stdout
-        if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            out = stack.enter_context(args.out.open("w", newline="", encoding="utf-8"))
-        writer = csv.writer(out) if fmt == "csv" else None
-        if writer is not None:
-            writer.writerow(["file", "kind", "start_s", "end_s", "rank", "class", "p", "windows"])
-        for f in args.files:
-            try:
-                pred = predictor.predict_file(f)
-            except AudioError as exc:
-                print(f"soundtransfer predict: error: {exc}", file=sys.stderr)
-                failed += 1
-                continue
-            if writer is not None:
-                writer.writerows(_csv_rows(pred, args.timeline))
-            elif fmt == "json":
-                print(json.dumps(_json(pred, args.timeline)), file=out)
-            else:
-                print(_text(pred, args.timeline), file=out)
-            out.flush()
-    if failed:
-        print(
-            f"soundtransfer predict: {failed} of {len(args.files)} file(s) could not be used",
-            file=sys.stderr,
-        )
-    return 2 if failed else 0
-
-
-def _json(pred: Prediction, timeline: bool) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "file": pred.file,
-        "seconds": round(pred.seconds, 3),
-        "windows": pred.windows,
-        "hop_s": pred.hop_s,
-        "top": [{"class": c, "p": p} for c, p in pred.top],
-    }
-    if timeline:
-        obj["timeline"] = [
-            {
-                "start_s": round(w.start_s, 3),
-                "end_s": round(w.end_s, 3),
-                "top": [{"class": c, "p": p} for c, p in w.top],
-            }
-            for w in pred.timeline
-        ]
-        obj["events"] = [
-            {
-                "start_s": round(e.start_s, 3),
-                "end_s": round(e.end_s, 3),
-                "class": e.label,
-                "p": e.p,
-                "windows": e.windows,
-            }
-            for e in pred.events
-        ]
-    return obj
-
-
-def _csv_rows(pred: Prediction, timeline: bool) -> list[list[Any]]:
-    """Long format: ``file`` rows (top-k of the mean), then ``window`` and ``event`` rows."""
-    end = f"{pred.seconds:.3f}"
-    rows: list[list[Any]] = [
-        [pred.file, "file", "0.000", end, r, c, f"{p:.6f}", pred.windows]
-        for r, (c, p) in enumerate(pred.top, 1)
-    ]
-    if timeline:
-        for w in pred.timeline:
-            span = [f"{w.start_s:.3f}", f"{w.end_s:.3f}"]
-            rows += [
-                [pred.file, "window", *span, r, c, f"{p:.6f}", 1]
-                for r, (c, p) in enumerate(w.top, 1)
-            ]
-        for e in pred.events:
-            span = [f"{e.start_s:.3f}", f"{e.end_s:.3f}"]
-            rows.append([pred.file, "event", *span, 1, e.label, f"{e.p:.6f}", e.windows])
-    return rows
-
-
-def _text(pred: Prediction, timeline: bool) -> str:
-    lines = [
-        f"{pred.file}  ({pred.seconds:.1f} s, {pred.windows} window(s), hop {pred.hop_s:g} s)",
-        *(f"  {p:6.1%}  {c}" for c, p in pred.top),
-    ]
-    if timeline:
-        lines.append("  timeline:")
-        for w in pred.timeline:
-            tops = "  ".join(f"{c} {p:.1%}" for c, p in w.top)
-            lines.append(f"    {w.start_s:8.2f} - {w.end_s:8.2f} s  {tops}")
-        lines.append("  events:")
-        for e in pred.events:
-            lines.append(
-                f"    {e.start_s:8.2f} - {e.end_s:8.2f} s  {e.label}  "
-                f"(mean {e.p:.1%}, {e.windows} window(s))"
-            )
-    return "\n".join(lines)

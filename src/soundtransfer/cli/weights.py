@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from soundtransfer.cli.common import add_cache_arg
+from soundtransfer.cli.common import add_cache_arg, progress
 
 
 def register(sub: Any) -> None:
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{'':<14} licence: {row['licence']}")
         return 0
     path = fetch_weights(
-        args.name, args.cache, url=args.url, sha256=args.sha256, progress=not args.quiet
+        args.name, args.cache, url=args.url, sha256=args.sha256, progress=progress(args)
     )
     print(f"{args.name}: {path}")
     return 0

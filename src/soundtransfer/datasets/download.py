@@ -101,6 +101,43 @@ def _dataset_dir(staging: Path, markers: tuple[str, ...], archive: Path) -> Path
     raise DownloadError(f"{archive}: no {' or '.join(markers)} inside the archive")
 
 
+def _install(name: str, arc: Archive, archive: Path, root: Path) -> ClipTable:
+    """Extract ``archive`` into a staging folder under ``root/downloads``, check that it holds a
+    readable dataset, then move it into ``root``.
+
+    On any failure nothing extracted stays behind: the staging folder is removed and what was
+    already moved into ``root`` is taken out again, so ``root`` keeps only what it held
+    before and the fetched archive (a rerun does not download again).
+    """
+    staging = archive.parent / f"extracted-{name}"
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an earlier, interrupted extraction
+    moved: list[Path] = []
+    try:
+        extract(archive, staging)
+        markers = (arc.marker, "genres_original") if name == "gtzan" else (arc.marker,)
+        found = _dataset_dir(staging, markers, archive)
+        _readable(name, found, archive)  # before anything lands in root
+        moved = move_tree(found, root)
+        return _readable(name, root, archive)
+    except BaseException:
+        for path in moved:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _readable(name: str, folder: Path, archive: Path) -> ClipTable:
+    try:
+        return load_dataset(name, folder)
+    except DatasetError as exc:
+        raise DownloadError(f"{archive}: extracted, but not a readable {name}: {exc}") from None
+
+
 def download(
     name: str,
     root: str | Path,
@@ -144,17 +181,7 @@ def download(
         md5=None if sha256 else arc.md5,
         progress=progress,
     )
-    staging = downloads / f"extracted-{name}"
-    if staging.exists():
-        shutil.rmtree(staging)  # left by an earlier, interrupted extraction
-    extract(archive, staging)
-    markers = (arc.marker, "genres_original") if name == "gtzan" else (arc.marker,)
-    move_tree(_dataset_dir(staging, markers, archive), root)
-    shutil.rmtree(staging)
-    try:
-        table = load_dataset(name, root)
-    except DatasetError as exc:
-        raise DownloadError(f"{archive}: extracted, but not a readable {name}: {exc}") from None
+    table = _install(name, arc, archive, root)
     archive.unlink()
     if not any(downloads.iterdir()):
         downloads.rmdir()

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from soundtransfer.runs.files import reporting_disk_full
+
 MERGED = "progress.log"
 PATTERN = "progress*.log"
 
@@ -99,7 +101,7 @@ def write_merged(root: Path, key: str, progress: Progress) -> None:
     """
     tmp = root / (MERGED + ".tmp")
     rows = np.flatnonzero(progress.done).tolist()
-    with open(tmp, "w") as f:
+    with reporting_disk_full(root / MERGED), open(tmp, "w") as f:
         f.write(_line({"key": key, "rows": len(progress.done)}))
         f.write(_line({"done": rows, "bad": list(progress.bad)}))
         f.flush()

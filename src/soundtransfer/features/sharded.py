@@ -20,8 +20,12 @@ A bad clip (without ``skip_bad``) stops the rank that meets it, which says so to
 (``build.stop``, checked before each batch, so no rank waits long at the next meeting point);
 every rank then raises the error of the lowest bad row found, naming the file, and the rows
 finished so far are kept, as in a one-process build.
-Rows finished by any rank of any earlier run are kept, so a build killed with 2 ranks resumes
-with 1, 2 or 3, and the finished store is byte for byte the one a single process writes.
+Rows finished by any rank of any earlier run are kept as written (never recomputed), so a
+build killed with 2 ranks resumes with 1, 2 or 3. Rows computed by other ranks, worker or
+thread counts equal a single process's within :data:`~soundtransfer.features.store.ROW_ATOL`
+and :data:`~soundtransfer.features.store.ROW_RTOL`, not bitwise (MKL's kernels sum in an
+order that depends on the CPU, the thread split and alignment); the index and ``bad.json``
+are the same files.
 
 Processes not in the group (another job, ``reproduce --spread``, ``finetune`` under torchrun)
 wait on ``build.lock`` held by rank 0 and then open the finished store. Across machines the
@@ -66,6 +70,7 @@ from soundtransfer.features.store import (
     open_features,
 )
 from soundtransfer.locking import file_lock
+from soundtransfer.runs.files import reporting_disk_full
 
 T = TypeVar("T")
 STOP = "build.stop"
@@ -262,9 +267,11 @@ def _compute_share(
                     table, rows, results, None if on_cpu else model, opts.device, opts.skip_bad, bad
                 )
                 if good:
-                    _write_rows(images, good, img16, row_bytes)
+                    with reporting_disk_full(root / IMAGES):  # one line naming the store
+                        _write_rows(images, good, img16, row_bytes)
                     computed += len(good)
-                log.add(rows, bad)  # after the images are on disk
+                with reporting_disk_full(P.rank_log(root, ranks.rank)):
+                    log.add(rows, bad)  # after the images are on disk
                 bar.update(len(rows))
     except SoundTransferError as exc:
         if ranks.world_size > 1:

@@ -4,6 +4,13 @@ A bundle holds the classifier's state dict, the front-end settings, the classes,
 architecture and the weight source's name, and is loadable with ``torch.load(weights_only=True)``
 (plain tensors and types only). The mel matrix and windows are not stored: they are rebuilt
 from the front-end settings, so front ends of any size load.
+
+A bundle may come from anyone, so :func:`load_bundle` checks it before building anything: a
+dict of the format with a state dict of named tensors, every floating-point weight finite,
+class names, front-end settings valid and within :data:`LIMITS` (a window of 10^7 s or an
+image of 10^6 mel bands would otherwise be allocated), an MLP head's hidden size within
+:data:`MAX_HIDDEN`, and the tensors' names and shapes those of the architecture. Each fault is
+a :class:`~soundtransfer.errors.WeightsError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -20,11 +27,32 @@ from torch import Tensor, nn
 from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.config import from_dict, to_dict
-from soundtransfer.errors import WeightsError
+from soundtransfer.errors import ConfigError, WeightsError
 from soundtransfer.models.backbones import build_encoder
 from soundtransfer.models.classifier import Classifier, InputNorm
+from soundtransfer.runs.checkpoint import (
+    load_error_reason,
+    non_finite_tensor,
+    quiet_load,
+    state_dict_mismatch,
+)
+from soundtransfer.runs.files import atomic_torch_save
 
 FORMAT = "soundtransfer-bundle-1"
+
+#: Upper bounds on a bundle's front end. Every dataset we know trains on clips of 4-30 s at
+#: 16-48 kHz with 64-128 mel bands and a few hundred frames per image; these are far above
+#: that and far below what would exhaust memory when the front end is built (a 600 s window
+#: at 192 kHz is 0.46 GB of float32 audio per window).
+LIMITS: dict[str, float] = {
+    "clip_seconds": 600.0,
+    "sample_rate": 192_000,
+    "n_fft": 1 << 16,
+    "n_mels": 512,
+    "out_frames": 8192,
+}
+MAX_HIDDEN = 16384  # an MLP head's hidden units (probes choose 256 or 1024): 128 MB at most
+MAX_CLASSES = 100_000
 
 
 #: The task a bundle was trained for (see ``BundleMeta.task``).
@@ -107,11 +135,7 @@ def save_bundle(
         "background": list(background),
         "torch": str(torch.__version__),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-    return path
+    return atomic_torch_save(payload, path)  # a full disk: one error naming the bundle
 
 
 def _head(path: Path, spec: Any, linear: nn.Module) -> nn.Module:
@@ -126,30 +150,86 @@ def _head(path: Path, spec: Any, linear: nn.Module) -> nn.Module:
     raise WeightsError(f"{path}: unknown head {spec!r}")
 
 
-def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier, BundleMeta]:
-    """Rebuild the :class:`AudioClassifier` of a bundle (in eval mode)."""
-    path = Path(path)
+def _read_payload(path: Path, map_location: str) -> dict[str, Any]:
+    """The bundle's dict, its format, state dict and head checked (see the module docstring)."""
     if not path.exists():
         raise WeightsError(f"{path}: model bundle not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = quiet_load(path, map_location)
     except Exception as exc:
-        raise WeightsError(f"{path}: not a readable model bundle ({exc})") from None
+        raise WeightsError(
+            f"{path}: not a readable model bundle ({load_error_reason(exc)})"
+        ) from None
+    if not isinstance(payload, dict):
+        kind = type(payload).__name__
+        raise WeightsError(f"{path}: not a soundtransfer model bundle (it holds a {kind})")
     missing = [
         k for k in ("format", "state_dict", "frontend", "classes", "arch") if k not in payload
     ]
     if missing or payload.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a soundtransfer model bundle (missing {missing})")
-    frontend = from_dict(FrontEnd, payload["frontend"])
-    classes = tuple(payload["classes"])
-    encoder = build_encoder(payload["arch"], tf_same_pool=payload.get("tf_same_pool", False))
+    state = payload["state_dict"]
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise WeightsError(f"{path}: state_dict is not a mapping of names to tensors")
+    bad = non_finite_tensor(state)
+    if bad is not None:
+        raise WeightsError(f"{path}: weight {bad} holds NaN or infinite values")
+    negative = [k for k, v in state.items() if k.endswith("running_var") and bool((v < 0).any())]
+    if negative:  # a variance below zero gives NaN outputs
+        raise WeightsError(f"{path}: weight {negative[0]} holds negative variances")
+    head = payload.get("head") or {"kind": "linear"}
+    hidden = head.get("hidden") if isinstance(head, dict) else None
+    if hidden is not None and not (
+        isinstance(hidden, int) and not isinstance(hidden, bool) and 0 < hidden <= MAX_HIDDEN
+    ):
+        raise WeightsError(f"{path}: head hidden size {hidden!r} is not in 1..{MAX_HIDDEN}")
+    if not isinstance(payload["arch"], str):
+        raise WeightsError(f"{path}: arch must be a name, got {payload['arch']!r:.40}")
+    return payload
+
+
+def _frontend_and_classes(path: Path, payload: dict[str, Any]) -> tuple[FrontEnd, tuple[str, ...]]:
+    """The bundle's front end (valid, within :data:`LIMITS`) and class names."""
+    try:
+        frontend = from_dict(FrontEnd, payload["frontend"])
+    except (ConfigError, TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"{path}: bad front-end settings ({exc})") from None
+    for key, limit in LIMITS.items():
+        if getattr(frontend, key) > limit:
+            raise WeightsError(
+                f"{path}: front-end {key}={getattr(frontend, key):g} is beyond {limit:g} "
+                "(not a model of ours, or a damaged file)"
+            )
+    classes = payload["classes"]
+    ok = isinstance(classes, list) and 0 < len(classes) <= MAX_CLASSES
+    if not ok or not all(isinstance(c, str) for c in classes) or len(set(classes)) < len(classes):
+        raise WeightsError(f"{path}: classes must be 1..{MAX_CLASSES} distinct names")
+    return frontend, tuple(classes)
+
+
+def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier, BundleMeta]:
+    """Rebuild the :class:`AudioClassifier` of a bundle (in eval mode), checked first (see the
+    module docstring).
+
+    Raises:
+        WeightsError: missing, unreadable or not a bundle, or a check fails (file named).
+    """
+    path = Path(path)
+    payload = _read_payload(path, map_location)
+    frontend, classes = _frontend_and_classes(path, payload)
+    try:
+        encoder = build_encoder(payload["arch"], tf_same_pool=bool(payload.get("tf_same_pool")))
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc}") from None
     c = frontend.channels
     model = Classifier(encoder, len(classes), InputNorm([0.0] * c, [1.0] * c))
     model.head = _head(path, payload.get("head") or {"kind": "linear"}, model.head)
-    try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"{path}: weights do not fit {payload['arch']}: {exc}") from None
+    mismatch = state_dict_mismatch(model.state_dict(), payload["state_dict"])
+    if mismatch:
+        raise WeightsError(f"{path}: weights do not fit {payload['arch']}: {mismatch}")
+    model.load_state_dict(payload["state_dict"], strict=True)
     audio_model = AudioClassifier(LogMel3(frontend), model).eval()
     meta = BundleMeta(
         frontend,

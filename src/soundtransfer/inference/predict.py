@@ -6,7 +6,13 @@ log-mel is computed once over the file and sliced per window
 (:class:`~soundtransfer.inference.stream.SlicedFrontEnd`), which gives the same images as the
 model's own front end on each window. Memory is flat in the file's length (one batch of
 windows and the audio and frames around it) apart from the timeline itself (k classes per
-window). The file's top-k classes are those of the windows' mean probabilities.
+window, kept only with ``PredictConfig(timeline=True)``) and the events.
+
+Scores: softmax probabilities for a single-label bundle, one sigmoid per class for a
+multi-label one (``BundleMeta.task``). Events: :mod:`soundtransfer.inference.timeline` (per-class
+thresholds, merging, minimum length, background classes never reported). The file's top-k
+classes are those of the mean score over its windows: for a long file of mixed sounds, a mean
+over very different windows (it says what the file holds most of, not what any moment holds).
 
 By default the hop is rounded to a multiple of the front end's frame hops
 (:func:`~soundtransfer.inference.stream.frame_quantum`: 50 ms for the 44.1 kHz presets) so that
@@ -16,10 +22,11 @@ divide it are computed per window: the same numbers, slower).
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,7 +46,14 @@ from soundtransfer.inference.stream import (
     window_batches,
     window_starts,
 )
-from soundtransfer.inference.timeline import Event, WindowTop, merge_events, top_classes
+from soundtransfer.inference.timeline import (
+    Event,
+    EventRule,
+    EventTracker,
+    Labels,
+    WindowTop,
+    top_classes,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,9 @@ class PredictConfig:
         jit: run the network traced and frozen (TorchScript, NHWC; about 2x faster on CPU,
             checked against the eager network at load, see :mod:`soundtransfer.inference.jit`);
             False runs it eagerly.
+        events: which window scores become events (thresholds, merge gap, minimum length).
+        timeline: keep every window's top-k in :attr:`Prediction.timeline` (k per window);
+            False keeps memory flat in the file's length (events only).
     """
 
     hop_s: float | None = None
@@ -65,6 +82,8 @@ class PredictConfig:
     align_hop: bool = True
     jit: bool = True
     prefetch: bool = False
+    events: EventRule = field(default_factory=EventRule)
+    timeline: bool = True
 
     def __post_init__(self) -> None:
         if self.top_k < 1:
@@ -138,7 +157,18 @@ def one_ahead(items: Iterator[T]) -> Iterator[T]:
 
 @dataclass(frozen=True)
 class Prediction:
-    """A file's top-k classes (mean probabilities over its windows), timeline and events."""
+    """A file's top-k classes (of the mean score over its windows), timeline and events.
+
+    Attributes:
+        file: the file as given.
+        top: the top-k classes of the windows' mean score (for a long file of mixed sounds, a
+            mean over very different windows).
+        windows: how many windows.
+        seconds: the file's length, s.
+        hop_s: the window hop used, s.
+        timeline: each window's span and top-k (empty unless ``PredictConfig.timeline``).
+        events: the events of :class:`~soundtransfer.inference.timeline.EventRule`.
+    """
 
     file: str
     top: tuple[tuple[str, float], ...]
@@ -151,7 +181,8 @@ class Prediction:
 
 @dataclass(frozen=True)
 class WindowProbs:
-    """One window's span (samples; the last ends at the file's end) and class probabilities."""
+    """One window's span (samples; the last ends at the file's end) and class scores
+    (softmax probabilities, or sigmoids for a multi-label bundle)."""
 
     start: int
     end: int
@@ -167,13 +198,15 @@ class Predictor:
 
     Raises:
         WeightsError: the bundle is missing or unreadable.
-        ConfigError: a bad hop for this model.
+        ConfigError: a bad hop for this model, or thresholds naming no class of it.
     """
 
     def __init__(self, bundle: Path, config: PredictConfig | None = None) -> None:
         self.config = config or PredictConfig()
         self.model, self.meta = load_bundle(bundle)
         self.hop = plan_hop(self.meta.frontend, self.config.hop_s, self.config.align_hop)
+        self.multi_label = self.meta.task == "multi_label"
+        self.set_events(self.config.events)
         self.stats = StreamStats()
         self.network = inference_net(
             self.model.classifier,
@@ -181,6 +214,18 @@ class Predictor:
             self.config.batch_size,
             self.config.jit,
         )
+
+    def set_events(self, rule: EventRule) -> None:
+        """Use ``rule`` for the events from now on (e.g. thresholds read once the bundle's
+        classes are known).
+
+        Raises:
+            ConfigError: thresholds naming no class of the bundle.
+        """
+        self.labels = Labels.of(
+            self.meta.classes, rule, self.multi_label, self.meta.background, self.meta.thresholds
+        )
+        self.config = dataclasses.replace(self.config, events=rule)
 
     def _images(self, path: str | Path, front: SlicedFrontEnd) -> Iterator[_Images]:
         fe = self.meta.frontend
@@ -193,7 +238,7 @@ class Predictor:
 
     @torch.no_grad()
     def iter_windows(self, path: str | Path) -> Iterator[WindowProbs]:
-        """Each window's probabilities, in order, in bounded memory (a generator).
+        """Each window's scores, in order, in bounded memory (a generator).
 
         Raises:
             AudioError: the file cannot be used (the message names it); a truncated file is
@@ -206,36 +251,51 @@ class Predictor:
             images = one_ahead(images)
         for batch, x in images:
             logits = self.network(x)  # (B, classes)
-            probs = torch.softmax(logits, dim=1).numpy()
+            scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+            probs = scores.numpy()
             for start, p in zip(batch.starts, probs, strict=True):
                 yield WindowProbs(start, min(start + fe.clip_samples, batch.total), p)
 
-    def predict_file(self, path: str | Path) -> Prediction:
-        """The file's top-k classes, timeline (top-k per window) and events.
+    def predict_file(
+        self, path: str | Path, on_window: Callable[[float], None] | None = None
+    ) -> Prediction:
+        """The file's top-k classes, timeline (top-k per window, if kept) and events.
+
+        Args:
+            path: the audio file.
+            on_window: called after each window with how far into the file the windows so far
+                reach (s: the next window's start, the file's end at the last call), for a
+                progress bar.
 
         Raises:
             AudioError: the file cannot be used (the message names it).
         """
-        sr, k = self.meta.frontend.sample_rate, self.config.top_k
+        fe, k = self.meta.frontend, self.config.top_k
+        sr = fe.sample_rate
+        tracker = EventTracker(self.labels, self.config.events, fe.clip_seconds, self.hop.seconds)
         total: np.ndarray | None = None
         timeline = []
-        end = 0
+        count = end = 0
         for w in self.iter_windows(path):
             total = w.probs.astype(np.float64) if total is None else total + w.probs
-            timeline.append(
-                WindowTop(w.start / sr, w.end / sr, top_classes(w.probs, self.meta.classes, k))
-            )
-            end = max(end, w.end)
+            tracker.add(w.start / sr, w.probs)
+            if self.config.timeline:
+                top = top_classes(w.probs, self.meta.classes, k)
+                timeline.append(WindowTop(w.start / sr, w.end / sr, top))
+            if on_window is not None:
+                on_window(min(w.end, w.start + self.hop.samples) / sr)
+            count, end = count + 1, max(end, w.end)
         assert total is not None  # every file has at least one window
-        mean = total / len(timeline)
+        if on_window is not None:
+            on_window(end / sr)
         return Prediction(
             str(path),
-            top_classes(mean, self.meta.classes, k),
-            len(timeline),
+            top_classes(total / count, self.meta.classes, k),
+            count,
             end / sr,
             self.hop.seconds,
             tuple(timeline),
-            tuple(merge_events(timeline)),
+            tuple(tracker.finish(end / sr)),
         )
 
 

@@ -6,7 +6,8 @@ length:
 * :func:`stream_audio`: blocks decoded with soundfile, downmixed, resampled with soxr's
   ``ResampleStream`` (the same numbers as the one-shot ``soxr.resample``; checked in the tests),
   with the same checks as :func:`~soundtransfer.audio.io.read_audio` (missing, empty,
-  undecodable, non-finite, truncated, no samples).
+  undecodable, non-finite, truncated, no samples; a cut MP3 before decoding:
+  :func:`~soundtransfer.audio.io.check_before_decoding`).
 * :func:`window_batches`: windows of ``size`` samples every ``hop`` samples, as
   :func:`window_starts` places them, in batches of at most ``batch_size``, each with the
   stretch of audio around it.
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from soundtransfer.audio.frontend import LogMel3
-from soundtransfer.audio.io import to_mono, truncation
+from soundtransfer.audio.io import check_before_decoding, to_mono, truncation
 from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.errors import AudioError
 
@@ -74,10 +75,7 @@ def stream_audio(
             (a truncation is found at the end of the file, after its blocks were yielded).
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+    check_before_decoding(path)  # the same checks as the one-shot reader: a cut MP3 included
     try:
         fh = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:

@@ -2,7 +2,10 @@
 
 - :mod:`~soundtransfer.runs.rundir`: the run directory (layout, listing, parsing) and its
   identity (:func:`open_run`: new, resume or done; another identity is an error).
-- :mod:`~soundtransfer.runs.files`: atomic writes (text, torch, any writer).
+- :mod:`~soundtransfer.runs.files`: atomic writes (text, torch, any writer, an open file), a
+  full disk as one error naming the file, outputs that are inputs refused.
+- :mod:`~soundtransfer.runs.records`: run files read back and checked (``final.json``,
+  ``metrics.jsonl``, ``config.json``, cached arrays): a damaged one is an error naming it.
 - :mod:`~soundtransfer.runs.log`: the JSON-lines metrics log, optional TensorBoard.
 - :mod:`~soundtransfer.runs.checkpoint`: checkpoints with every rank's RNG state, loaded with
   ``weights_only=True``; the non-finite loss guard.
@@ -24,9 +27,17 @@ if TYPE_CHECKING:
         load_tensors,
         save_checkpoint,
     )
-    from soundtransfer.runs.files import atomic_torch_save, atomic_write, atomic_write_text
-    from soundtransfer.runs.log import MetricsLog, read_jsonl
+    from soundtransfer.runs.files import (
+        atomic_open,
+        atomic_torch_save,
+        atomic_write,
+        atomic_write_text,
+        refuse_input_as_output,
+        reporting_disk_full,
+    )
+    from soundtransfer.runs.log import MetricsLog
     from soundtransfer.runs.precision import Precision
+    from soundtransfer.runs.records import load_array, read_final, read_jsonl, read_metrics
     from soundtransfer.runs.rundir import (
         RunRef,
         RunStatus,
@@ -48,8 +59,21 @@ if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an
                 "load_tensors",
                 "save_checkpoint",
             ),
-            "soundtransfer.runs.files": ("atomic_torch_save", "atomic_write", "atomic_write_text"),
-            "soundtransfer.runs.log": ("MetricsLog", "read_jsonl"),
+            "soundtransfer.runs.files": (
+                "atomic_open",
+                "atomic_torch_save",
+                "atomic_write",
+                "atomic_write_text",
+                "refuse_input_as_output",
+                "reporting_disk_full",
+            ),
+            "soundtransfer.runs.log": ("MetricsLog",),
+            "soundtransfer.runs.records": (
+                "load_array",
+                "read_final",
+                "read_jsonl",
+                "read_metrics",
+            ),
             "soundtransfer.runs.precision": ("Precision",),
             "soundtransfer.runs.rundir": (
                 "RunRef",
@@ -69,6 +93,7 @@ __all__ = [
     "Precision",
     "RunRef",
     "RunStatus",
+    "atomic_open",
     "atomic_torch_save",
     "atomic_write",
     "atomic_write_text",
@@ -76,11 +101,16 @@ __all__ = [
     "check_finite",
     "describe_changes",
     "list_runs",
+    "load_array",
     "load_checkpoint",
     "load_tensors",
     "open_run",
     "parse_run_dir",
+    "read_final",
     "read_jsonl",
+    "read_metrics",
+    "refuse_input_as_output",
+    "reporting_disk_full",
     "run_dir",
     "save_checkpoint",
 ]

@@ -10,11 +10,19 @@ Layout (one directory per held-out split)::
         model.pt       the model bundle
 
 A run's identity is what produced it: the settings that change its numbers, the weights'
-fingerprint, the feature store's key and the split. :func:`open_run` compares the identity
-recorded in ``config.json`` with the one asked for: the same identity reuses a finished run
-or resumes an unfinished one; a different identity is a :class:`RunError` naming the
-differences (choose another ``--out`` or delete the directory). Old files are never silently
-reused, resumed or overwritten.
+fingerprint, the feature store's key and the split. :func:`open_run` records it in
+``config.json`` when the run starts. Once the directory holds results (``metrics.jsonl``,
+``last.pt``, ``best.pt``, ``final.json``, ``model.pt`` or ``tensorboard/``: the first epoch's
+are written with its checkpoint) the recorded identity is binding: the same identity reuses a
+finished run or resumes an unfinished one; a different identity is a :class:`RunError` naming
+the differences (choose another ``--out`` or delete the directory). Results are never
+silently reused, resumed or overwritten. Before that, a run that stopped after writing
+``config.json`` (weights not yet fetched, a bad setting found late, Ctrl-C during the first
+epoch) left nothing to protect: the next start records its own identity over it, so fixing
+the cause and rerunning the same command works.
+
+Run files are read back through :mod:`soundtransfer.runs.records` (a damaged file is a
+:class:`RunError` naming it).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any, Literal
 from soundtransfer import distributed as D
 from soundtransfer.config import save_json
 from soundtransfer.errors import RunError
+from soundtransfer.runs.records import read_config, read_final
 
 __all__ = [
     "BEST",
@@ -35,10 +44,12 @@ __all__ = [
     "LAST",
     "METRICS",
     "MODEL",
+    "RESULTS",
     "RunRef",
     "RunStatus",
     "cell_dir",
     "describe_changes",
+    "discard_unstarted",
     "list_runs",
     "open_run",
     "parse_run_dir",
@@ -54,6 +65,8 @@ CONFIG, METRICS, LAST, BEST, FINAL, MODEL = (
     "final.json",
     "model.pt",
 )
+# What a run has produced: once one of these exists, the recorded identity is binding.
+RESULTS = (METRICS, LAST, BEST, FINAL, MODEL, "tensorboard")
 
 
 def cell_dir(out_dir: Path, dataset: str, weights_label: str, mode: str) -> Path:
@@ -83,9 +96,9 @@ class RunRef:
         return (self.dir / FINAL).exists()
 
     def final(self) -> dict[str, Any]:
-        """The contents of ``final.json``."""
-        out: dict[str, Any] = json.loads((self.dir / FINAL).read_text())
-        return out
+        """The contents of ``final.json``, checked (:func:`~soundtransfer.runs.records.
+        read_final`; a damaged file is a :class:`RunError` naming it)."""
+        return read_final(self.dir / FINAL)
 
 
 def parse_run_dir(path: Path) -> RunRef:
@@ -142,12 +155,15 @@ class RunStatus:
     state: Literal["new", "resume", "done"]
 
     def final(self) -> dict[str, Any]:
-        out: dict[str, Any] = json.loads((self.dir / FINAL).read_text())
-        return out
+        """The contents of ``final.json``, checked (as :meth:`RunRef.final`)."""
+        return read_final(self.dir / FINAL)
 
 
 def open_run(path: Path, identity: dict[str, Any], header: dict[str, Any]) -> RunStatus:
     """Check ``path`` against ``identity`` and record the run in ``config.json``.
+
+    The recorded identity binds only once the directory holds results (:data:`RESULTS`); a
+    ``config.json`` alone (a run that stopped before its first epoch was saved) is replaced.
 
     Args:
         path: the run directory (created).
@@ -159,14 +175,17 @@ def open_run(path: Path, identity: dict[str, Any], header: dict[str, Any]) -> Ru
         The state: ``done`` and ``resume`` only with the same identity.
 
     Raises:
-        RunError: the directory holds files of another identity (the differences named),
-            or run files without a recorded identity.
+        RunError: the directory holds results of another identity (the differences named),
+            results without a recorded identity, or a damaged ``config.json`` beside results.
     """
     path = Path(path)
     config = path / CONFIG
-    has_files = any((path / name).exists() for name in (FINAL, LAST, METRICS, MODEL))
-    if config.exists():
-        recorded = json.loads(config.read_text()).get("identity")
+    has_results = any((path / name).exists() for name in RESULTS)
+    if has_results and config.exists():
+        try:
+            recorded = read_config(config).get("identity")
+        except RunError as exc:
+            raise RunError(f"{exc}; choose another --out or delete the run directory") from None
         if recorded is None:
             raise RunError(
                 f"{path} holds a run without a recorded identity (an older version); "
@@ -178,12 +197,48 @@ def open_run(path: Path, identity: dict[str, Any], header: dict[str, Any]) -> Ru
                 f"{path} holds a run of other settings or data ({changes}); "
                 "choose another --out or delete it"
             )
-    elif has_files:
+    elif has_results:
         raise RunError(f"{path} holds run files but no {CONFIG}; choose another --out or delete it")
     if (path / FINAL).exists():
         return RunStatus(path, "done")
     state: Literal["new", "resume"] = "resume" if (path / LAST).exists() else "new"
     if D.is_main():
+        created = next((p for p in reversed((path, *path.parents)) if not p.exists()), None)
         save_json(config, {**header, "identity": identity})
+        _STARTED.append((path, created or path))
     D.barrier()
     return RunStatus(path, state)
+
+
+# Run directories this process recorded with open_run, and the first folder it created for
+# each (the run directory itself when it existed): what discard_unstarted may take back.
+_STARTED: list[tuple[Path, Path]] = []
+
+
+def discard_unstarted() -> list[Path]:
+    """Take back what :func:`open_run` wrote in this process for runs that produced no
+    results: their ``config.json`` and the folders created for them, when empty.
+
+    Called when a command fails (``soundtransfer``'s error handler), so a run stopped before
+    its first results (weights missing, a bad file found late, Ctrl-C in the first epoch)
+    leaves nothing behind; a run with results is never touched. (A process killed outright
+    leaves the ``config.json``, which the next start replaces: see the module docstring.)
+
+    Returns:
+        The run directories cleaned.
+    """
+    cleaned = []
+    while _STARTED:
+        path, created = _STARTED.pop()
+        if any((path / name).exists() for name in RESULTS):
+            continue
+        (path / CONFIG).unlink(missing_ok=True)
+        for folder in (path, *path.parents):
+            if folder != created and created not in folder.parents:
+                break
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
+        cleaned.append(path)
+    return cleaned

@@ -267,7 +267,7 @@ def fit(ctx: RunContext) -> dict[str, Any]:
         if ema is not None:
             ema.load_state_dict(state["ema"])
         start, best = int(state["epoch"]), state["best"]
-    log = MetricsLog(ctx.dir / METRICS, "epoch", cfg.tensorboard)
+    log = MetricsLog(ctx.dir / METRICS, "epoch", cfg.tensorboard, dense=True)
     log.start(start)
     final_eval: tuple[float, float, list[int]] | None = None
     for epoch in range(start, cfg.epochs):

@@ -36,7 +36,7 @@ from soundtransfer.config import ConfigError, config_hash, to_dict
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.locking import file_lock
 from soundtransfer.models.classifier import Classifier, InputNorm
-from soundtransfer.runs import MetricsLog, Precision, atomic_write
+from soundtransfer.runs import MetricsLog, Precision, atomic_write, load_array
 from soundtransfer.runs.rundir import METRICS
 from soundtransfer.train.augment import BatchAugment, augment_from
 from soundtransfer.train.config import TrainConfig, embed_batch_for
@@ -205,8 +205,8 @@ def cached_embeddings(
     )
     path = embeddings_dir(cache_dir) / f"{key}.npy"
     with file_lock(path.with_suffix(".lock")):  # one process embeds, the others reuse it
-        if path.exists():
-            return np.load(path), path
+        if path.exists():  # checked: a damaged cache file is an error naming it
+            return load_array(path, len(rows), "embeddings cache"), path
         emb = embed_rows(model, store, rows, cfg, device, progress)
         atomic_write(path, lambda tmp: _save_npy(tmp, emb))
     return emb, path

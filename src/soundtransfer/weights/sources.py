@@ -421,11 +421,12 @@ def fingerprint(resolved: ResolvedWeights, cache_dir: Path | None = None) -> str
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A ``.pt``/``.pth`` state dict (``weights_only=True``); anything else is a WeightsError."""
+    from soundtransfer.runs.checkpoint import load_error_reason, quiet_load
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = quiet_load(path)
     except Exception as exc:  # UnpicklingError, RuntimeError (not a zip), EOFError ...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: not a state dict file ({first[:160]})") from None
+        raise WeightsError(f"{path}: not a state dict file ({load_error_reason(exc)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
