@@ -164,3 +164,65 @@ def test_fixed_split_is_named_as_splits(esc10: ClipTable) -> None:
     assert "group(s) in more than one split" in text and "fold" not in text
     with pytest.raises(DatasetError, match=r"is in train, test \(.*move its clips into one"):
         report.raise_for_leaks()
+
+
+def _copies(esc10: ClipTable, dst: Path) -> tuple[list[dict[str, object]], set[frozenset[str]]]:
+    """Issue 24 point 2's copies: the first clip of each of 8 classes in fold 1 and fold 2
+    (16 different recordings, names kept), and 8 copies of 8 of them, each re-exported to FLAC
+    in another fold under an unrelated name: starting 50 or 250 ms later, delayed by 100 ms or
+    by 37 samples, cut to its middle 60 %, its last 60 % (a start 40 % in), 6 dB quieter, and
+    6 dB quieter starting 50 ms later. Returns the CSV rows and the planted pairs."""
+    rows: list[dict[str, object]] = []
+    firsts: list[int] = []
+    for label in range(8):
+        for fold in (1, 2):
+            i = next(k for k, c in enumerate(esc10.clips) if (c.label, c.fold) == (label, fold))
+            firsts.append(i)
+            name = Path(esc10.clips[i].file).name
+            os.symlink(esc10.path(i), dst / name)
+            rows.append({"file": name, "label": esc10.classes[label], "fold": fold})
+    ms = 44  # samples per ms at 44.1 kHz (near enough: the offsets need not be round)
+
+    def later(x: np.ndarray, n: int) -> np.ndarray:
+        return x[n:]
+
+    def delayed(x: np.ndarray, n: int) -> np.ndarray:
+        return np.r_[np.zeros(n, x.dtype), x][: len(x)]
+
+    edits = [
+        lambda x: later(x, 50 * ms),
+        lambda x: later(x, 250 * ms),
+        lambda x: delayed(x, 100 * ms),
+        lambda x: delayed(x, 37),
+        lambda x: x[int(0.2 * len(x)) : int(0.8 * len(x))],
+        lambda x: x[int(0.4 * len(x)) :],
+        lambda x: 0.5 * x,
+        lambda x: 0.5 * later(x, 50 * ms),
+    ]
+    planted = set()
+    for k, edit in enumerate(edits):
+        i = firsts[2 * k + k % 2]  # classes 0..7, fold 1 or 2 alternately
+        x, sr = sf.read(esc10.path(i), dtype="float32")
+        name = f"export_{k:02d}.flac"
+        sf.write(dst / name, edit(x), sr)  # 16-bit FLAC: re-quantised
+        c = esc10.clips[i]
+        rows.append({"file": name, "label": esc10.classes[c.label], "fold": 3 + k % 3})
+        planted.add(frozenset({Path(c.file).name, name}))
+    return rows, planted
+
+
+def test_shifted_cut_and_regained_copies_are_caught(esc10: ClipTable, tmp_path: Path) -> None:
+    """Issue 24 point 2: a copy shifted by 50, 100 or 250 ms went into training unseen. Every
+    planted copy is found with its original, and no pair of the 16 different recordings."""
+    rows, planted = _copies(esc10, tmp_path)
+    meta = tmp_path / "list.csv"
+    with meta.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["file", "label", "fold"])
+        w.writeheader()
+        w.writerows(rows)
+    report = leakage_report(open_dataset(meta).table, workers=1)
+    found = {frozenset({Path(d.file_a).name, Path(d.file_b).name}) for d in report.duplicates}
+    assert found == planted, (found - planted, planted - found)
+    assert all(not d.exact for d in report.duplicates)  # re-quantised: none is byte-equal
+    with pytest.raises(DatasetError, match="near-duplicate audio"):
+        report.raise_for_duplicates()

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from soundtransfer.audio.io import load_clip
+from soundtransfer.datasets import fingerprint as shift
 from soundtransfer.datasets.clips import ClipTable
 from soundtransfer.errors import DatasetError
 
@@ -79,6 +80,7 @@ class Fingerprint:
     digest: str
     signature: np.ndarray  # (FP_BANDS * FP_FRAMES,) float32
     silent: bool = False
+    landmarks: shift.Fingerprint | None = None  # shifted or cropped copies (None: not computed)
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def fingerprint(wave: np.ndarray) -> Fingerprint:
     digest = hashlib.sha256(samples.tobytes()).hexdigest()
     if not len(samples) or float(np.abs(samples).max()) < SILENCE_LEVEL:
         return Fingerprint(digest, np.zeros(FP_BANDS * FP_FRAMES, np.float32), True)
-    return Fingerprint(digest, signature(samples))
+    return Fingerprint(digest, signature(samples), False, shift.fingerprint(samples))
 
 
 def fingerprint_table(table: ClipTable, workers: int = 2) -> list[Fingerprint]:
@@ -307,6 +309,7 @@ def find_duplicates(
         for x, i in enumerate(members):
             for j in members[x + 1 :]:
                 add(i, j, 1.0, True)
+    _shifted_pairs(prints, folds, add)
     sig = np.stack([p.signature for p in prints])  # (N, D)
     for s in range(0, len(sig), block):
         sims = sig[s : s + block] @ sig.T  # (b, N)
@@ -316,6 +319,23 @@ def find_duplicates(
             if i < c:
                 add(i, c, float(sims[r, c]), False)
     return sorted(pairs.values(), key=lambda d: (not d.exact, -d.similarity, d.file_a, d.file_b))
+
+
+def _shifted_pairs(
+    prints: Sequence[Fingerprint], folds: np.ndarray, add: Callable[[int, int, float, bool], None]
+) -> None:
+    """Copies shifted in time or cropped (overlapping at least half the shorter clip), found
+    by landmark hashes across folds and verified (:mod:`soundtransfer.datasets.fingerprint`);
+    ``add(i, j, score, exact=False)`` for each pair verified at ``shift.NEAR_THRESHOLD``."""
+    have = [i for i, p in enumerate(prints) if p.landmarks is not None]
+    lms = [prints[i].landmarks for i in have]
+    marks = [m for m in lms if m is not None]
+    if len(marks) < 2:
+        return
+    for c in shift.candidate_pairs(marks, [int(folds[i]) for i in have]):
+        score = shift.verify(marks[c.a], marks[c.b], c.offset)
+        if score >= shift.NEAR_THRESHOLD:
+            add(have[c.a], have[c.b], score, False)
 
 
 def class_balance(table: ClipTable) -> str:
