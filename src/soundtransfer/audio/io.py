@@ -20,6 +20,7 @@ declares a frame count, that many frames must follow it.
 
 from __future__ import annotations
 
+import math
 import mmap
 import struct
 from pathlib import Path
@@ -262,6 +263,7 @@ def load_clip(
     num_samples: int | None = None,
     crop: str = "start",
     allow_silent: bool = True,
+    offset_s: float = 0.0,
 ) -> np.ndarray:
     """Decode, downmix, resample to ``sample_rate`` and crop/pad one clip.
 
@@ -272,6 +274,9 @@ def load_clip(
         crop: "start" or "centre" when cropping.
         allow_silent: all-zero clips are returned as they are (ESC-50 has a few near-silent
             clips and UrbanSound8K silent stretches); False raises instead.
+        offset_s: start of the clip in the file, seconds (a window of a long recording):
+            the file's samples from there on are resampled and cropped (the whole file is
+            still decoded and checked).
 
     Returns:
         float32 array (num_samples,) at ``sample_rate``.
@@ -283,6 +288,13 @@ def load_clip(
     data, sr = read_audio(path)
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    if offset_s > 0:
+        start = round(offset_s * sr)
+        if start >= data.shape[0]:
+            raise AudioError(f"{path}: offset {offset_s:g} s is past the end of the audio")
+        # only the frames the clip needs (plus a little for the resampler's edge)
+        stop = None if num_samples is None else start + math.ceil(num_samples * sr / sample_rate)
+        data = data[start : None if stop is None else stop + 1]
     wave = resample(to_mono(data), sr, sample_rate)
     if not allow_silent and not np.any(wave):
         raise AudioError(f"{path}: audio is silent (all samples are zero)")

@@ -95,10 +95,16 @@ def run(args: argparse.Namespace) -> int:
         progress=progress(args),
     )
     print(f"{result.dataset} {result.arch}.{result.weights} {result.mode}: {result.run_dir}")
+    unit = f" {result.unit}" if result.unit else ""
     for name, acc in zip(result.splits, result.accuracies, strict=True):
-        print(f"  {name:>8}  {acc:6.2f} %")
-    stats = format_summary(summarize(result.accuracies))
-    print(f"  {'mean':>8}  {stats} %  (mean +- sample std [95 % CI], {len(result.splits)} splits)")
+        print(f"  {name:>8}  {acc:6.2f}{unit}" if unit else f"  {name:>8}  mAP {acc:.3f}")
+    for line in result.notes:
+        print(f"  {line}")
+    stats = format_summary(summarize(result.accuracies), digits=2 if unit else 3)
+    print(
+        f"  {'mean':>8}  {'' if unit else 'mAP '}{stats}{unit}  (mean +- sample std [95 % CI], "
+        f"{len(result.splits)} splits)"
+    )
     first = result.splits[0]
     bundle = result.run_dir / first / "model.pt"
     print(f"model bundles: {result.run_dir}/<split>/model.pt (each trained without its split)")

@@ -26,12 +26,20 @@ class Clip:
             id); used by leakage checks and validation carving. The official folds keep each
             (group, label) pair in one fold; a handful of recordings cut into clips of two
             classes sit in two folds (see ``datasets.metadata.check_no_leakage``).
+        labels: multi-label tables only: the class indices present (``()``: a negative, no
+            sound of interest); None in single-label tables. ``label`` is then the clip's
+            stratum for tools that take one class (the smallest index present, 0 for a
+            negative), never a training target.
+        start_s: where the clip starts in its file, seconds (windows cut from annotated
+            recordings); 0 for a whole file.
     """
 
     file: str
     label: int
     fold: int
     group: str = ""
+    labels: tuple[int, ...] | None = None
+    start_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,11 @@ class ClipTable:
         clips: the clips, in a stable order (the feature store's row order).
         protocol: ``"kfold"`` (each official fold held out in turn) or ``"fixed"`` (one
             train / valid / test split, GTZAN).
+        notes: remarks of the reader for the user.
+        background: class names that mean "no event" (single-label tables: a class read from
+            a ``background`` / ``noise`` / ``other`` folder, which bundles record and
+            ``predict`` never reports); empty in multi-label tables, whose negatives have no
+            label at all.
     """
 
     name: str
@@ -72,14 +85,33 @@ class ClipTable:
     clips: tuple[Clip, ...]
     protocol: str = "kfold"
     notes: tuple[str, ...] = field(default=())
+    background: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         n = len(self.classes)
+        multi = self.multi_label
         for c in self.clips:
             if not 0 <= c.label < n:
                 raise DatasetError(f"{self.name}: {c.file} has label {c.label}, outside 0..{n - 1}")
+            if multi and (c.labels is None or any(not 0 <= k < n for k in c.labels)):
+                raise DatasetError(f"{self.name}: {c.file} has labels {c.labels} for {n} classes")
         if self.protocol not in ("kfold", "fixed"):
             raise DatasetError(f"{self.name}: unknown protocol {self.protocol!r}")
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the clips carry multi-hot labels (``Clip.labels``) rather than one class."""
+        return any(c.labels is not None for c in self.clips)
+
+    @property
+    def task(self) -> str:
+        """The task the data call for (:data:`soundtransfer.tasks.TASKS`): ``multi_label``
+        for multi-hot labels, else ``single_label``."""
+        return "multi_label" if self.multi_label else "single_label"
+
+    def label_sets(self) -> list[tuple[int, ...]]:
+        """The classes present in each clip: ``Clip.labels``, or ``(label,)`` single-label."""
+        return [c.labels if c.labels is not None else (c.label,) for c in self.clips]
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -134,6 +166,7 @@ class ClipTable:
             tuple(self.clips[i] for i in indices),
             self.protocol,
             self.notes,
+            self.background,
         )
 
     def canonical(self) -> ClipTable:
@@ -147,12 +180,22 @@ class ClipTable:
         Returns:
             The table (same name, root, protocol and notes).
         """
-        present = sorted({self.classes[c.label] for c in self.clips})
+        names = self.classes
+        present = sorted({names[k] for s in self.label_sets() for k in s})
         index = {name: k for k, name in enumerate(present)}
+
+        def renumber(c: Clip) -> Clip:
+            if c.labels is None:
+                return replace(c, label=index[names[c.label]])
+            labels = tuple(sorted(index[names[k]] for k in c.labels))
+            return replace(c, label=labels[0] if labels else 0, labels=labels)
+
         clips = sorted(
-            (replace(c, label=index[self.classes[c.label]]) for c in self.clips),
-            key=lambda c: (PurePosixPath(c.file).name, c.file),
+            (renumber(c) for c in self.clips),
+            key=lambda c: (PurePosixPath(c.file).name, c.file, c.start_s),
         )
+        background = tuple(b for b in self.background if b in index)
         return ClipTable(
-            self.name, self.root, tuple(present), tuple(clips), self.protocol, self.notes
-        )
+            self.name, self.root, tuple(present), tuple(clips), self.protocol, self.notes,
+            background,
+        )  # fmt: skip

@@ -339,17 +339,25 @@ def _shifted_pairs(
 
 
 def class_balance(table: ClipTable) -> str:
-    """Clips per class (rows) and fold (columns), with totals, as an aligned text table."""
+    """Clips per class (rows) and fold (columns), with totals, as an aligned text table.
+
+    Multi-label tables count a clip under each class it holds, and their negatives (no class)
+    on a ``(none)`` row; ``total`` is then the clips per fold."""
     folds = table.folds
-    counts = np.zeros((len(table.classes), len(folds)), dtype=np.int64)
+    counts = np.zeros((len(table.classes) + 1, len(folds)), dtype=np.int64)  # + negatives
     col = {k: j for j, k in enumerate(folds)}
-    for c in table.clips:
-        counts[c.label, col[c.fold]] += 1
+    per_fold = np.zeros(len(folds), dtype=np.int64)
+    for c, present in zip(table.clips, table.label_sets(), strict=True):
+        for k in present or (len(table.classes),):
+            counts[k, col[c.fold]] += 1
+        per_fold[col[c.fold]] += 1
     head = ["class", *(part_name(k, table.protocol == "fixed", "") for k in folds), "total"]
     rows = [head]
-    for name, row in zip(table.classes, counts, strict=True):
-        rows.append([name, *(str(int(v)) for v in row), str(int(row.sum()))])
-    rows.append(["total", *(str(int(v)) for v in counts.sum(0)), str(int(counts.sum()))])
+    names = [*table.classes, "(none)"]
+    for name, row in zip(names, counts, strict=True):
+        if name != "(none)" or row.any():
+            rows.append([name, *(str(int(v)) for v in row), str(int(row.sum()))])
+    rows.append(["total", *(str(int(v)) for v in per_fold), str(int(per_fold.sum()))])
     widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
     return "\n".join(
         "  ".join(

@@ -627,6 +627,8 @@ def read_table_file(
     """
     path = Path(path).expanduser()
     header, rows = read_rows(path)
+    if LABELS_COLUMN in header:
+        return read_multilabel_table(path, header, rows, options or ReadOptions())
     missing = [c for c in ("file", "label") if c not in header]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {missing} (found {header})")
@@ -752,3 +754,113 @@ def _given_fold(row: dict[str, str], column: str, path: Path) -> int:
         return int(value)
     except ValueError:
         raise DatasetError(f"{path}: line {line}: fold {value!r} is not an integer") from None
+
+
+# --- multi-label tables ----------------------------------------------------------------------
+
+LABELS_COLUMN = "labels"  # names joined by LABELS_SEPARATOR; an empty cell: no sound of interest
+LABELS_SEPARATOR = ";"
+
+
+def parse_labels(cell: str, where: str) -> tuple[str, ...]:
+    """The class names of a ``labels`` cell (``a;b``; empty: none), each once, in order.
+
+    Raises:
+        DatasetError: an empty name between separators (``a;;b``, ``a;``), naming ``where``.
+    """
+    if not cell.strip():
+        return ()
+    names = [n.strip() for n in cell.split(LABELS_SEPARATOR)]
+    if any(not n for n in names):
+        raise DatasetError(
+            f"{where}: labels {cell!r} hold an empty name (names are separated by "
+            f"'{LABELS_SEPARATOR}'; leave the whole cell empty for no sound of interest)"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def multilabel_folds(
+    label_sets: Sequence[tuple[int, ...]],
+    n_classes: int,
+    groups: Sequence[str],
+    options: ReadOptions,
+    classes: Sequence[str],
+) -> tuple[int, ...]:
+    """Folds by iterative stratification with groups (:mod:`.multilabel_folds`): k folds, or
+    one train / valid / test split with ``options.split``."""
+    from soundtransfer.datasets.multilabel_folds import iterative_group_folds, iterative_group_split
+
+    y = np.zeros((len(label_sets), n_classes), np.uint8)
+    for i, present in enumerate(label_sets):
+        y[i, list(present)] = 1
+    if options.split is not None:
+        made = iterative_group_split(y, groups, options.split, options.seed, classes)
+    else:
+        made = iterative_group_folds(y, groups, options.n_folds, options.seed, classes)
+    return made.folds
+
+
+def read_multilabel_table(
+    path: Path, header: Sequence[str], rows: Sequence[dict[str, str]], options: ReadOptions
+) -> OpenedDataset:
+    """A CSV / TSV with ``file`` and ``labels`` (names joined by ``;``, an empty cell a
+    negative): a multi-label table (``Clip.labels``); ``fold``, ``split``, ``group`` as in
+    :func:`read_table_file`; folds made by iterative stratification with groups.
+
+    Raises:
+        DatasetError: naming file and line: no ``file`` column, both ``label`` and ``labels``,
+            an empty name in a cell, no row naming any class, and the single-label table's
+            faults (paths, files listed twice, folds, splits).
+    """
+    if "file" not in header:
+        raise DatasetError(f"{path}: missing column(s) ['file'] (found {list(header)})")
+    if "label" in header:
+        raise DatasetError(f"{path}: give either a 'label' or a 'labels' column, not both")
+    if "fold" in header and "split" in header:
+        raise DatasetError(f"{path}: give either a 'fold' or a 'split' column, not both")
+    root = path.parent
+    files, names = [], []
+    for r in rows:
+        where = f"{path}: line {r['_line']}"
+        if not r.get("file", ""):
+            raise DatasetError(f"{where}: empty file cell")
+        files.append(_relative_file(r["file"], root, where))
+        names.append(parse_labels(r.get(LABELS_COLUMN, ""), where))
+    _refuse_listed_twice(files, rows, path)
+    classes = tuple(sorted({n for row in names for n in row}))
+    if not classes:
+        raise DatasetError(
+            f"{path}: the '{LABELS_COLUMN}' column is empty on every row: no class to learn"
+        )
+    index = {c: k for k, c in enumerate(classes)}
+    sets = [tuple(sorted(index[n] for n in row)) for row in names]
+    given_groups = [r.get("group", "") for r in rows] if "group" in header else None
+    groups, how = resolve_groups(files, given_groups)
+    if "fold" in header or "split" in header:
+        column = "fold" if "fold" in header else "split"
+        folds = tuple(_given_fold(r, column, path) for r in rows)
+        assignment = FoldAssignment(folds, "given", len(set(folds)), None, how)
+        if column == "split":  # every class needs a training row: one per (row, class) pair
+            pairs = [(k, f) for s, f in zip(sets, folds, strict=True) for k in s or (-1,)]
+            _check_split([f for _, f in pairs], [k for k, _ in pairs], classes, path)
+    else:
+        try:
+            folds = multilabel_folds(sets, len(classes), groups, options, classes)
+        except DatasetError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+        method = "split" if options.split is not None else "kfold"
+        n = 3 if options.split is not None else options.n_folds
+        assignment = FoldAssignment(
+            folds, method, n, options.seed, how + "; iterative stratification",
+            tuple(options.split or ()),
+        )  # fmt: skip
+    clips = tuple(
+        Clip(f, s[0] if s else 0, k, g, s)
+        for f, s, k, g in zip(files, sets, assignment.folds, groups, strict=True)
+    )
+    protocol = "fixed" if "split" in header or assignment.method == "split" else "kfold"
+    notes = _singleton_note(groups, "csv")
+    table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
+    return OpenedDataset(
+        table, options.frontend([root / f for f in files]), assignment, path, "csv"
+    )

@@ -117,7 +117,10 @@ def store_key(table: ClipTable, frontend: FrontEnd) -> str:
             st = table.path(i).stat()
         except OSError:
             raise AudioError(f"{table.path(i)}: file not found") from None
-        rows.append([c.file, st.st_size, st.st_mtime_ns, c.label, c.fold])
+        row: list[Any] = [c.file, st.st_size, st.st_mtime_ns, c.label, c.fold]
+        if c.labels is not None or c.start_s:  # multi-label rows and windows (old keys kept)
+            row += [None if c.labels is None else list(c.labels), c.start_s]
+        rows.append(row)
     return config_hash(frontend, table.name, list(table.classes), rows)
 
 
@@ -251,7 +254,10 @@ def _move_good_rows(
 def _decode(table: ClipTable, i: int, fe: FrontEnd) -> np.ndarray | str:
     """Clip ``i``'s waveform (T,) float32, or the reason it is bad (naming the file)."""
     try:
-        return load_clip(table.path(i), fe.sample_rate, fe.clip_samples, fe.crop)
+        clip = table.clips[i]
+        return load_clip(
+            table.path(i), fe.sample_rate, fe.clip_samples, fe.crop, offset_s=clip.start_s
+        )
     except AudioError as exc:
         return str(exc)
 
@@ -303,10 +309,27 @@ def _index_payload(
         "protocol": table.protocol,
         "notes": list(table.notes),
         "frontend": to_dict(fe),
-        "rows": [[c.file, c.label, c.fold, c.group] for c in table.clips],
+        "rows": [_row(c) for c in table.clips],
+        "background": list(table.background),
         "shape": list(shape),
         "done": shape[0],
     }
+
+
+def _row(c: Clip) -> list[Any]:
+    """A clip as ``index.json`` keeps it: file, label, fold, group (+ labels, start)."""
+    row: list[Any] = [c.file, c.label, c.fold, c.group]
+    if c.labels is not None or c.start_s:
+        row += [None if c.labels is None else list(c.labels), c.start_s]
+    return row
+
+
+def _clip(row: list[Any]) -> Clip:
+    """The inverse of :func:`_row`."""
+    f, lab, fold, g = row[:4]
+    labels = None if len(row) < 6 or row[4] is None else tuple(int(k) for k in row[4])
+    start = float(row[5]) if len(row) >= 6 else 0.0
+    return Clip(f, int(lab), int(fold), g, labels, start)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -332,7 +355,7 @@ def open_features(store_dir: Path) -> FeatureStore:
     if "moved_to" in meta:
         return open_features(store_dir.parent / meta["moved_to"])
     fe = from_dict(FrontEnd, meta["frontend"])
-    clips = tuple(Clip(f, int(lab), int(fold), g) for f, lab, fold, g in meta["rows"])
+    clips = tuple(_clip(row) for row in meta["rows"])
     table = ClipTable(
         meta["dataset"],
         Path(meta["root"]),
@@ -340,6 +363,7 @@ def open_features(store_dir: Path) -> FeatureStore:
         clips,
         meta["protocol"],
         tuple(meta.get("notes", ())),
+        tuple(meta.get("background", ())),
     )
     shape = tuple(meta["shape"])
     path = store_dir / IMAGES

@@ -9,6 +9,7 @@ run's task (``TrainConfig.task``), never a task's name.
 name            module
 ==============  ===========================================================================
 single_label    :mod:`soundtransfer.tasks.single_label`: softmax, cross-entropy, accuracy
+multi_label     :mod:`soundtransfer.tasks.multi_label`: sigmoid, binary cross-entropy, mAP
 ==============  ===========================================================================
 
 To add a task: a module defining ``TASK``, an instance of :class:`~soundtransfer.tasks.base.Task`
@@ -33,6 +34,7 @@ __all__ = ["DEFAULT_TASK", "TASKS", "get_task"]
 #: Every task: its name -> the module defining ``TASK``.
 TASKS: dict[str, str] = {
     "single_label": "soundtransfer.tasks.single_label",
+    "multi_label": "soundtransfer.tasks.multi_label",
 }
 DEFAULT_TASK = "single_label"
 

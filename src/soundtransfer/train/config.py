@@ -219,7 +219,11 @@ class TrainConfig:
         ema_decay: keep an exponential moving average of the weights (decay per optimiser
             step, with a short warm-up); validation, test, ``best.pt`` and the saved model use
             the average. 0 = off.
-        task: what the outputs mean (:data:`soundtransfer.tasks.TASKS`): ``single_label``.
+        task: what the outputs mean (:data:`soundtransfer.tasks.TASKS`): ``single_label`` or
+            ``multi_label``; chosen from the data (:attr:`ClipTable.task`) by ``run_split``.
+        threshold_precision: multi-label runs: 0 (default) chooses each class's threshold
+            by the best validation F1; a value in (0, 1] the lowest threshold whose validation
+            precision reaches it (:mod:`soundtransfer.tasks.thresholds`).
         optimiser, schedule, augment, probe: the groups (see their classes). Augmentation is
             drawn from a generator seeded by (seed, epoch, rank), so a resumed run sees the
             same; fine-tuning only (linear evaluation uses embeddings of unaugmented images).
@@ -256,6 +260,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     ema_decay: float = 0.0
     task: str = DEFAULT_TASK
+    threshold_precision: float = 0.0
     optimiser: OptimiserConfig = field(default_factory=OptimiserConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -282,6 +287,11 @@ class TrainConfig:
             raise ConfigError(f"probe={self.probe.kind} applies to linear evaluation only")
         if self.task not in TASKS:
             raise ConfigError(f"task: {self.task!r} is not one of {sorted(TASKS)}")
+        if not 0.0 <= self.threshold_precision <= 1.0:
+            raise ConfigError(
+                "threshold_precision must be in [0, 1] (0: best F1), got "
+                f"{self.threshold_precision}"
+            )
 
     @property
     def run_mode(self) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 from soundtransfer.config import ConfigError
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.runs import cell_dir
+from soundtransfer.tasks import get_task
 from soundtransfer.train.config import TrainConfig
 from soundtransfer.train.run import run_split
 from soundtransfer.weights import ResolvedWeights, resolve
@@ -20,7 +21,8 @@ __all__ = ["CVResult", "check_folds", "fold_mean_std", "run_crossval"]
 
 @dataclass(frozen=True)
 class CVResult:
-    """Per-split results and their mean and (sample) standard deviation, accuracy in %."""
+    """Per-split results and their mean and (sample) standard deviation: the task's primary
+    metric (``accuracies`` holds it: accuracy in % single-label, mAP multi-label)."""
 
     dataset: str
     weights: str
@@ -31,6 +33,9 @@ class CVResult:
     run_dir: Path
     mean: float  # fold_mean_std(accuracies)
     std: float
+    metric: str = "accuracy"  # the task's metric_label
+    unit: str = "%"
+    notes: tuple[str, ...] = ()  # per split: what a multi-label run says about thresholds
 
 
 def fold_mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -71,7 +76,8 @@ def run_crossval(
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
     base = cell_dir(out_dir, store.table.name, resolved.label, cfg.run_mode)
-    names, accs = [], []
+    names, accs, notes = [], [], []
+    task = get_task(store.table.task)
     for split in store.table.splits(check_folds(folds)):
         result = run_split(
             store,
@@ -84,9 +90,10 @@ def run_crossval(
             progress=progress,
         )
         names.append(split.name)
-        accs.append(float(result["test_acc"]))
+        accs.append(float(result[f"test_{task.primary_metric}"]))
+        notes += [f"{split.name}: {line}" for line in result.get("tagging_lines", ())]
     mean, std = fold_mean_std(accs)
     return CVResult(
         store.table.name, resolved.name, resolved.arch, cfg.run_mode, tuple(names), tuple(accs),
-        base, mean, std,
+        base, mean, std, task.metric_label, task.metric_unit, tuple(notes),
     )  # fmt: skip

@@ -19,7 +19,7 @@ import torch
 
 from soundtransfer import distributed as D
 from soundtransfer.config import ConfigError, config_hash, override, save_json, to_dict
-from soundtransfer.datasets.clips import Split
+from soundtransfer.datasets.clips import ClipTable, Split
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.models.classifier import Classifier
 from soundtransfer.runs import open_run
@@ -27,6 +27,7 @@ from soundtransfer.runs.rundir import FINAL, MODEL
 from soundtransfer.train.config import TrainConfig, embed_batch_for, identity_settings
 from soundtransfer.train.data import carve_validation
 from soundtransfer.train.modes import Job, Rows, build_classifier, training_mode
+from soundtransfer.train.tagging import tagging, write_thresholds
 from soundtransfer.weights import ResolvedWeights, fingerprint, resolve
 
 __all__ = ["run_identity", "run_split"]
@@ -126,6 +127,7 @@ def run_split(
         The contents of ``final.json``.
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
+    cfg = task_settings(cfg, store)
     mode = training_mode(cfg)
     info = D.init_distributed(cfg.device)
     cfg = override(cfg, {"embed_batch_size": embed_batch_for(cfg, info.device.type)})
@@ -145,21 +147,54 @@ def run_split(
     model, stats = build_classifier(store, rows[0], resolved, cfg, cache_dir)
     trained = mode.train(Job(store, rows, model, cfg, info, run_dir, cache_dir, progress))
     model.to("cpu")
+    table = store.table
     result = {
         **trained.result,
         "split": split.name,
         "n_train": len(rows[0]),
         "n_test": len(split.test),
-        "labels": [store.table.clips[i].label for i in split.test],
-        "classes": list(store.table.classes),
+        "labels": [list(s) if table.multi_label else s[0] for s in _test_sets(table, split)],
+        "classes": list(table.classes),
         "train_mean": stats["train_mean"],
         "train_std": stats["train_std"],
+        "task": cfg.task,
     }
+    tag = None
+    if cfg.task == "multi_label":
+        scores = np.asarray(trained.result["predictions"], np.float64).reshape(len(rows[2]), -1)
+        tag = tagging(model, store, rows, scores, cfg, info.device)
+        result.update(tag.result)
+        result["tagging_lines"] = list(tag.lines)
     if D.is_main():
-        _save_bundle(run_dir / MODEL, model, store, resolved, trained.head, cfg.task)
+        _save_bundle(
+            run_dir / MODEL, model, store, resolved, trained.head, cfg.task,
+            None if tag is None else tag.thresholds,
+        )  # fmt: skip
+        if tag is not None:
+            write_thresholds(run_dir, tag)
         save_json(run_dir / FINAL, result)
     D.barrier()
     return result
+
+
+def task_settings(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
+    """The settings with the task the data call for (:attr:`ClipTable.task`: multi-hot
+    labels make a run multi-label); a multi-label run without a validation part gets one
+    (``val_fraction=0.2``, carved by recording), where its thresholds are chosen."""
+    task = store.table.task
+    changes: dict[str, Any] = {"task": task}
+    if task == "multi_label" and cfg.val_fraction == 0.0:
+        changes["val_fraction"] = MULTI_LABEL_VAL_FRACTION
+    return override(cfg, changes)
+
+
+#: The validation part a multi-label run carves when none is asked for (its thresholds).
+MULTI_LABEL_VAL_FRACTION = 0.2
+
+
+def _test_sets(table: ClipTable, split: Split) -> list[tuple[int, ...]]:
+    sets = table.label_sets()
+    return [sets[i] for i in split.test]
 
 
 def _save_bundle(
@@ -169,11 +204,12 @@ def _save_bundle(
     w: ResolvedWeights,
     head: dict[str, Any],
     task: str,
+    thresholds: dict[str, float] | None = None,
 ) -> None:
     from soundtransfer.inference.bundle import save_bundle
 
     stats = (w.source.input_mean, w.source.input_std)
     save_bundle(
         path, model, store.frontend, store.table.classes, w.arch, w.spec, head=head,
-        input_stats=stats, task=task,
+        input_stats=stats, task=task, thresholds=thresholds, background=store.table.background,
     )  # fmt: skip
