@@ -18,8 +18,11 @@ from soundtransfer.train.augment import (
     BatchAugment,
     mixup,
     random_gain,
+    silence_aware_crop,
     soft_target_cross_entropy,
     spec_augment,
+    time_reverse,
+    time_scale,
     time_shift,
 )
 from soundtransfer.train.ema import ModelEma
@@ -210,3 +213,106 @@ def test_batch_augment_keeps_dtype() -> None:
     x = _images().to(torch.float64)
     out = BatchAugment(ALL_ON, 3)(x, torch.zeros(6, dtype=torch.long), _gen(0))[0]
     assert out.dtype == torch.float64 and np.isfinite(out.numpy()).all()
+
+
+def _front_end_image(path: Path, wave: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """(1, 3, 128, 250) image of an ESC-10 clip (or of ``wave``) and the clip's samples."""
+    fe = get_preset("esc10")
+    if wave is None:
+        wave = load_clip(path, fe.sample_rate, fe.clip_samples)
+    with torch.no_grad():
+        return LogMel3(fe).eval()(torch.from_numpy(np.ascontiguousarray(wave)).unsqueeze(0)), wave
+
+
+def test_time_reverse_matches_the_front_end_on_a_real_clip(esc10_root: Path) -> None:
+    x, wave = _front_end_image(esc10_root / "audio" / "1-17367-A.ogg")
+    reversed_audio, _ = _front_end_image(Path(), wave[::-1])
+    flipped = time_reverse(x, 1.0, _gen(0))
+    assert torch.equal(flipped, x.flip(-1))  # prob 1: every clip, a copy of the columns
+    diff = (reversed_audio - flipped).abs()
+    # The reversed waveform's frame grid sits one sample off the flipped one (220500 samples,
+    # hops of 441 and 2205): measured 0.025 nats at most, 7e-4 on average; a wrong direction
+    # or a frame off differs by ~0.6 on average (the next line checks the clip is not
+    # symmetric enough to hide that).
+    assert float(diff.max()) < 0.1 and float(diff.mean()) < 0.01
+    assert float((x - x.flip(-1)).abs().mean()) > 0.3
+
+
+def test_time_reverse_flips_some_clips_and_copies_the_rest() -> None:
+    x = _images(b=32)
+    out = time_reverse(x, 0.5, _gen(4))
+    flipped = [torch.equal(out[i], x[i].flip(-1)) for i in range(32)]
+    kept = [torch.equal(out[i], x[i]) for i in range(32)]
+    assert all(a != b for a, b in zip(flipped, kept, strict=True))  # bitwise one or the other
+    assert 4 < sum(flipped) < 28
+    assert time_reverse(x, 0.0, _gen(4)) is x
+
+
+def test_time_scale_moves_and_stretches_by_the_drawn_factor() -> None:
+    t = 200
+    x = torch.full((16, 3, 4, t), -10.0)
+    x[..., 60] = 0.0  # one loud column (a click) at frame 60 of every clip
+    x[..., 100:140] = -2.0  # and a 40-frame sound
+    out = time_scale(x, 0.25, _gen(8))
+    u = 2 * torch.rand(16, generator=_gen(8)) - 1
+    factors = 1.25**u  # the draws: the same generator, the same first call
+    assert out.shape == x.shape and float(factors.max()) > 1.1 and float(factors.min()) < 0.9
+    for i in range(16):
+        s = float(factors[i])
+        peak = float(out[i, 0, 0, :78].argmax())  # the sound starts at 80 or later
+        assert abs(peak - ((60 + 0.5) * s - 0.5)) <= 1.0  # frame centres scaled about the start
+        # The sound lasts 40 * s frames (interpolated edges: one column either way).
+        assert abs(int((out[i, 0, 0] > -6.0).sum()) - min(40 * s, t - 100 * s) - 1) <= 1.5
+    # Sped-up clips end in silence (the image's minimum), slowed-down ones are cut.
+    fast = int(factors.argmin())
+    assert torch.equal(out[fast, ..., -5:], torch.full_like(out[fast, ..., -5:], -10.0))
+    same = time_scale(x, 1e-9, _gen(8))  # factors of 1 within float32: the image itself
+    torch.testing.assert_close(same, x, rtol=0, atol=1e-4)  # positions within 1e-7 frames
+    assert time_scale(x, 0.0) is x
+
+
+def _padded_image(esc10_root: Path) -> torch.Tensor:
+    """A real clip (rain, loud throughout) cut to 1.5 s and zero-padded to 5 s (the store's
+    padding of a short clip)."""
+    fe = get_preset("esc10")
+    wave = load_clip(esc10_root / "audio" / "1-17367-A.ogg", fe.sample_rate, fe.clip_samples)
+    wave[int(1.5 * fe.sample_rate) :] = 0.0
+    return _front_end_image(Path(), wave)[0]
+
+
+def test_silence_aware_crop_avoids_the_padding(esc10_root: Path) -> None:
+    x = _padded_image(esc10_root).expand(64, -1, -1, -1).contiguous()  # (64, 3, 128, 250)
+    crops = silence_aware_crop(x, 0.4, 0.5, 10, _gen(2))
+    assert crops.shape == (64, 3, 128, 100)
+    full_ms = float(torch.exp(x[0] - x[0].max()).mean())
+    for i in range(64):  # each crop is a run of the image's columns, copied
+        starts = [s for s in range(151) if torch.equal(crops[i], x[i, ..., s : s + 100])]
+        assert starts
+        ms = float(torch.exp(crops[i] - x[0].max()).mean())
+        assert ms >= 0.25 * full_ms * (1 - 1e-6)  # RMS >= half the clip's (float32 sums)
+    # The same draws without the check: a uniform crop is often mostly padding.
+    plain = silence_aware_crop(x, 0.4, 0.0, 1, _gen(2))
+    quiet = [float(torch.exp(c - x[0].max()).mean()) < 0.25 * full_ms for c in plain]
+    assert sum(quiet) > 10
+    # Silence everywhere: no candidate passes, the loudest is kept (bounded tries).
+    silent = torch.full((2, 3, 8, 50), -13.8)
+    assert silence_aware_crop(silent, 0.5, 0.5, 3, _gen(0)).shape == (2, 3, 8, 25)
+    assert torch.equal(crops, silence_aware_crop(x, 0.4, 0.5, 10, _gen(2)))  # seeded: bitwise
+
+
+def test_time_parts_off_change_nothing_else() -> None:
+    """The new parts at 0 draw nothing: the recipe's augmentation stream is as before, and each
+    part switched on changes only its own step (later steps draw after it)."""
+    x, y = _images(b=8), torch.arange(8) % 3
+    plain = BatchAugment(ALL_ON, 3)(x, y, _gen(5))
+    by_hand = random_gain(x, 6.0, g := _gen(5))
+    by_hand = spec_augment(time_shift(by_hand, 0.5, "roll", g), 2, 0.1, 2, 0.1, "mean", g)
+    assert float(torch.rand((), generator=g)) < 1.0  # the draw of mixup_prob (1: always)
+    assert torch.equal(plain[0], mixup(by_hand, F.one_hot(y, 3).float(), 0.4, g)[0])
+    on = AugmentConfig(reverse_prob=1.0)
+    flipped = BatchAugment(on, 3)(x, y, _gen(5))[0]
+    assert torch.equal(flipped, x.flip(-1))  # only the reversal: nothing else drawn or applied
+    with pytest.raises(ConfigError, match="aug_crop"):
+        AugmentConfig(crop=1.0)
+    with pytest.raises(ConfigError, match="aug_time_scale"):
+        AugmentConfig(time_scale=-0.1)

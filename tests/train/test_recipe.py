@@ -98,6 +98,30 @@ def test_spec_augment_masks_reach_the_model(tiny_store: FeatureStore, tmp_path: 
     torch.testing.assert_close(torch.cat(seen_off), clean)  # copies of the stored rows
 
 
+def test_time_parts_reach_the_model_and_evaluation_sees_whole_images(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    ctx = _context(tiny_store, tmp_path, "recipe", *OFF, "aug_time_masks=0", "aug_freq_masks=0",
+                   "aug_crop=0.5", "aug_reverse_prob=0.5")  # fmt: skip
+    seen = _capture_inputs(ctx)
+    train_epoch(ctx, 0, ctx.precision.scaler())
+    clean = tiny_store.batch(loop_mod._my_rows(ctx, 0))  # (N, 3, 32, 64), the same order
+    x = torch.cat(seen)
+    assert x.shape == (len(clean), 3, 32, 32)  # crops of half the width
+    flipped = 0
+    for i in range(len(clean)):  # each one a run of the stored columns, maybe reversed: copies
+        runs = [clean[i, ..., s : s + 32] for s in range(33)]
+        plain = any(torch.equal(x[i], r) for r in runs)
+        backwards = any(torch.equal(x[i], r.flip(-1)) for r in runs)
+        assert plain or backwards
+        flipped += backwards and not plain
+    assert 0 < flipped < len(clean)
+    widths: list[int] = []
+    ctx.module.register_forward_pre_hook(lambda m, a: widths.append(a[0].shape[-1]))
+    loop_mod.evaluate(ctx, ctx.test_rows)
+    assert set(widths) == {64}  # evaluation: the whole stored image, unaugmented
+
+
 def test_mixup_gives_soft_targets_to_the_loss(
     tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

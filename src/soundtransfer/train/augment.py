@@ -15,7 +15,29 @@ shifted too), and it commutes with the front end's bilinear resize. Note that a 
 removed again by any per-image standardisation: it only matters with training-fold
 statistics.
 
-Order in :class:`BatchAugment`: gain, time shift, SpecAugment masks, mixup.
+Time parts (ESResNet's, issue 22): time reversal, time scaling and the silence-aware crop
+work on the stored image's time axis, not on the waveform: training reads a precomputed
+float16 image store, and the image's columns are frames evenly spaced in time for every
+channel (each channel's frames are resized to the same width), so
+
+- reversing the waveform is reversing the columns, exactly up to where the frame grid falls
+  (the magnitude spectrum of a reversed frame is the frame's, the Hann windows are
+  symmetric, the bilinear resize with ``align_corners=False`` commutes with a flip; the
+  reversed signal's frame grid is offset by ``len - 1 - (frames - 1) * hop`` samples, one
+  sample for the presets: ``test_time_reverse_matches_the_front_end_on_a_real_clip``);
+- time scaling is a resize of the columns (linear interpolation between frames), a change of
+  tempo at the same pitch, what a phase-vocoder time stretch gives. ESResNet resamples the
+  waveform, which changes the pitch as well; that has no exact image counterpart (mel rows
+  are not log-frequency, so a pitch change is no row shift) and recomputing the front end per
+  batch would cost about a store build per epoch;
+- a random crop is a run of columns; its loudness is read from the image's mel power
+  (``exp`` of the log image, averaged over channels and bands: a frame's energy up to the
+  filterbank's weighting), the counterpart of the waveform's standard deviation ESResNet
+  compares.
+
+Order in :class:`BatchAugment`: gain, time reversal, time scaling, crop, time shift,
+SpecAugment masks, mixup. A part that is off draws nothing, so switching a part on leaves the
+others' draws unchanged for the parts before it.
 """
 
 from __future__ import annotations
@@ -39,8 +61,11 @@ __all__ = [
     "mixup",
     "random_gain",
     "sample_beta",
+    "silence_aware_crop",
     "soft_target_cross_entropy",
     "spec_augment",
+    "time_reverse",
+    "time_scale",
     "time_shift",
 ]
 
@@ -92,6 +117,93 @@ def time_shift(
         floor = x.amin(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
         out = torch.where(inside.view(b, 1, 1, t), out, floor)
     return out
+
+
+def time_reverse(x: Tensor, prob: float, generator: torch.Generator | None = None) -> Tensor:
+    """Reverse each clip in time with probability ``prob`` (the columns of its image flipped).
+
+    Args:
+        x: (B, C, F, T) images.
+    """
+    if prob <= 0:
+        return x
+    flip = _uniform(x.shape[0], generator, x.device) < prob  # (B,)
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def time_scale(x: Tensor, max_stretch: float, generator: torch.Generator | None = None) -> Tensor:
+    """Stretch each clip in time by ``s = (1 + max_stretch) ** U(-1, 1)``, about its start.
+
+    Column ``t`` of the output (frame centres at ``t + 0.5``) takes the image at
+    ``(t + 0.5) / s - 0.5`` (linear interpolation between columns): ``s > 1`` slows the clip
+    down and cuts what passes the end, ``s < 1`` speeds it up and fills the end with the
+    image's minimum per channel (the front end's silence floor, as for a padded clip), as the
+    store's own crop and pad treat a longer or a shorter clip. ``s = 1`` returns the image.
+
+    Args:
+        x: (B, C, F, T) images.
+        max_stretch: 0 = off; 0.25 = ESResNet's factors in [1/1.25, 1.25].
+    """
+    if max_stretch <= 0:
+        return x
+    b, c, f, t = x.shape
+    u = 2 * _uniform(b, generator, x.device) - 1  # (B,) in [-1, 1)
+    scale = torch.pow(torch.tensor(1.0 + max_stretch, device=x.device), u)  # (B,)
+    pos = (torch.arange(t, device=x.device).view(1, t) + 0.5) / scale.view(b, 1) - 0.5
+    pos = pos.clamp_min(0.0)  # (B, T): the first half column repeats the edge
+    lo = pos.floor().long()  # (B, T)
+    frac = (pos - lo).to(x.dtype).view(b, 1, 1, t)
+    inside = lo <= t - 1  # (B, T): past the end is silence
+    lo_c, hi_c = lo.clamp_max(t - 1), (lo + 1).clamp_max(t - 1)
+    left = torch.gather(x, 3, lo_c.view(b, 1, 1, t).expand(b, c, f, t))
+    right = torch.gather(x, 3, hi_c.view(b, 1, 1, t).expand(b, c, f, t))
+    out = torch.lerp(left, right, frac)  # frac 0 gives ``left`` exactly
+    floor = x.amin(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    return torch.where(inside.view(b, 1, 1, t), out, floor)
+
+
+def frame_power(x: Tensor) -> Tensor:
+    """(B, C, F, T) log-power images -> (B, T) mean mel power per column, relative to each
+    image's loudest pixel (so ``exp`` cannot overflow; ratios are unchanged)."""
+    peak = x.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+    return torch.exp((x - peak).float()).mean(dim=(1, 2))  # (B, T)
+
+
+def silence_aware_crop(
+    x: Tensor,
+    fraction: float,
+    min_rms: float = 0.5,
+    tries: int = 10,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A random run of ``w = round(fraction * T)`` columns per clip that is not mostly silence.
+
+    ``tries`` start positions are drawn per clip (uniform over the ``T - w + 1`` possible);
+    the first whose RMS (the root of its mean :func:`frame_power`) reaches ``min_rms`` times
+    the whole image's RMS is kept (ESResNet rejects a crop whose waveform standard deviation
+    is below half the clip's), else the loudest of them. Padded clips (silence at the end) and
+    images of clips longer than the training window (a store built with a longer
+    ``clip_seconds``) are the cases it serves.
+
+    Args:
+        x: (B, C, F, T) images.
+        fraction: the crop's width as a fraction of T, in (0, 1).
+
+    Returns:
+        (B, C, F, w) crops.
+    """
+    b, c, f, t = x.shape
+    w = max(1, min(t, round(fraction * t)))
+    starts = (_uniform(b * tries, generator, x.device).view(b, tries) * (t - w + 1)).long()
+    starts = starts.clamp_max(t - w)  # (B, tries)
+    power = frame_power(x)  # (B, T)
+    cum = F.pad(power.double().cumsum(dim=1), (1, 0))  # (B, T + 1), float64 sums
+    crop_ms = (cum.gather(1, starts + w) - cum.gather(1, starts)) / w  # (B, tries) mean power
+    loud = crop_ms >= (min_rms**2) * power.double().mean(dim=1, keepdim=True)  # RMS ratio
+    first = torch.where(loud.any(dim=1), loud.double().argmax(dim=1), crop_ms.argmax(dim=1))
+    start = starts.gather(1, first.view(b, 1))  # (B, 1)
+    src = start + torch.arange(w, device=x.device).view(1, w)  # (B, w)
+    return torch.gather(x, 3, src.view(b, 1, 1, w).expand(b, c, f, w))
 
 
 def _band_mask(
@@ -210,6 +322,10 @@ class BatchAugment(nn.Module):
         if not self.training or not cfg.active:
             return x, targets
         x = random_gain(x, cfg.gain_db, generator)
+        x = time_reverse(x, cfg.reverse_prob, generator)
+        x = time_scale(x, cfg.time_scale, generator)
+        if cfg.crop > 0:
+            x = silence_aware_crop(x, cfg.crop, cfg.crop_min_rms, cfg.crop_tries, generator)
         if cfg.time_shift > 0:
             x = time_shift(x, cfg.time_shift, cfg.time_shift_mode, generator)
         if (cfg.time_masks and cfg.time_mask_width) or (cfg.freq_masks and cfg.freq_mask_width):

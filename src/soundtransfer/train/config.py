@@ -115,6 +115,20 @@ class AugmentConfig:
         mixup_alpha: mixup with ``lambda ~ Beta(alpha, alpha)`` per clip, partner drawn by a
             random permutation of the batch; targets mixed alike.
         mixup_prob: probability that a batch is mixed at all.
+        reverse_prob: probability that a clip is played backwards (ESResNet's time
+            reversal), as a flip of the image's time axis
+            (:func:`soundtransfer.train.augment.time_reverse`).
+        time_scale: time scaling by ``(1 + time_scale) ** U(-1, 1)`` per clip (ESResNet:
+            0.25), as a resize of the image's time axis (a tempo change, pitch kept:
+            :func:`soundtransfer.train.augment.time_scale`).
+        crop: train on random crops of this fraction of the stored image's width (0 = off,
+            the whole image), a crop that is mostly silence (its RMS below ``crop_min_rms``
+            of the clip's) redrawn up to ``crop_tries`` times
+            (:func:`soundtransfer.train.augment.silence_aware_crop`); evaluation and the
+            saved model see the whole image.
+        crop_min_rms: the silence threshold of ``crop``, a fraction of the clip's RMS.
+        crop_tries: candidate positions per clip (the first one loud enough is kept, else
+            the loudest).
     """
 
     gain_db: float = 0.0
@@ -127,6 +141,11 @@ class AugmentConfig:
     mask_fill: Literal["mean", "min"] = "mean"
     mixup_alpha: float = 0.0
     mixup_prob: float = 1.0
+    reverse_prob: float = 0.0
+    time_scale: float = 0.0
+    crop: float = 0.0
+    crop_min_rms: float = 0.5
+    crop_tries: int = 10
 
     def __post_init__(self) -> None:
         checks = (
@@ -140,6 +159,11 @@ class AugmentConfig:
             ("mixup_prob", 0 <= self.mixup_prob <= 1),
             ("time_shift_mode", self.time_shift_mode in SHIFT_MODES),
             ("mask_fill", self.mask_fill in MASK_FILLS),
+            ("reverse_prob", 0 <= self.reverse_prob <= 1),
+            ("time_scale", 0 <= self.time_scale <= 1),
+            ("crop", 0 <= self.crop < 1),
+            ("crop_min_rms", 0 <= self.crop_min_rms <= 1),
+            ("crop_tries", self.crop_tries >= 1),
         )
         for name, ok in checks:
             if not ok:
@@ -154,6 +178,9 @@ class AugmentConfig:
             or (self.time_masks and self.time_mask_width)
             or (self.freq_masks and self.freq_mask_width)
             or (self.mixup_alpha and self.mixup_prob)
+            or self.reverse_prob
+            or self.time_scale
+            or self.crop
         )
 
 
