@@ -31,7 +31,8 @@ OFF_DEFAULT: dict[str, Any] = {
     "probe_valid_fraction": 0.5, "aug_gain_db": 3.0, "aug_time_shift": 0.5,
     "aug_time_shift_mode": "edge", "aug_time_masks": 2, "aug_time_mask_width": 0.2,
     "aug_freq_masks": 2, "aug_freq_mask_width": 0.2, "aug_mask_fill": "min",
-    "aug_mixup_alpha": 0.4, "aug_mixup_prob": 0.5,
+    "aug_mixup_alpha": 0.4, "aug_mixup_prob": 0.5, "aug_reverse_prob": 0.5,
+    "aug_time_scale": 0.25, "aug_crop": 0.8, "aug_crop_min_rms": 0.25, "aug_crop_tries": 3,
 }  # fmt: skip
 
 
