@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from soundtransfer.datasets import Clip, ClipTable, load_dataset
-from soundtransfer.datasets.leakage import Fingerprint, find_duplicates, fingerprint_table
+from soundtransfer.datasets.leakage import (
+    DuplicatePair,
+    Fingerprint,
+    find_duplicates,
+    fingerprint_table,
+)
 
 DATA = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data").resolve()
 SETS = (("esc10", "esc10"), ("esc50", "esc50-fold4"), ("us8k", "us8k"))
@@ -51,6 +56,29 @@ def stem_id(file: str) -> str:
     return "-".join(parts[:3])
 
 
+def source_id(file: str) -> str:
+    """The Freesound id of a clip: ESC's ``src`` (``4-100038-A``: 100038), UrbanSound8K's
+    ``fsID`` (``100032-3-0-0``: 100032)."""
+    parts = Path(file).stem.split("-")
+    return parts[0] if file.startswith("us8k/") else parts[1]
+
+
+def kind(d: DuplicatePair) -> str:
+    """Which of three kinds a pair is: an ESC-10 clip and its ESC-50 copy (same name), two
+    clips of one Freesound recording (UrbanSound8K's slices of one recording; one recording
+    in two datasets), or two different recordings (a false pair unless listened to)."""
+    names = {d.file_a.split("/")[0], d.file_b.split("/")[0]}
+    if names == {"esc10", "esc50-fold4"} and stem_id(d.file_a) == stem_id(d.file_b):
+        return "esc10-in-esc50"
+    if source_id(d.file_a) == source_id(d.file_b):
+        return "same-recording"
+    return "different-recordings"
+
+
+def show(d: DuplicatePair) -> str:
+    return f"    {'exact' if d.exact else f'near {d.similarity:.3f}'}: {d.file_a} ~ {d.file_b}"
+
+
 def pairs() -> None:
     table = all_clips()
     t0 = time.perf_counter()
@@ -58,26 +86,52 @@ def pairs() -> None:
     t1 = time.perf_counter()
     found = find_duplicates(table, prints)
     t2 = time.perf_counter()
-    same_name, other = [], []
+    by_kind: dict[str, list[DuplicatePair]] = {}
     for d in found:
-        names = {d.file_a.split("/")[0], d.file_b.split("/")[0]}
-        copy = names == {"esc10", "esc50-fold4"} and stem_id(d.file_a) == stem_id(d.file_b)
-        (same_name if copy else other).append(d)
+        by_kind.setdefault(kind(d), []).append(d)
     esc10 = {stem_id(c.file) for c in table.clips if c.file.startswith("esc10/")}
     expected = sum(
         stem_id(c.file) in esc10 for c in table.clips if c.file.startswith("esc50-fold4/")
     )
-    print(f"clips: {len(table)}; silent: {sum(p.silent for p in prints)}")
+    print(f"clips: {len(table)}; silent: {sum(p.silent for p in prints)}; pairs: {len(found)}")
     print(f"fingerprinting: {t1 - t0:.1f} s; comparing: {t2 - t1:.1f} s (2 threads, shared)")
     print(f"ESC-10 clips also in ESC-50 fold 4 under their name: {expected}")
-    print(f"  found as pairs: {len(same_name)} (exact {sum(d.exact for d in same_name)})")
-    for d in same_name:
-        kind = "exact" if d.exact else f"near {d.similarity:.3f}"
-        print(f"    {kind}: {d.file_a} ~ {d.file_b}")
-    print(f"other pairs: {len(other)}")
+    mine = by_kind.get("esc10-in-esc50", [])
+    print(f"  found as pairs: {len(mine)} (exact {sum(d.exact for d in mine)})")
+    same = by_kind.get("same-recording", [])
+    cross = [d for d in same if d.file_a.split("/")[0] != d.file_b.split("/")[0]]
+    print(f"pairs of one Freesound recording: {len(same)}, {len(cross)} across datasets:")
+    for d in cross:
+        print(show(d))
+    inside = [d for d in same if d not in cross]
+    spans = us8k_spans()
+    slices = [d for d in inside if d.file_a.startswith("us8k/") and overlapping(d, spans)]
+    print(f"  within UrbanSound8K: {len(inside)}, {len(slices)} slices overlapping by half")
+    for d in inside:
+        if d not in slices:
+            print(show(d))
+    other = by_kind.get("different-recordings", [])
+    print(f"pairs of different Freesound recordings: {len(other)}")
     for d in other:
-        kind = "exact" if d.exact else f"near {d.similarity:.3f}"
-        print(f"    {kind}: {d.file_a} ~ {d.file_b}")
+        print(show(d))
+
+
+def us8k_spans() -> dict[str, tuple[str, float, float]]:
+    """UrbanSound8K file stem -> (fsID, start, end) in seconds of its recording (metadata)."""
+    import csv
+
+    with (DATA / "us8k" / "metadata" / "UrbanSound8K.csv").open(newline="") as fh:
+        return {
+            Path(r["slice_file_name"]).stem: (r["fsID"], float(r["start"]), float(r["end"]))
+            for r in csv.DictReader(fh)
+        }
+
+
+def overlapping(d: DuplicatePair, spans: dict[str, tuple[str, float, float]]) -> bool:
+    """Two UrbanSound8K slices cut from one recording with overlapping times (the slices of
+    one long event start every 0.5 s and last 4 s), overlap at least half the shorter."""
+    (ra, a0, a1), (rb, b0, b1) = (spans[Path(f).stem] for f in (d.file_a, d.file_b))
+    return ra == rb and min(a1, b1) - max(a0, b0) >= 0.5 * min(a1 - a0, b1 - b0)
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -224,5 +224,13 @@ def test_shifted_cut_and_regained_copies_are_caught(esc10: ClipTable, tmp_path: 
     found = {frozenset({Path(d.file_a).name, Path(d.file_b).name}) for d in report.duplicates}
     assert found == planted, (found - planted, planted - found)
     assert all(not d.exact for d in report.duplicates)  # re-quantised: none is byte-equal
+    late = {Path(d.file_b).name: d for d in report.duplicates}
+    # The 250 ms later start and the 100 ms delay are found as shifted copies, their offsets
+    # to within a landmark frame (16 ms) and a half (votes at the next frame count too).
+    for name, seconds in (("export_01.flac", -0.25), ("export_02.flac", 0.1)):
+        assert late[name].measure == "correlation", late[name]
+        assert abs(late[name].offset_s - seconds) <= 0.024, late[name]
+    text = "\n".join(report.lines())
+    assert "correlation >= 0.85" in text and "(correlation, shifted -0.2" in text
     with pytest.raises(DatasetError, match="near-duplicate audio"):
         report.raise_for_duplicates()

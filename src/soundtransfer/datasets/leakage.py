@@ -35,7 +35,8 @@ FP_HOP = 256  # 32 ms hop
 FP_BANDS = 32  # equal-width bands of 125 Hz
 FP_FRAMES = 160  # the first 5.1 s; shorter clips have fewer frames (zeros contribute nothing)
 NEAR_THRESHOLD = 0.9
-FINGERPRINT_VERSION = 2  # in the cache key of saved reports: 2 = silence and clicks (issue 23)
+# In the cache key of saved reports: 2 = silence and clicks (issue 23), 3 = shifted copies.
+FINGERPRINT_VERSION = 3
 SILENCE_RATIO = 1e-3  # frames 30 dB below the loudest count as silence (or noise floor)
 SILENCE_LEVEL = 2.0**-15  # no sample above one step of 16-bit audio: digital silence
 # Near duplicates need 5 frames (about 0.2 s) with sound: two distinct 60 ms clicks over a quiet
@@ -68,6 +69,15 @@ class DuplicatePair:
     fold_b: int
     similarity: float
     exact: bool
+    measure: str = "cosine"  # of the signatures; "correlation": a shifted or cropped copy
+    offset_s: float = 0.0  # file_b's audio starts this much later in file_a (correlation)
+
+    def describe(self) -> str:
+        """``exact``, ``near 0.962 (cosine)`` or ``near 0.912 (correlation, shifted 0.25 s)``."""
+        if self.exact:
+            return "exact"
+        shifted = f", shifted {self.offset_s:+.2f} s" if self.measure == "correlation" else ""
+        return f"near {self.similarity:.3f} ({self.measure}{shifted})"
 
 
 @dataclass(frozen=True)
@@ -142,12 +152,12 @@ class LeakageReport:
             out.append(
                 f"  audio: {self.fingerprinted} clips fingerprinted; {exact} exact and "
                 f"{len(self.duplicates) - exact} near duplicate pair(s) across {where}s "
-                f"(cosine >= {self.threshold})"
+                f"(signature cosine >= {self.threshold}, or a shifted or cropped copy at "
+                f"correlation >= {shift.NEAR_THRESHOLD})"
             )
             for d in self.duplicates:
-                kind = "exact" if d.exact else f"near {d.similarity:.3f}"
                 out.append(
-                    f"    {kind}: {d.file_a} ({self.part(d.fold_a)}) ~ {d.file_b} "
+                    f"    {d.describe()}: {d.file_a} ({self.part(d.fold_a)}) ~ {d.file_b} "
                     f"({self.part(d.fold_b)})"
                 )
             if self.silent:
@@ -187,7 +197,8 @@ class LeakageReport:
         if not self.duplicates:
             return
         d = self.duplicates[0]
-        kind = "the same audio" if d.exact else f"near-duplicate audio (cosine {d.similarity:.3f})"
+        near = f"near-duplicate audio ({d.measure} {d.similarity:.3f})"
+        kind = "the same audio" if d.exact else near
         more = f" (and {len(self.duplicates) - 1} more pair(s))" if len(self.duplicates) > 1 else ""
         raise DatasetError(
             f"{self.dataset}: {kind} in {self.part(d.fold_a)} and {self.part(d.fold_b)}: "
@@ -287,19 +298,27 @@ def find_duplicates(
     threshold: float = NEAR_THRESHOLD,
     block: int = 1024,
 ) -> list[DuplicatePair]:
-    """Pairs of clips in different folds with equal digests or signatures at cosine >=
-    ``threshold``, exact pairs first, then by decreasing similarity."""
+    """Pairs of clips in different folds with equal digests, signatures at cosine >=
+    ``threshold``, or shifted / cropped copies at correlation >= ``shift.NEAR_THRESHOLD``
+    (:func:`_shifted_pairs`); exact pairs first, then by decreasing similarity."""
     if len(prints) != len(table):
         raise DatasetError(f"{len(prints)} fingerprints for {len(table)} clips")
     folds = np.asarray([c.fold for c in table.clips])
     pairs: dict[tuple[int, int], DuplicatePair] = {}
 
-    def add(i: int, j: int, sim: float, exact: bool) -> None:
+    def add(i: int, j: int, sim: float, exact: bool, offset_s: float | None = None) -> None:
+        """Clips i and j (j's audio ``offset_s`` later than i's for a shifted pair)."""
         a, b = min(i, j), max(i, j)
         if (a, b) in pairs or folds[a] == folds[b]:
             return
         ca, cb = table.clips[a], table.clips[b]
-        pairs[(a, b)] = DuplicatePair(ca.file, ca.fold, cb.file, cb.fold, sim, exact)
+        if offset_s is None:
+            pairs[(a, b)] = DuplicatePair(ca.file, ca.fold, cb.file, cb.fold, sim, exact)
+        else:
+            late = offset_s if a == i else -offset_s
+            pairs[(a, b)] = DuplicatePair(
+                ca.file, ca.fold, cb.file, cb.fold, sim, False, "correlation", round(late, 3)
+            )
 
     by_digest: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(prints):
@@ -309,7 +328,6 @@ def find_duplicates(
         for x, i in enumerate(members):
             for j in members[x + 1 :]:
                 add(i, j, 1.0, True)
-    _shifted_pairs(prints, folds, add)
     sig = np.stack([p.signature for p in prints])  # (N, D)
     for s in range(0, len(sig), block):
         sims = sig[s : s + block] @ sig.T  # (b, N)
@@ -318,24 +336,33 @@ def find_duplicates(
             i = s + r
             if i < c:
                 add(i, c, float(sims[r, c]), False)
+    _shifted_pairs(prints, folds, set(pairs), add)
     return sorted(pairs.values(), key=lambda d: (not d.exact, -d.similarity, d.file_a, d.file_b))
 
 
 def _shifted_pairs(
-    prints: Sequence[Fingerprint], folds: np.ndarray, add: Callable[[int, int, float, bool], None]
+    prints: Sequence[Fingerprint],
+    folds: np.ndarray,
+    known: set[tuple[int, int]],
+    add: Callable[[int, int, float, bool, float], None],
 ) -> None:
     """Copies shifted in time or cropped (overlapping at least half the shorter clip), found
     by landmark hashes across folds and verified (:mod:`soundtransfer.datasets.fingerprint`);
-    ``add(i, j, score, exact=False)`` for each pair verified at ``shift.NEAR_THRESHOLD``."""
+    ``add(i, j, score, False, seconds j's audio is later)`` for each pair verified at
+    ``shift.NEAR_THRESHOLD``. Pairs in ``known`` (found already) are not verified again."""
     have = [i for i, p in enumerate(prints) if p.landmarks is not None]
     lms = [prints[i].landmarks for i in have]
     marks = [m for m in lms if m is not None]
     if len(marks) < 2:
         return
+    frame_s = shift.HOP * shift.LM_STEP / shift.FP_RATE_HZ  # a landmark frame: 16 ms
     for c in shift.candidate_pairs(marks, [int(folds[i]) for i in have]):
+        i, j = have[c.a], have[c.b]
+        if (min(i, j), max(i, j)) in known:
+            continue
         score = shift.verify(marks[c.a], marks[c.b], c.offset)
         if score >= shift.NEAR_THRESHOLD:
-            add(have[c.a], have[c.b], score, False)
+            add(i, j, score, False, c.offset * frame_s)
 
 
 def class_balance(table: ClipTable) -> str:
