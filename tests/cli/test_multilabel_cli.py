@@ -39,22 +39,24 @@ def labels_csv(esc10_root: Path, dst: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("probe", ["linear", "logistic", "mlp"])
 def test_linear_eval_labels_csv_prints_map_and_stores_thresholds(
-    esc10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    esc10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], probe: str
 ) -> None:
     data = tmp_path / "data"
     data.mkdir()
     listing = labels_csv(esc10_root, data)
     runs = tmp_path / "runs"
     argv = ["linear-eval", str(listing), "--weights", "random", "--arch", "resnet18",
-            "--preset", "cpu", "--set", "epochs=2", "--set", "batch_size=8", "--out",
+            "--preset", "cpu", "--set", "epochs=2", "--set", "batch_size=8",
+            "--set", f"probe={probe}", "--set", "probe_inner_folds=2", "--out",
             str(runs), "--cache", str(tmp_path / "cache"), "--quiet"]  # fmt: skip
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     assert re.search(r"^\s+fixed\s+mAP \d\.\d{3}$", out, re.MULTILINE), out
     assert "test: mAP" in out and "thresholds:" in out
-    run = runs / "own-list" / "resnet18.random" / "linear" / "fixed"
+    run = runs / "own-list" / "resnet18.random" / probe / "fixed"
     final = json.loads((run / "final.json").read_text())
     assert final["task"] == "multi_label" and 0.0 <= final["test_mAP"] <= 1.0
     assert final["classes"] == sorted(CLASSES)  # the negatives' folder is no class

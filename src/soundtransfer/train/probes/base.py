@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from torch import Tensor, nn
 
@@ -41,6 +42,8 @@ __all__ = [
     "check_arrays",
     "holdout_split",
     "inner_splits",
+    "probe_accuracy",
+    "probe_loss",
     "standardise",
 ]
 
@@ -102,14 +105,17 @@ def check_arrays(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     xa = np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=np.float64)
     ya = np.asarray(y.cpu() if isinstance(y, Tensor) else y)
-    if xa.ndim != 2 or ya.shape != (xa.shape[0],) or xa.shape[0] == 0:
+    if xa.ndim != 2 or ya.ndim not in (1, 2) or len(ya) != xa.shape[0] or xa.shape[0] == 0:
         raise ValueError(f"probe: features {xa.shape} and labels {ya.shape} do not match")
     if not np.isfinite(xa).all():
         raise ValueError("probe: non-finite value in the training features")
-    if not np.issubdtype(ya.dtype, np.integer) or ya.min() < 0:
+    if ya.ndim == 2:  # multi-label: (N, K) multi-hot rows
+        if not np.isin(ya, (0, 1)).all():
+            raise ValueError("probe: multi-label targets must be 0 or 1")
+    elif not np.issubdtype(ya.dtype, np.integer) or ya.min() < 0:
         raise ValueError("probe: labels must be non-negative class indices")
     ga = None if groups is None else np.asarray(groups)
-    if ga is not None and ga.shape != ya.shape:
+    if ga is not None and ga.shape != ya.shape[:1]:
         raise ValueError(f"probe: {ga.shape[0]} groups for {ya.shape[0]} rows")
     return xa, ya.astype(np.int64), ga
 
@@ -122,6 +128,8 @@ def inner_splits(
     ``n_splits`` is lowered to what the data allow (the rarest class's count, or the number
     of groups).
     """
+    if y.ndim == 2:  # multi-label: iterative stratification by group
+        return _multilabel_inner_splits(y, groups, n_splits, seed)
     smallest = int(np.bincount(y)[np.unique(y)].min())
     k = min(n_splits, smallest)
     if groups is not None:
@@ -134,6 +142,25 @@ def inner_splits(
         return list(skf.split(dummy, y))
     sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     return list(sgkf.split(dummy, y, groups))
+
+
+def _multilabel_inner_splits(
+    y: np.ndarray, groups: np.ndarray | None, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner folds of multi-hot rows: iterative stratification with groups (fewer folds when
+    there are fewer groups)."""
+    from soundtransfer.datasets.multilabel_folds import iterative_group_folds
+    from soundtransfer.errors import DatasetError
+
+    g = [str(v) for v in (np.arange(len(y)) if groups is None else groups)]
+    k = min(n_splits, len(set(g)))
+    if k < 2:
+        raise ValueError(f"probe: too few groups for {n_splits} inner folds")
+    try:
+        folds = np.asarray(iterative_group_folds(y, g, k, seed).folds)
+    except DatasetError as exc:
+        raise ValueError(f"probe: {exc}") from None
+    return [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(1, k + 1)]
 
 
 def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +186,8 @@ class FitData:
 
     Attributes:
         x: (N, D) float64 embeddings (raw, or standardised where a kind says so).
-        y: (N,) int64 class indices.
+        y: (N,) int64 class indices, or (N, K) multi-hot rows (multi-label: each kind fits
+            one sigmoid per class, binary cross-entropy).
         groups: (N,) recording ids (inner splits never split one), or None.
         num_classes: K.
         seed: seeds the inner splits, initialisation and batch order.
@@ -253,8 +281,8 @@ class FittedProbe(ProbeKind):
         if not isinstance(cfg, self.config_type):
             raise ConfigError(f"the {self.name} probe takes a {self.config_type.__name__}")
         x, y, groups = check_arrays(x_train, y_train, groups_train)
-        k = int(y.max()) + 1 if num_classes is None else num_classes
-        if y.max() >= k:
+        k = y.shape[1] if y.ndim == 2 else (num_classes or int(y.max()) + 1)
+        if y.ndim == 1 and y.max() >= k:
             raise ValueError(f"probe: label {int(y.max())} out of range for {k} classes")
         dev = torch.device(device)
         mean, std = standardise(x)
@@ -314,12 +342,31 @@ class FittedProbe(ProbeKind):
         return Trained(result, spec)
 
 
+def probe_loss(logits: Tensor, y: Tensor, reduction: str = "mean") -> Tensor:
+    """Cross-entropy against class indices (N,), or binary cross-entropy summed over the
+    classes against multi-hot rows (N, K) (one-vs-rest: each class its own logistic)."""
+    if y.dim() == 2:
+        per_row = F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype), reduction="none")
+        total = per_row.sum(1)
+        return total.sum() if reduction == "sum" else total.mean()
+    return F.cross_entropy(logits, y, reduction=reduction)
+
+
+def probe_accuracy(logits: Tensor, y: Tensor) -> float:
+    """Accuracy in % (class indices); multi-label rows: 0 (selection falls to the loss)."""
+    if y.dim() == 2:
+        return 0.0
+    return 100.0 * float((logits.argmax(1) == y).double().mean())
+
+
 def fit_rows(job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows a fitted probe learns from: the training and validation rows (it makes its
     own choices on inner splits grouped by recording), their targets and groups (a clip
     without a group is its own)."""
     table = job.store.table
-    rows = np.concatenate([job.rows[0], job.rows[1]])
+    # multi-label: the validation rows are kept out, its thresholds are chosen on them
+    multi = job.task.name == "multi_label"
+    rows = job.rows[0] if multi else np.concatenate([job.rows[0], job.rows[1]])
     y = job.targets[torch.from_numpy(rows)].numpy()
     groups = np.asarray([table.clips[int(i)].group or f"clip:{int(i)}" for i in rows])
     return rows, y, groups

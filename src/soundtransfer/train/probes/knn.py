@@ -101,6 +101,8 @@ class KNNProbe(FittedProbe):
         return KNNConfig(inner_folds=probe.inner_folds)
 
     def fit_model(self, data: FitData, config: Any) -> tuple[nn.Module, dict[str, Any]]:
+        if data.y.ndim == 2:  # its head votes one class per neighbour
+            raise ConfigError("probe=knn is single-label only; use logistic, mlp or linear")
         k, info = choose_k(data, config)
         x, y, num_classes = data.x, data.y, data.num_classes
         mean, std = standardise(x)

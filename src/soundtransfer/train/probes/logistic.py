@@ -8,16 +8,23 @@ then refitted on all of them. Its head is one ``nn.Linear`` with the standardisa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundtransfer.config import ConfigError
-from soundtransfer.train.probes.base import FitData, FittedProbe, Probe, inner_splits, standardise
+from soundtransfer.train.probes.base import (
+    FitData,
+    FittedProbe,
+    Probe,
+    inner_splits,
+    probe_accuracy,
+    probe_loss,
+    standardise,
+)
 
 if TYPE_CHECKING:
     from soundtransfer.train.config import ProbeConfig
@@ -80,7 +87,7 @@ def _fit_logistic(
 
     def closure() -> Tensor:
         opt.zero_grad()
-        loss = F.cross_entropy(lin(x), y) + l2 * lin.weight.square().sum()
+        loss = probe_loss(lin(x), y) + l2 * lin.weight.square().sum()
         loss.backward()
         return loss
 
@@ -92,7 +99,7 @@ def _fit_logistic(
 def logistic_objective(model: nn.Linear, x: Tensor, y: Tensor, c: float) -> float:
     """scikit-learn's objective ``sum_i CE_i + ||W||^2 / (2 C)`` (bias not penalised)."""
     with torch.no_grad():
-        ce = F.cross_entropy(model(x), y, reduction="sum")
+        ce = probe_loss(model(x), y, reduction="sum")
         return float(ce + model.weight.square().sum() / (2 * c))
 
 
@@ -101,6 +108,8 @@ def fit_logistic(data: FitData, cfg: LogisticConfig) -> tuple[nn.Module, dict[st
     x, y, num_classes = data.x, data.y, data.num_classes
     xt = torch.from_numpy(x).to(device=data.device, dtype=torch.float64)
     yt = torch.from_numpy(y).to(data.device)
+    if y.ndim == 2:  # one-vs-rest: multi-hot rows as float, the log-loss selects C
+        yt, cfg = yt.to(torch.float64), replace(cfg, select="nll")
     cs = sorted(cfg.cs)
     acc = np.zeros((len(cs),))
     nll = np.zeros((len(cs),))
@@ -115,8 +124,8 @@ def fit_logistic(data: FitData, cfg: LogisticConfig) -> tuple[nn.Module, dict[st
             prev, _ = _fit_logistic(xtr, yt[tr], num_classes, c, cfg, prev)
             with torch.no_grad():
                 lv = prev(xva)
-                acc[j] += float((lv.argmax(1) == yt[va]).double().mean()) / len(splits)
-                nll[j] += float(F.cross_entropy(lv, yt[va])) / len(splits)
+                acc[j] += probe_accuracy(lv, yt[va]) / 100.0 / len(splits)
+                nll[j] += float(probe_loss(lv, yt[va])) / len(splits)
     if cfg.select == "nll":
         best = int(np.argmin(nll))
     else:  # best inner accuracy; ties go to the lower inner log-loss

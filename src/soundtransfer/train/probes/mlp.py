@@ -16,11 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from soundtransfer.models.heads import mlp_head
-from soundtransfer.train.probes.base import FitData, FittedProbe, Probe, holdout_split, standardise
+from soundtransfer.train.probes.base import (
+    FitData,
+    FittedProbe,
+    Probe,
+    holdout_split,
+    probe_accuracy,
+    probe_loss,
+    standardise,
+)
 
 if TYPE_CHECKING:
     from soundtransfer.train.config import ProbeConfig
@@ -83,7 +90,7 @@ def _train_mlp(
         model.train()
         for b in _batches(len(y), cfg.batch_size, gen):
             b = b.to(x.device)
-            loss = F.cross_entropy(model(x[b]), y[b])
+            loss = probe_loss(model(x[b]), y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -92,8 +99,8 @@ def _train_mlp(
         model.eval()
         with torch.no_grad():
             lv = model(valid[0])
-            v_loss = float(F.cross_entropy(lv, valid[1]))
-            v_acc = 100.0 * float((lv.argmax(1) == valid[1]).float().mean())
+            v_loss = float(probe_loss(lv, valid[1]))
+            v_acc = probe_accuracy(lv, valid[1])
         if v_loss < best["loss"]:
             best = {"loss": v_loss, "acc": v_acc, "epoch": epoch}
             best["state"] = {n: t.clone() for n, t in model.state_dict().items()}
@@ -114,6 +121,8 @@ def fit_mlp(data: FitData, cfg: MLPConfig) -> tuple[nn.Module, dict[str, Any]]:
     tr, va = holdout_split(y, data.groups, cfg.valid_fraction, seed)
     xt = torch.from_numpy(x).to(device=data.device, dtype=torch.float32)
     yt = torch.from_numpy(y).to(data.device)
+    if y.ndim == 2:  # multi-hot rows: binary cross-entropy per class
+        yt = yt.float()
     mu, sd = standardise(x[tr])
     mu_t, sd_t = torch.from_numpy(mu).to(xt), torch.from_numpy(sd).to(xt)
     xtr, xva = (xt[tr] - mu_t) / sd_t, (xt[va] - mu_t) / sd_t
