@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from soundtransfer.errors import ConfigError
+from soundtransfer.numbers import finite_float
 from soundtransfer.runs.files import save_json
 
 __all__ = [
@@ -94,13 +95,7 @@ def _coerce(name: str, tp: Any, value: Any) -> Any:
             raise ConfigError(f"{name}: expected an integer, got {value!r}")
         return int(f)
     if tp is float:
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
-        if not math.isfinite(x):
-            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
-        return x
+        return finite_float(value, lambda w: ConfigError(f"{name}: expected {w}, got {value!r}"))
     if tp is str:
         return str(value)
     if tp is Path:

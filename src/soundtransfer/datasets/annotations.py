@@ -57,6 +57,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from soundtransfer.errors import ConfigError, DatasetError
+from soundtransfer.numbers import finite_float
 
 __all__ = [
     "LABEL_COLUMNS",
@@ -156,15 +157,12 @@ def _number(value: str, column: str, where: str) -> float:
     text = value.strip()
     if not text:
         raise DatasetError(f"{where}: empty {column}")
-    try:
-        x = float(text)
-    except ValueError:
-        raise DatasetError(
-            f"{where}: {column} {value!r} is not a number (seconds / Hz with a decimal point)"
-        ) from None
-    if not math.isfinite(x):
-        raise DatasetError(f"{where}: {column} {value!r} is not a finite number")
-    return x
+    hint = {"a number": " (seconds / Hz with a decimal point)"}
+
+    def fail(want: str) -> DatasetError:
+        return DatasetError(f"{where}: {column} {value!r} is not {want}{hint.get(want, '')}")
+
+    return finite_float(text, fail)
 
 
 def _span(begin: float, end: float, where: str) -> None:

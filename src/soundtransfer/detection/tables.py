@@ -25,13 +25,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soundtransfer.errors import DatasetError
+from soundtransfer.numbers import finite_float
 from soundtransfer.runs.files import read_text_checked
 
 if TYPE_CHECKING:
@@ -281,13 +281,7 @@ class Detection:
 
 
 def _number(where: str, name: str, text: Any) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise DatasetError(f"{where}: {name} {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise DatasetError(f"{where}: {name} {text!r} is not finite")
-    return value
+    return finite_float(text, lambda want: DatasetError(f"{where}: {name} {text!r} is not {want}"))
 
 
 def _check(d: Detection) -> Detection:
