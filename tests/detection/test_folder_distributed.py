@@ -27,8 +27,11 @@ ARGS = ["--format", "raven", "--combine", "--quiet", "--min-score", "0", "--min-
 SCORE = "Score"
 
 
-def _spawned_rank(rank: int, port: int, bundle: str, src: str, out: str, log: str) -> None:
-    """One rank: ``predict BUNDLE SRC --out OUT`` with every file it writes recorded."""
+def _spawned_rank(
+    rank: int, port: int, bundle: str, src: str, out: str, log: str, extra: str
+) -> None:
+    """One rank: ``predict BUNDLE SRC --out OUT EXTRA...`` (``extra``: JSON list) with every
+    file it writes recorded."""
     import soundtransfer.detection.folder as folder
     from soundtransfer.cli.main import main
 
@@ -49,7 +52,7 @@ def _spawned_rank(rank: int, port: int, bundle: str, src: str, out: str, log: st
 
     folder.atomic_write_text = text  # type: ignore[assignment]
     folder.atomic_write = write  # type: ignore[assignment]
-    code = main(["predict", bundle, src, "--out", out, *ARGS])
+    code = main(["predict", bundle, src, "--out", out, *ARGS, *json.loads(extra)])
     Path(log, f"rank{rank}.json").write_text(json.dumps({"code": code, "written": written}))
 
 
@@ -81,32 +84,41 @@ def _assert_same_table(got: Path, want: Path) -> None:
         assert float(x[SCORE]) == pytest.approx(float(y[SCORE]), abs=1.5e-4)
 
 
+@pytest.mark.parametrize("bad", [False, True], ids=["all-good", "skip-bad"])
 def test_two_ranks_write_each_recording_once_and_match_one_process(
-    recordings: Path, tmp_path: Path, run_as_script: Callable[..., object]
+    bad: bool, recordings: Path, tmp_path: Path, run_as_script: Callable[..., object]
 ) -> None:
     from soundtransfer.cli.main import main
 
     from ..inference.conftest import make_bundle
 
+    extra = ["--skip-bad"] if bad else []
+    if bad:  # an unreadable recording, in whichever rank's share it falls
+        (recordings / "site1" / "broken.wav").write_bytes(b"RIFF" + b"garbage" * 50)
     bundle = make_bundle(tmp_path / "model.pt")
     one, two, log = tmp_path / "one", tmp_path / "two", tmp_path / "log"
     log.mkdir()
-    assert main(["predict", str(bundle), str(recordings), "--out", str(one), *ARGS]) == 0
-    args = (str(_free_port()), str(bundle), str(recordings), str(two), str(log))
+    code = 3 if bad else 0  # 3: finished, some recordings failed (listed in failed.csv)
+    assert main(["predict", str(bundle), str(recordings), "--out", str(one), *ARGS, *extra]) == code
+    args = (str(_free_port()), str(bundle), str(recordings), str(two), str(log), json.dumps(extra))
     run_as_script(Path(__file__), *args)  # the __main__ block: two spawned ranks
     ranks = [json.loads((log / f"rank{r}.json").read_text()) for r in range(WORLD)]
-    assert [r["code"] for r in ranks] == [0, 0]
-    tables = {p.relative_to(one) for p in one.rglob("*.selections.txt")}
-    combined = Path("combined.selections.txt")
-    assert combined in tables and len(tables) == 5  # 4 recordings + the combined table
+    assert [r["code"] for r in ranks] == [code, code]
+    outputs = {p.relative_to(one) for p in one.rglob("*") if p.is_file()}
+    combined, failed = Path("combined.selections.txt"), Path("failed.csv")
+    assert combined in outputs and (failed in outputs) == bad
+    assert len(outputs) == 5 + bad  # 4 recordings' tables + the combined one (+ failed.csv)
     shares = [[Path(p).relative_to(two) for p in r["written"]] for r in ranks]
     assert all(shares[r] for r in range(WORLD))  # both ranks worked
     every = [p for s in shares for p in s]
-    assert sorted(every) == sorted(tables)  # each table written exactly once, nothing else
-    assert combined in shares[0]  # rank 0 writes the combined table
-    assert {p.relative_to(two) for p in two.rglob("*") if p.is_file()} == tables
-    for rel in tables:
+    assert sorted(every) == sorted(outputs)  # each file written exactly once, nothing else
+    assert combined in shares[0] and (failed in shares[0]) == bad  # by rank 0
+    assert {p.relative_to(two) for p in two.rglob("*") if p.is_file()} == outputs
+    for rel in outputs - {failed}:
         _assert_same_table(two / rel, one / rel)
+    if bad:  # the same row, naming the broken file (its path and reason: the same text)
+        assert (two / failed).read_text() == (one / failed).read_text()
+        assert "broken.wav" in (two / failed).read_text()
 
 
 if __name__ == "__main__":  # the ranks of test_two_ranks_write_each_recording_once_...
