@@ -6,7 +6,7 @@ calibrated on ``--calibration`` clips of the training folds), then both run by o
 on every clip of the test fold: top-1 agreement int8 vs float, and each one's accuracy. The
 issue's bar for keeping an int8 path: agreement and accuracy within 0.5 points of float.
 
-    .venv/bin/python benchmarks/int8_agreement.py BUNDLE [--root ../shared/data/esc10]
+    .venv/bin/python benchmarks/studies/int8_agreement.py BUNDLE [--root ../shared/data/esc10]
         [--test-fold 1] [--calibration 64]
 
 BUNDLE: a model.pt trained on the other folds (e.g. ``soundtransfer train esc10 --arch
