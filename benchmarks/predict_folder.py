@@ -17,7 +17,12 @@ Each measurement runs in a fresh process (``ru_maxrss`` its own), model loading 
 from the timings.
 
     .venv/bin/python benchmarks/predict_folder.py [--recordings 20] [--minutes 10] [--hop 1]
-        [--threads 2] [--repeats 3]
+        [--threads 2] [--repeats 3] [--batch-size 8] [--prefetch]
+    .venv/bin/python benchmarks/predict_folder.py --profile --recordings 2 --minutes 2
+
+``--profile``: instead, one run under cProfile, and each stage's share of it (decode and
+resample, the sliced front end, the network, events, tables and writing): where the time
+beyond the bare network goes. Shares only, so usable on a shared machine.
 
 Data: ../shared/data/esc10. Ends with one summary line.
 """
@@ -57,8 +62,11 @@ def _make_folder(folder: Path, recordings: int, minutes: float) -> float:
     return recordings * n / RATE
 
 
-def _folder_run(bundle: str, folder: str, out: str, hop: float, batch: int, threads: int) -> Any:
-    """In a child: predict over ``folder`` into a fresh ``out`` (Raven tables and combined)."""
+def _folder_run(
+    bundle: str, folder: str, out: str, hop: float, batch: int, threads: int, prefetch: bool
+) -> Any:
+    """In a child: predict over ``folder`` into a fresh ``out`` (Raven tables and combined);
+    ``prefetch``: the next batch's images computed in a thread while the network runs."""
     _threads(threads)
     from soundtransfer.detection.folder import FolderOptions, FolderRun
     from soundtransfer.detection.tables import COMBINED
@@ -66,7 +74,8 @@ def _folder_run(bundle: str, folder: str, out: str, hop: float, batch: int, thre
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    predictor = Predictor(Path(bundle), PredictConfig(hop_s=hop, batch_size=batch))
+    config = PredictConfig(hop_s=hop, batch_size=batch, prefetch=prefetch)
+    predictor = Predictor(Path(bundle), config)
     load = time.perf_counter() - t0
     windows = 0
     real = predictor.predict_file
@@ -87,6 +96,58 @@ def _folder_run(bundle: str, folder: str, out: str, hop: float, batch: int, thre
             "tables": tables, "rss_mb": peak_rss_mb()}  # fmt: skip
 
 
+#: Stages of a run, as (file name, function) of cProfile's entries (cumulative time).
+STAGES = {
+    "decode + resample (stream_audio)": ("stream.py", "stream_audio"),
+    "cutting windows (window_batches, less decoding)": ("stream.py", "window_batches"),
+    "front end (SlicedFrontEnd.images)": ("stream.py", "images"),
+    "network (traced)": ("jit.py", "__call__"),
+    "events (EventTracker.add)": ("timeline.py", "add"),
+    "tables (render)": ("tables.py", "render"),
+    "writing (atomic_write_text)": ("files.py", "atomic_write_text"),
+}
+
+
+def _profile(bundle: str, folder: str, out: str, hop: float, batch: int, threads: int) -> Any:
+    """In a child: one folder run under cProfile; each stage's share of the run's time."""
+    import cProfile
+    import pstats
+
+    _threads(threads)
+    from soundtransfer.detection.folder import FolderOptions, FolderRun
+    from soundtransfer.inference.predict import PredictConfig, Predictor
+
+    predictor = Predictor(Path(bundle), PredictConfig(hop_s=hop, batch_size=batch))
+    run = FolderRun(predictor, FolderOptions("raven", Path(out), combine=True), [Path(bundle)])
+    prof = cProfile.Profile()
+    prof.runcall(run.run, [Path(folder)])
+    stats: dict[Any, Any] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    cum = {(Path(f).name, name): ct for (f, _line, name), (_c, _n, _t, ct, _) in stats.items()}
+    total = max(cum.values())
+    shares = {stage: cum.get(key, 0.0) / total for stage, key in STAGES.items()}
+    decode, cut = list(STAGES)[:2]
+    shares[cut] -= shares[decode]  # window_batches pulls the decoded blocks: not twice
+    return shares
+
+
+def _print_profile(args: argparse.Namespace) -> None:
+    """``--profile``: each stage's share of one run over a fresh folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        _make_folder(d / "recordings", args.recordings, args.minutes)
+        in_child(_make_bundle, str(d / "model.pt"), args.arch, "")
+        run = (str(d / "model.pt"), str(d / "recordings"), str(d / "out"), args.hop)
+        shares = in_child(_profile, *run, args.batch_size, args.threads)
+    print(
+        f"predict over a folder under cProfile: {args.recordings} x {args.minutes:g} min, "
+        f"{args.arch}, hop {args.hop:g} s, {args.threads} thread(s), batch {args.batch_size}"
+    )
+    for stage, share in shares.items():
+        print(f"  {stage:48s} {100 * share:5.1f} % of the run")
+    rest = 100 * (1 - sum(shares.values()))
+    print(f"SUMMARY predict_folder --profile: {rest:.1f} % of the run outside these stages")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--recordings", type=int, default=20)
@@ -96,7 +157,14 @@ def main() -> None:
     parser.add_argument("--arch", default="efficientnet_lite0")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds")
+    parser.add_argument(
+        "--prefetch", action="store_true", help="images of the next batch in a thread"
+    )
+    parser.add_argument("--profile", action="store_true", help="stage shares (cProfile) only")
     args = parser.parse_args()
+    if args.profile:
+        _print_profile(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         audio_s = _make_folder(d / "recordings", args.recordings, args.minutes)
@@ -104,14 +172,14 @@ def main() -> None:
         bundle = str(d / "model.pt")
         in_child(_make_bundle, bundle, args.arch, "")
         b, th = args.batch_size, args.threads
-        run = (bundle, str(d / "recordings"), str(d / "out"), args.hop, b, th)
+        run = (bundle, str(d / "recordings"), str(d / "out"), args.hop, b, th, args.prefetch)
         first = in_child(_folder_run, *run)  # also: how many windows the floor runs
         ours, bare = interleaved(
             [lambda: in_child(_folder_run, *run),
              lambda: in_child(_floor, bundle, first["windows"], b, th, True)],
             args.repeats,
         )  # fmt: skip
-        small = in_child(_folder_run, bundle, str(d / "small"), str(d / "out2"), args.hop, b, th)
+        small = in_child(_folder_run, bundle, str(d / "small"), str(d / "out2"), *run[3:])
     hours = audio_s / 3600
     per_min = [hours / (r["seconds"] / 60) for r in ours]
     ratios = [o["seconds"] / f["seconds"] for o, f in zip(ours, bare, strict=True)]
@@ -119,6 +187,7 @@ def main() -> None:
     lines = [
         f"predict over a folder: {args.recordings} recordings x {args.minutes:g} min "
         f"({hours:.2f} h), {args.arch}, hop {args.hop:g} s, {th} thread(s), batch {b}, "
+        f"{'prefetch, ' if args.prefetch else ''}"
         f"{first['windows']} windows, {first['tables']} Raven tables + combined written",
         f"  ours (FolderRun, all outputs): h of audio per wall minute {Spread.of(per_min).show()}"
         f" (target >= {TARGET_H_PER_MIN:g}: "
