@@ -95,7 +95,7 @@ def test_fold_errors(labels: list[int], groups: list[str], n: int, text: str) ->
 def test_split_errors() -> None:
     with pytest.raises(DatasetError, match="summing to 1"):
         group_split([0, 1] * 5, [str(i) for i in range(10)], (0.5, 0.5, 0.5))
-    with pytest.raises(DatasetError, match="fewer than the 3.*train, valid and test"):
+    with pytest.raises(DatasetError, match=r"fewer than the 3.*train, valid and test"):
         group_split([0, 0, 0, 1, 1], list("abcde"), (0.6, 0.2, 0.2))
 
 
