@@ -474,3 +474,45 @@ def test_spreadsheet_csv_is_accepted(
         assert err == ""
     else:
         assert err.count("\n") == 1 and note in err and str(meta) in err
+
+
+# --- leak3 (issue 24 point 1): --group-level ------------------------------------------------
+
+
+def _own_tree(tmp: Path, esc10_root: Path) -> Path:
+    """``tmp/in/tree/<class>/<recording>/take<k>.wav``: 2 classes x 2 recordings x 2 real
+    ESC-10 clips each, no recording id in the names (as most own data is named)."""
+    lines = (esc10_root / "meta" / "esc50.csv").read_text().splitlines()[1:]
+    rows = [r.split(",") for r in lines if ",True," in r]
+    root = tmp / "in" / "tree"
+    for label in sorted({r[3] for r in rows})[:2]:
+        files = [r[0] for r in rows if r[3] == label][:4]
+        for k, name in enumerate(files):
+            folder = root / label / f"rec{k // 2}"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(esc10_root / "audio" / name, folder / f"take{k % 2}.wav")
+    return root
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_group_level_below_one_is_one_line_exit_2(
+    value: str, tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = _own_tree(tmp_path, esc10_root)
+    code = main([*_own_features(root, tmp_path), "--n-folds", "2", "--group-level", value])
+    _, err = capfd.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "--group-level" in err, err
+
+
+def test_group_level_groups_a_folder_tree_and_drops_the_own_group_note(
+    tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = _own_tree(tmp_path, esc10_root)
+    assert main([*_own_features(root, tmp_path), "--n-folds", "2"]) == 0
+    plain = "".join(capfd.readouterr())
+    assert "their own group" in plain and "--group-level" in plain
+    argv = [*_own_features(root, tmp_path / "b"), "--n-folds", "2", "--group-level", "1"]
+    assert main(argv) == 0
+    grouped = "".join(capfd.readouterr())
+    assert "their own group" not in grouped, grouped
+    assert "groups = folder level 1 below the class (8 of 8 files)" in grouped, grouped

@@ -95,5 +95,13 @@ def test_fold_errors(labels: list[int], groups: list[str], n: int, text: str) ->
 def test_split_errors() -> None:
     with pytest.raises(DatasetError, match="summing to 1"):
         group_split([0, 1] * 5, [str(i) for i in range(10)], (0.5, 0.5, 0.5))
-    with pytest.raises(DatasetError, match="fewer than the 3"):
+    with pytest.raises(DatasetError, match=r"fewer than the 3.*train, valid and test"):
         group_split([0, 0, 0, 1, 1], list("abcde"), (0.6, 0.2, 0.2))
+
+
+def test_too_few_clips_or_groups_name_the_option() -> None:
+    """Issue 24 point 5: "choose fewer folds" did not say which option chooses them."""
+    with pytest.raises(DatasetError, match=r"fewer than the 5 folds.*--n-folds"):
+        stratified_group_folds([0, 0, 0, 1, 1, 1], list("abcdef"), 5)
+    with pytest.raises(DatasetError, match=r"only 2 group\(s\).*--n-folds"):
+        stratified_group_folds([0, 1] * 5, list("aabbaabbaa"), 5)

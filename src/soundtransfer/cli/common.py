@@ -79,6 +79,15 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
         help="one train/valid/test split of these fractions instead of k folds, e.g. 0.7,0.15,0.15",
     )
     g.add_argument(
+        "--group-level",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a folder tree ROOT/<class>/<a>/<b>/...: the folder N levels below the class "
+        "folder is the group (1: <a>); files of one group stay in one fold (default: "
+        "ROOT/groups.csv if present, else the recording id in the names)",
+    )
+    g.add_argument(
         "--allow-duplicates",
         action="store_true",
         help="the same or nearly the same audio in two folds is an error (it inflates the "
@@ -142,7 +151,12 @@ def open_store(
 
     if args.n_folds < 2:
         raise ConfigError(f"--n-folds must be at least 2, got {args.n_folds}")
-    read = ReadOptions(n_folds=args.n_folds, seed=args.fold_seed, split=parse_split(args.split))
+    level = getattr(args, "group_level", None)
+    if level is not None and level < 1:
+        raise ConfigError(f"--group-level must be at least 1, got {level}")
+    read = ReadOptions(
+        n_folds=args.n_folds, seed=args.fold_seed, split=parse_split(args.split), group_level=level
+    )
     build = replace(build or BuildOptions(), skip_bad=args.skip_bad, progress=progress(args))
     return dataset_store(
         args.dataset,

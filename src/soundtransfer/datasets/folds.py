@@ -161,7 +161,13 @@ class FoldAssignment:
         return out
 
 
-def _check_labels(labels: Sequence[int], class_names: Sequence[str] | None, n_min: int) -> None:
+# What a user can do about too few clips or groups for k folds (the option, not only the idea).
+FEWER_FOLDS = "add clips or choose fewer folds (--n-folds N, at least 2)"
+
+
+def _check_labels(
+    labels: Sequence[int], class_names: Sequence[str] | None, n_min: int, fix: str
+) -> None:
     counts = Counter(labels)
     if len(counts) < 2:
         only = class_names[labels[0]] if class_names and labels else (labels[0] if labels else None)
@@ -170,8 +176,7 @@ def _check_labels(labels: Sequence[int], class_names: Sequence[str] | None, n_mi
         if n < n_min:
             name = class_names[label] if class_names else label
             raise DatasetError(
-                f"class {name!r} has {n} clip(s), fewer than the {n_min} folds/parts: "
-                "add clips or choose fewer folds"
+                f"class {name!r} has {n} clip(s), fewer than the {n_min} folds/parts: {fix}"
             )
 
 
@@ -205,10 +210,12 @@ def stratified_group_folds(
         raise DatasetError(f"{len(labels)} labels but {len(groups)} groups")
     if n_folds < 2:
         raise DatasetError(f"n_folds must be at least 2, got {n_folds}")
-    _check_labels(labels, class_names, n_folds)
+    _check_labels(labels, class_names, n_folds, FEWER_FOLDS)
     n_groups = len(set(groups))
     if n_groups < n_folds:
-        raise DatasetError(f"only {n_groups} group(s) (recordings) for {n_folds} folds")
+        raise DatasetError(
+            f"only {n_groups} group(s) (recordings) for {n_folds} folds: {FEWER_FOLDS}"
+        )
     y = np.asarray(labels)
     codes = {g: i for i, g in enumerate(sorted(set(groups)))}
     g = np.asarray([codes[x] for x in groups])
@@ -251,7 +258,7 @@ def group_split(
         raise DatasetError(f"{len(labels)} labels but {len(groups)} groups")
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
         raise DatasetError(f"split fractions must be 3 positive numbers summing to 1: {fractions}")
-    _check_labels(labels, class_names, 3)
+    _check_labels(labels, class_names, 3, "add clips (train, valid and test need one each)")
     classes = sorted(set(labels))
     col = {c: i for i, c in enumerate(classes)}
     members: dict[str, list[int]] = defaultdict(list)

@@ -549,7 +549,7 @@ def _singleton_note(groups: Sequence[str], layout: str) -> tuple[str, ...]:
         return ()
     how = (
         f"ROOT/{GROUPS_FILE} (columns file, group; file relative to ROOT) or a group level "
-        "of the tree (ROOT/<class>/<group>/...: ReadOptions.group_level)"
+        "of the tree (ROOT/<class>/<group>/...: --group-level 1)"
         if layout == "folder"
         else "a 'group' column"
     )
