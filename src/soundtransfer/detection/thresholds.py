@@ -87,7 +87,8 @@ def read_thresholds(path: Path, classes: Sequence[str] | None = None) -> dict[st
 
     Raises:
         ConfigError: unreadable, missing columns, a column or JSON key given twice, a bad
-            number, a class listed twice or not a class of the bundle (the message names the file and line).
+            number, a class listed twice or not a class of the bundle (the message names the
+            file and line).
     """
     path = Path(path)
     text = read_text_checked(path, ConfigError, "thresholds file", encoding="utf-8-sig")
