@@ -516,3 +516,119 @@ def test_group_level_groups_a_folder_tree_and_drops_the_own_group_note(
     grouped = "".join(capfd.readouterr())
     assert "their own group" not in grouped, grouped
     assert "groups = folder level 1 below the class (8 of 8 files)" in grouped, grouped
+
+# --- defects3 (issue 23: outputs equal to inputs, the streamed reader, a failed extraction;
+# hostile thresholds files and marked review CSVs) --------------------------------------------
+
+
+def predict_out_is_the_recording(tmp: Path, esc10_root: Path) -> Bad:
+    """Defect 1: ``predict M clip.wav --out clip.wav`` truncated the recording to 0 bytes."""
+    argv = _predict(tmp, esc10_root)
+    clip = argv[2]
+    argv[argv.index("--out") + 1] = clip
+    return Bad(argv, rf"--out {re.escape(clip)} is an input")
+
+
+def predict_out_is_the_bundle(tmp: Path, esc10_root: Path) -> Bad:
+    """Defect 1: ``predict model.pt clip.wav --out model.pt`` replaced the bundle, exit 0."""
+    argv = _predict(tmp, esc10_root)
+    argv[argv.index("--out") + 1] = argv[1]
+    return Bad(argv, rf"--out {re.escape(argv[1])} is an input")
+
+
+def predict_truncated_mp3(tmp: Path, esc10_root: Path) -> Bad:
+    """Defect 5: predict's streamed reader classified the first half of a cut MP3, exit 0."""
+    argv = _predict(tmp, esc10_root)
+    whole, cut = tmp / "whole.mp3", tmp / "in" / "cut.mp3"
+    sf.write(whole, *sf.read(argv[2], dtype="float32"))
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    argv[2] = str(cut)
+    return Bad(argv, rf"{cut}: truncated file")
+
+
+def download_unreadable_dataset(tmp: Path, esc10_root: Path) -> Bad:
+    """Defect 17: a download whose extracted tree is not a readable dataset left the extracted
+    files in ``--root``; only the fetched archive may stay (ALLOWED_LEFTOVERS)."""
+    member = tarfile.TarInfo("ESC-50-master/meta/esc50.csv")
+    text = b"filename,fold,target,category,esc10,src_file,take\nnone.ogg,1,0,dog,True,1,A\n"
+    member.size = len(text)
+    archive = tmp / "in" / "ESC-50-master.tar.gz"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.addfile(member, io.BytesIO(text))
+    root = tmp / "out" / "root"
+    argv = ["download", "esc10", "--root", str(root), "--url", archive.as_uri(), "--quiet"]
+    return Bad(argv, rf"{archive.name}: extracted, but not a readable esc10")
+
+
+def _marked_csv(text: str, culprit: str, out: str = "t.csv") -> Callable[[Path, Path], Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        marked = tmp / "in" / "marked.csv"
+        marked.parent.mkdir(parents=True, exist_ok=True)
+        marked.write_text(text)
+        argv = ["review", "--marked", str(marked), "--out", str(tmp / "out" / out)]
+        return Bad(argv, culprit.format(re.escape(str(marked))))
+
+    return case
+
+
+MARKED = "id,class,score,mark\n1,dog,0.9,yes\n2,dog,0.2,no\n"
+
+DEFECTS3: dict[str, Callable[[Path, Path], Bad]] = {
+    "predict: --out is the input recording": predict_out_is_the_recording,
+    "predict: --out is the bundle": predict_out_is_the_bundle,
+    "predict: truncated mp3": predict_truncated_mp3,
+    "download: extracted tree not a dataset": download_unreadable_dataset,
+    # csv keeps the first copy of a column and json the last copy of a key, without a word.
+    "predict: thresholds column twice": _thresholds_file(
+        "t.csv", "class,threshold,threshold\na,0.5,0.9\n", r"{}: column\(s\) \['threshold'\] appear"
+    ),
+    "predict: thresholds JSON key twice": _thresholds_file(
+        "t.json", '{"thresholds": {"a": 0.1, "a": 0.9}}', r"{}: key 'a' is given twice"
+    ),
+    "review: marked column twice": _marked_csv(
+        "id,class,score,mark,mark\n1,dog,0.9,yes,no\n", r"{}: column\(s\) \['mark'\] appear"
+    ),
+    # 1e308 reached matplotlib and died there (singular matrix traceback).
+    "review: marked score 1e308": _marked_csv(
+        MARKED.replace("0.9", "1e308"), r"{}: line 2: score '1e308' is not in \[0, 1\]"
+    ),
+    "review: marked row without a class": _marked_csv(
+        MARKED.replace("dog", "", 1), r"{}: line 2: a marked row without a class"
+    ),
+    # The figure is --out with .png: the thresholds would overwrite their own figure.
+    "review: --out ends in .png": _marked_csv(
+        MARKED, r"t\.png: the thresholds file needs", "t.png"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DEFECTS3))
+def test_defects3_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: str,
+    tmp_path: Path,
+    esc10_root: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same checks as the main test (exit 2, one line, inputs unchanged, no leftovers)."""
+    if "mp3" in case and "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    monkeypatch.setitem(CASES, case, DEFECTS3[case])
+    test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, esc10_root, capfd)
+
+
+def test_defects3_predict_out_inside_the_input_folder_reads_no_results(
+    tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An --out folder inside the walked input folder is allowed (it is not an input), and a
+    second run over the same folder finds the same recordings: results are never read as audio."""
+    argv = _predict(tmp_path, esc10_root)
+    inside = tmp_path / "in" / "results"
+    argv[2] = str(tmp_path / "in")  # the folder holding clip.ogg (and model.pt: not audio)
+    argv[argv.index("--out") + 1] = str(inside)
+    for _ in range(2):
+        assert main(argv) == 0
+        err = capfd.readouterr().err
+        assert "1 recording(s)" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in inside.rglob("*")) == ["clip.selections.txt"]

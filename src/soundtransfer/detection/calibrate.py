@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from soundtransfer.detection.review import SCORES_CSV
-from soundtransfer.errors import ConfigError, DatasetError
+from soundtransfer.errors import ConfigError, DatasetError, OutputError
 from soundtransfer.runs.files import atomic_write, atomic_write_text, refuse_input_as_output
 
 YES = ("yes", "y", "1", "true")
@@ -73,7 +73,8 @@ def read_marks(path: Path) -> tuple[dict[str, list[tuple[float, int]]], list[str
     (marked or not).
 
     Raises:
-        DatasetError: missing, no ``class``/``score``/``mark`` column, a bad score or mark
+        DatasetError: missing, no ``class``/``score``/``mark`` column, a column given twice,
+            a bad mark, a score that is not a number in [0, 1], a marked row without a class
             (named by line), or no row marked at all.
     """
     try:
@@ -86,11 +87,15 @@ def read_marks(path: Path) -> tuple[dict[str, list[tuple[float, int]]], list[str
     missing = [c for c in ("class", "score", "mark") if c not in (reader.fieldnames or [])]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {missing} (a review.csv of review)")
+    header = list(reader.fieldnames or [])
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:  # csv.DictReader keeps the last copy without a word; which one is meant is a guess
+        raise DatasetError(f"{path}: column(s) {twice} appear twice in the header")
     marks: dict[str, list[tuple[float, int]]] = {}
     names: list[str] = []
     for line, row in enumerate(reader, start=2):
         label, mark = (row["class"] or "").strip(), (row["mark"] or "").strip().lower()
-        if label not in names:
+        if label and label not in names:
             names.append(label)
         if not mark:
             continue
@@ -102,8 +107,10 @@ def read_marks(path: Path) -> tuple[dict[str, list[tuple[float, int]]], list[str
             raise DatasetError(
                 f"{path}: line {line}: score {row['score']!r} is not a number"
             ) from None
-        if not math.isfinite(score):
-            raise DatasetError(f"{path}: line {line}: score {row['score']!r} is not finite")
+        if not 0.0 <= score <= 1.0:  # predict's scores are probabilities (softmax or sigmoid)
+            raise DatasetError(f"{path}: line {line}: score {row['score']!r} is not in [0, 1]")
+        if not label:
+            raise DatasetError(f"{path}: line {line}: a marked row without a class")
         marks.setdefault(label, []).append((score, int(mark in YES)))
     if not marks:
         raise DatasetError(f"{path}: no row is marked yes or no (mark the 'mark' column)")
@@ -227,9 +234,13 @@ def write_thresholds(marked: Path, target: float, out: Path) -> tuple[Fit, Path]
     """Fit, then write ``out`` (the thresholds file) and its figure ``out`` with ``.png``.
 
     Raises:
-        OutputError: ``out`` or the figure is the marked CSV.
+        OutputError: ``out`` or the figure is the marked CSV, or ``out`` ends in ``.png``
+            (it would be its own figure).
     """
     figure = Path(out).with_suffix(".png")
+    if figure == Path(out):
+        raise OutputError(f"--out {out}: the thresholds file needs another name than its figure "
+                          "(the figure is --out with .png); use e.g. thresholds.csv")  # fmt: skip
     inputs = [marked, Path(marked).parent / SCORES_CSV]
     refuse_input_as_output(out, inputs)
     refuse_input_as_output(figure, inputs, option="the figure")

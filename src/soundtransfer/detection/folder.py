@@ -28,6 +28,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from soundtransfer import distributed as D
+from soundtransfer.audio.io import check_before_decoding
 from soundtransfer.datasets.own import AUDIO_EXTENSIONS
 from soundtransfer.detection.tables import COMBINED, SUFFIXES, Combiner, Source, render
 from soundtransfer.errors import AudioError, ConfigError, DatasetError, OutputError
@@ -88,12 +89,11 @@ def header_seconds(path: Path) -> float:
     table's offsets use; decoding checks the rest).
 
     Raises:
-        AudioError: missing, empty or without a readable audio header.
+        AudioError: missing, empty, a cut MP3, or without a readable audio header.
     """
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+    # The checks the decoder runs, first: opening a cut MP3 makes mpg123 print a warning
+    # straight to stderr (fd 2), a second line before our error.
+    check_before_decoding(path)
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as exc:

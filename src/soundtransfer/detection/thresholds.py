@@ -38,6 +38,9 @@ def _read_csv(path: Path, text: str) -> dict[str, tuple[float, str]]:
     missing = [c for c in ("class", "threshold") if c not in header]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {missing} (a header 'class,threshold')")
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:  # which copy holds the threshold is a guess: refuse rather than pick one
+        raise ConfigError(f"{path}: column(s) {twice} appear twice in the header")
     ci, ti = header.index("class"), header.index("threshold")
     out: dict[str, tuple[float, str]] = {}
     for line, row in enumerate(rows, start=2):
@@ -53,9 +56,20 @@ def _read_csv(path: Path, text: str) -> dict[str, tuple[float, str]]:
     return out
 
 
+def _unique_keys(path: Path, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key given twice is an error (``json`` keeps the last
+    silently, so a class listed twice would lose one of its thresholds without a word)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ConfigError(f"{path}: key {key!r} is given twice")
+        seen[key] = value
+    return seen
+
+
 def _read_json(path: Path, text: str) -> dict[str, tuple[float, str]]:
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=lambda pairs: _unique_keys(path, pairs))
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     table = obj.get("thresholds") if isinstance(obj, dict) else None
@@ -72,8 +86,9 @@ def read_thresholds(path: Path, classes: Sequence[str] | None = None) -> dict[st
         classes: the bundle's classes; a threshold for another name is an error.
 
     Raises:
-        ConfigError: unreadable, missing columns, a bad number, a class listed twice or not
-            a class of the bundle (the message names the file and line).
+        ConfigError: unreadable, missing columns, a column or JSON key given twice, a bad
+            number, a class listed twice or not a class of the bundle (the message names the
+            file and line).
     """
     path = Path(path)
     text = read_text_checked(path, ConfigError, "thresholds file", encoding="utf-8-sig")
