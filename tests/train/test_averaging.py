@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from soundtransfer.config import ConfigError
+from soundtransfer.datasets.clips import Split
 from soundtransfer.features import FeatureStore
 from soundtransfer.runs import Precision
 from soundtransfer.train import get_preset, run_split
@@ -117,9 +118,17 @@ def test_averaged_model_is_reported_and_saved_and_training_is_unchanged(
     assert_predicts(logits, out["predictions"])  # the reported test score is the average's
 
 
+def with_valid(store: FeatureStore) -> Split:
+    """Fold 1 of the tiny store with every 4th training clip as valid rows (carving by
+    recording is not possible there: some classes have one recording in the training fold)."""
+    base = store.table.splits()[0]
+    valid = base.train[::4]
+    return Split("fixed", tuple(i for i in base.train if i not in valid), base.test, valid)
+
+
 def test_best_val_reports_the_final_epoch_beside(tiny_store: FeatureStore, tmp_path: Path) -> None:
-    split = tiny_store.table.splits()[0]
-    cfg = get_preset("recipe", ["epochs=3", "batch_size=8", "val_fraction=0.25", "select=best_val"])
+    split = with_valid(tiny_store)
+    cfg = get_preset("recipe", ["epochs=3", "batch_size=8"])
     out = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path, progress=False)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     best = max(lines, key=lambda r: r["val_acc"])  # the first best: ties keep the earlier
@@ -202,3 +211,42 @@ def test_average_resumes_exactly_from_the_checkpoint(
     assert resumed == straight
     for k, v in _saved_state(tmp_path / "a").items():
         assert torch.equal(v, _saved_state(tmp_path / "b")[k])
+
+
+def test_recipe_selects_on_validation_and_paper_keeps_the_final_epoch() -> None:
+    recipe, paper = get_preset("recipe"), get_preset("paper")
+    assert (recipe.select, recipe.val_fraction) == ("best_val", 0.2)
+    assert (paper.select, paper.val_fraction, paper.average_last, paper.tta) == ("last", 0, 0, 1)
+
+
+def test_valid_rows_are_used_whole_and_training_rows_stay_whole(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    split = with_valid(tiny_store)
+    valid = split.valid
+    cfg = get_preset("recipe", ["epochs=2", "batch_size=8"])
+    out = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path, progress=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["n_train"] == len(split.train) and config["n_valid"] == len(valid)
+    assert out["selection_lines"][0] == f"validation: the split's {len(valid)} valid clips"
+    assert out["selected"] == "best_val" and "final_epoch" in out
+
+
+def test_no_carvable_validation_falls_back_to_the_final_epoch_and_says_so(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    table, base = tiny_store.table, tiny_store.table.splits()[0]
+    lone = table.clips[base.train[0]]  # keep one recording of this class in training
+    train = tuple(
+        i for i in base.train
+        if table.clips[i].label != lone.label or table.clips[i].group == lone.group
+    )  # fmt: skip
+    split = Split("lone", train, base.test)
+    cfg = get_preset("recipe", ["epochs=1", "batch_size=8", "warmup_epochs=0"])
+    out = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path, progress=False)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["n_train"] == len(train) and config["n_valid"] == 0
+    assert config["train"]["select"] == "last"
+    assert out["selected"] == "final_epoch"
+    assert repr(table.classes[lone.label]) in out["selection_lines"][0]
+    assert "select=last" in out["selection_lines"][0]

@@ -83,7 +83,9 @@ RECIPE_RESUME = ("epochs=3", "batch_size=8", "warmup_epochs=1", "ema_decay=0.9",
 def test_finetune_resume_after_kill_gives_the_same_result(
     tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preset: str
 ) -> None:
-    split = tiny_store.table.splits()[0]
+    from .test_averaging import with_valid
+
+    split = tiny_store.table.splits()[0] if preset == "cpu" else with_valid(tiny_store)
     cfg = _cfg(epochs=3, batch_size=8) if preset == "cpu" else get_preset(preset, RECIPE_RESUME)
     straight = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "a", progress=False)
 
