@@ -474,3 +474,16 @@ def test_spreadsheet_csv_is_accepted(
         assert err == ""
     else:
         assert err.count("\n") == 1 and note in err and str(meta) in err
+
+
+# --- avg (issue 22): predict --tta and the ensemble command ---------------------------------
+
+
+def test_avg_predict_bad_tta_is_one_line_exit_2(
+    tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bundle = make_bundle(tmp_path / "model.pt")
+    clip = sorted((esc10_root / "audio").glob("*.ogg"))[0]
+    assert main(["predict", str(bundle), str(clip), "--tta", "-3"]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "--tta must be at least 1" in err
