@@ -487,3 +487,20 @@ def test_avg_predict_bad_tta_is_one_line_exit_2(
     assert main(["predict", str(bundle), str(clip), "--tta", "-3"]) == 2
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "--tta must be at least 1" in err
+
+
+def test_avg_ensemble_of_a_damaged_run_is_one_line_exit_2(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cells = []
+    for name in ("a", "b"):
+        cell = tmp_path / name / "ds" / "x.imagenet" / "finetune"
+        (cell / "fold1").mkdir(parents=True)
+        cells.append(cell)
+    (cells[0] / "fold1" / "final.json").write_text('{"test_acc": 50.0, "labels": [0], ')
+    (cells[1] / "fold1" / "final.json").write_text("{}")
+    assert main(["ensemble", *map(str, cells)]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and str(cells[0] / "fold1" / "final.json") in err
+    assert main(["ensemble", str(cells[1]), "--out", str(cells[1])]) == 2  # output = input
+    assert capfd.readouterr().err.count("\n") == 1
