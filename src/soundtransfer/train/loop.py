@@ -306,14 +306,23 @@ def train_epoch(
     }
 
 
-def _resume(
-    ctx: RunContext,
-    scaler: torch.amp.GradScaler,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    ema: ModelEma | None,
-    average: WeightAverage | None,
-    best: dict[str, Any],
-) -> tuple[int, dict[str, Any]]:
+@dataclass
+class _Resumable:
+    """What ``last.pt`` holds besides the model and the optimiser (each None when off)."""
+
+    scaler: torch.amp.GradScaler
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    ema: ModelEma | None
+    average: WeightAverage | None
+
+    def parts(self) -> dict[str, Any]:
+        """``last.pt`` key -> the part (those that are on)."""
+        named = {"scaler": self.scaler, "scheduler": self.scheduler, "ema": self.ema,
+                 "average": self.average}  # fmt: skip
+        return {k: v for k, v in named.items() if v is not None}
+
+
+def _resume(ctx: RunContext, parts: _Resumable, best: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Restore ``last.pt`` if there is one (the run's identity was checked by
     :func:`soundtransfer.runs.open_run`); the epoch to start at and the best validation
     record so far."""
@@ -323,13 +332,8 @@ def _resume(
     state = load_checkpoint(last, ctx.precision.device)
     ctx.module.load_state_dict(state["model"])
     ctx.optimizer.load_state_dict(state["optimizer"])
-    scaler.load_state_dict(state["scaler"])
-    if scheduler is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if ema is not None:
-        ema.load_state_dict(state["ema"])
-    if average is not None:
-        average.load_state_dict(state["average"])
+    for key, part in parts.parts().items():
+        part.load_state_dict(state[key])
     return int(state["epoch"]), state["best"]
 
 
@@ -359,7 +363,8 @@ def fit(ctx: RunContext) -> dict[str, Any]:
     average = WeightAverage() if cfg.average_last > 0 else None
     scored = ctx.module if ema is None else ema.module  # what is evaluated and kept
     best_path, key = ctx.dir / BEST, f"val_{ctx.task.primary_metric}"
-    start, best = _resume(ctx, scaler, scheduler, ema, average, {key: -math.inf, "epoch": 0})
+    parts = _Resumable(scaler, scheduler, ema, average)
+    start, best = _resume(ctx, parts, {key: -math.inf, "epoch": 0})
     log = MetricsLog(ctx.dir / METRICS, "epoch", cfg.tensorboard, dense=True)
     log.start(start)
     final_eval: Evaluation | None = None
@@ -378,7 +383,7 @@ def fit(ctx: RunContext) -> dict[str, Any]:
             final_eval = evaluate(ctx, ctx.test_rows, scored)
             record.update(final_eval.logged("test"))
         log.write(record)
-        _checkpoint(ctx, epoch, scaler, scheduler, ema, average, best)
+        _checkpoint(ctx, epoch, parts, best)
     log.close()
     if ema is not None:  # the saved model is the average
         ctx.module.load_state_dict(ema.module.state_dict())
@@ -388,29 +393,15 @@ def fit(ctx: RunContext) -> dict[str, Any]:
     return _select(ctx, final_eval, best, average)
 
 
-def _checkpoint(
-    ctx: RunContext,
-    epoch: int,
-    scaler: torch.amp.GradScaler,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
-    ema: ModelEma | None,
-    average: WeightAverage | None,
-    best: dict[str, Any],
-) -> None:
+def _checkpoint(ctx: RunContext, epoch: int, parts: _Resumable, best: dict[str, Any]) -> None:
     """Write ``last.pt``: everything a resumed run needs to continue as if never stopped."""
     state = {
         "model": ctx.module.state_dict(),
         "optimizer": ctx.optimizer.state_dict(),
-        "scaler": scaler.state_dict(),
         "epoch": epoch + 1,
         "best": best,
+        **{key: part.state_dict() for key, part in parts.parts().items()},
     }
-    if scheduler is not None:
-        state["scheduler"] = scheduler.state_dict()
-    if ema is not None:
-        state["ema"] = ema.state_dict()
-    if average is not None:
-        state["average"] = average.state_dict()
     save_checkpoint(ctx.dir / LAST, state, ctx.precision.device)
 
 
