@@ -517,6 +517,7 @@ def test_group_level_groups_a_folder_tree_and_drops_the_own_group_note(
     assert "their own group" not in grouped, grouped
     assert "groups = folder level 1 below the class (8 of 8 files)" in grouped, grouped
 
+
 # --- defects3 (issue 23: outputs equal to inputs, the streamed reader, a failed extraction;
 # hostile thresholds files and marked review CSVs) --------------------------------------------
 
@@ -632,3 +633,33 @@ def test_defects3_predict_out_inside_the_input_folder_reads_no_results(
         err = capfd.readouterr().err
         assert "1 recording(s)" in err and "Traceback" not in err, err
     assert sorted(p.name for p in inside.rglob("*")) == ["clip.selections.txt"]
+
+
+# --- avg (issue 22): predict --tta and the ensemble command ---------------------------------
+
+
+def test_avg_predict_bad_tta_is_one_line_exit_2(
+    tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bundle = make_bundle(tmp_path / "model.pt")
+    clip = sorted((esc10_root / "audio").glob("*.ogg"))[0]
+    assert main(["predict", str(bundle), str(clip), "--tta", "-3"]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "--tta must be at least 1" in err
+
+
+def test_avg_ensemble_of_a_damaged_run_is_one_line_exit_2(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cells = []
+    for name in ("a", "b"):
+        cell = tmp_path / name / "ds" / "x.imagenet" / "finetune"
+        (cell / "fold1").mkdir(parents=True)
+        cells.append(cell)
+    (cells[0] / "fold1" / "final.json").write_text('{"test_acc": 50.0, "labels": [0], ')
+    (cells[1] / "fold1" / "final.json").write_text("{}")
+    assert main(["ensemble", *map(str, cells)]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and str(cells[0] / "fold1" / "final.json") in err
+    assert main(["ensemble", str(cells[1]), "--out", str(cells[1])]) == 2  # output = input
+    assert capfd.readouterr().err.count("\n") == 1

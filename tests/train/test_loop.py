@@ -71,17 +71,21 @@ def test_validation_is_carved_from_training_groups(tiny_store: FeatureStore) -> 
 
 
 # The recipe: augmentation drawn per (seed, epoch), warm-up + cosine schedule and EMA state
-# restored from last.pt, best-validation selection of the averaged weights.
+# restored from last.pt, best-validation selection of the averaged weights (the EMA, and the
+# average of the last 2 epochs, which lives in last.pt), test-time augmentation.
 RECIPE_RESUME = ("epochs=3", "batch_size=8", "warmup_epochs=1", "ema_decay=0.9",
                  "aug_mixup_alpha=0.4", "val_fraction=0.25", "select=best_val",
-                 "aug_reverse_prob=0.5", "aug_time_scale=0.25", "aug_crop=0.75")  # fmt: skip
+                 "aug_reverse_prob=0.5", "aug_time_scale=0.25", "aug_crop=0.75",
+                 "average_last=2", "tta=2")  # fmt: skip
 
 
 @pytest.mark.parametrize("preset", ["cpu", "recipe"])
 def test_finetune_resume_after_kill_gives_the_same_result(
     tiny_store: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preset: str
 ) -> None:
-    split = tiny_store.table.splits()[0]
+    from .test_averaging import with_valid
+
+    split = tiny_store.table.splits()[0] if preset == "cpu" else with_valid(tiny_store)
     cfg = _cfg(epochs=3, batch_size=8) if preset == "cpu" else get_preset(preset, RECIPE_RESUME)
     straight = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / "a", progress=False)
 

@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         f"  {'mean':>8}  {'' if unit else 'mAP '}{stats}{unit}  (mean +- sample std [95 % CI], "
         f"{len(result.splits)} splits)"
     )
+    if result.final_epoch:  # another model was kept: the final epoch's figure beside it
+        final = format_summary(summarize(result.final_epoch), digits=2 if unit else 3)
+        label = "" if unit else "mAP "
+        print(f"  {'final ep':>8}  {label}{final}{unit}  (the final epoch, reported only)")
     first = result.splits[0]
     bundle = result.run_dir / first / "model.pt"
     print(f"model bundles: {result.run_dir}/<split>/model.pt (each trained without its split)")

@@ -50,6 +50,7 @@ COMMANDS = (
     "linear_eval",
     "reproduce",
     "figures",
+    "ensemble",
     "predict",
     "review",
     "export",

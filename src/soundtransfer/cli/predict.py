@@ -68,6 +68,11 @@ def register(sub: Any) -> None:
         help="run the network eagerly (default: traced and frozen with TorchScript, about 2x "
         "faster on CPU, checked against the eager network when loaded)",
     )
+    p.add_argument(
+        "--tta", type=int, default=1, metavar="N",
+        help="test-time augmentation: score each window by the mean of N circular time shifts "
+        "of its image (as --set tta=N evaluates; N times the work; default 1: none)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run)
 
@@ -156,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     with distributed_session("cpu") as info:
         config = PredictConfig(
             args.hop, args.top_k, args.batch_size, not args.keep_hop, jit=not args.no_jit,
-            timeline=args.timeline,
+            timeline=args.timeline, tta=args.tta,
         )  # fmt: skip
         predictor = Predictor(args.checkpoint, config)
         _notes(predictor, info.is_main)

@@ -32,6 +32,7 @@ from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.config import ConfigError
@@ -74,6 +75,9 @@ class PredictConfig:
         events: which window scores become events (thresholds, merge gap, minimum length).
         timeline: keep every window's top-k in :attr:`Prediction.timeline` (k per window);
             False keeps memory flat in the file's length (events only).
+        tta: test-time augmentation: each window scored by the mean logits of this many
+            circular time shifts of its image (:func:`soundtransfer.train.loop.tta_views`,
+            as ``--set tta=N`` evaluates); 1 = the image alone.
     """
 
     hop_s: float | None = None
@@ -84,8 +88,11 @@ class PredictConfig:
     prefetch: bool = False
     events: EventRule = field(default_factory=EventRule)
     timeline: bool = True
+    tta: int = 1
 
     def __post_init__(self) -> None:
+        if self.tta < 1:
+            raise ConfigError(f"--tta must be at least 1 (1: no test-time shifts), got {self.tta}")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         if self.batch_size < 1:
@@ -105,6 +112,17 @@ class Hop:
     @property
     def rounded(self) -> bool:
         return not math.isclose(self.seconds, self.requested_s, rel_tol=0, abs_tol=1e-9)
+
+
+def with_tta(network: Callable[[Tensor], Tensor], n: int) -> Callable[[Tensor], Tensor]:
+    """``network`` scoring ``(B, C, F, T)`` images by its mean logits over ``n`` circular
+    time shifts (:func:`soundtransfer.train.loop.tta_views`, the views training evaluates)."""
+    from soundtransfer.train.loop import tta_views
+
+    def averaged(x: Tensor) -> Tensor:
+        return torch.stack([network(v) for v in tta_views(x, n)]).mean(0)
+
+    return averaged
 
 
 def plan_hop(fe: FrontEnd, hop_s: float | None = None, align: bool = True) -> Hop:
@@ -214,6 +232,9 @@ class Predictor:
             self.config.batch_size,
             self.config.jit,
         )
+        # What scores a batch of window images: the network, or its mean over time shifts.
+        tta = self.config.tta
+        self.score = with_tta(self.network, tta) if tta > 1 else self.network
 
     def set_events(self, rule: EventRule) -> None:
         """Use ``rule`` for the events from now on (e.g. thresholds read once the bundle's
@@ -250,7 +271,7 @@ class Predictor:
         if self.config.prefetch:
             images = one_ahead(images)
         for batch, x in images:
-            logits = self.network(x)  # (B, classes)
+            logits = self.score(x)  # (B, classes)
             scores = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
             probs = scores.numpy()
             for start, p in zip(batch.starts, probs, strict=True):

@@ -35,7 +35,9 @@ class CVResult:
     std: float
     metric: str = "accuracy"  # the task's metric_label
     unit: str = "%"
-    notes: tuple[str, ...] = ()  # per split: what a multi-label run says about thresholds
+    notes: tuple[str, ...] = ()  # per split: validation, the kept model, thresholds
+    final_epoch: tuple[float, ...] = ()  # per split, the final epoch's figure, when another
+    # model was kept (best validation epoch, weight average); () otherwise
 
 
 def fold_mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -76,7 +78,7 @@ def run_crossval(
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
     base = cell_dir(out_dir, store.table.name, resolved.label, cfg.run_mode)
-    names, accs, notes = [], [], []
+    names, accs, notes, finals = [], [], [], []
     task = get_task(store.table.task)
     for split in store.table.splits(check_folds(folds)):
         result = run_split(
@@ -91,9 +93,13 @@ def run_crossval(
         )
         names.append(split.name)
         accs.append(float(result[f"test_{task.primary_metric}"]))
-        notes += [f"{split.name}: {line}" for line in result.get("tagging_lines", ())]
+        lines = [*result.get("selection_lines", ()), *result.get("tagging_lines", ())]
+        notes += [f"{split.name}: {line}" for line in lines]
+        final = result.get("final_epoch", {}).get(f"test_{task.primary_metric}")
+        finals.append(float(result[f"test_{task.primary_metric}"] if final is None else final))
     mean, std = fold_mean_std(accs)
     return CVResult(
         store.table.name, resolved.name, resolved.arch, cfg.run_mode, tuple(names), tuple(accs),
         base, mean, std, task.metric_label, task.metric_unit, tuple(notes),
+        tuple(finals) if finals != accs else (),
     )  # fmt: skip

@@ -186,6 +186,7 @@ def finetune_context(job: Job) -> RunContext:
         return store_batches(store, r, size, info.device, targets)
 
     ctx = _context(job, model, net, precision, batches, info.world_size)
+    ctx.tta = cfg.tta
     if cfg.augment.active:  # the recipe's batch augmentation, on the training device
         ctx.augment = BatchAugment(cfg.augment, len(store.table.classes))
     return ctx

@@ -52,17 +52,39 @@ def run_identity(
     }
 
 
-def _rows(store: FeatureStore, split: Split, cfg: TrainConfig) -> Rows:
-    """The split's train, valid and test store rows: the split's own validation rows, else
-    ``val_fraction`` of the training rows carved by recording."""
-    train, valid = carve_validation(store.table, split.train, cfg.val_fraction, cfg.seed)
+def _rows(store: FeatureStore, split: Split, cfg: TrainConfig) -> tuple[Rows, TrainConfig, str]:
+    """The split's train, valid and test store rows, the settings they allow and a line
+    saying where the validation part came from ("" without one).
+
+    The split's own ``valid`` rows when it has them (the training rows stay whole); else
+    ``val_fraction`` of the training rows carved by recording. When carving would leave a
+    class without training clips (one recording of it), there is no validation part:
+    ``select=best_val`` falls back to ``last`` and the line says so.
+    """
+    table, test = store.table, np.asarray(split.test, dtype=np.int64)
     if split.valid:
-        valid = tuple(split.valid)
-    return (
-        np.asarray(train, dtype=np.int64),
-        np.asarray(valid, dtype=np.int64),
-        np.asarray(split.test, dtype=np.int64),
+        rows = (np.asarray(split.train, np.int64), np.asarray(split.valid, np.int64), test)
+        return rows, cfg, f"validation: the split's {len(split.valid)} valid clips"
+    train, valid = carve_validation(table, split.train, cfg.val_fraction, cfg.seed)
+    lost = sorted(
+        {table.clips[i].label for i in split.train} - {table.clips[i].label for i in train}
     )
+    if valid and lost:
+        cfg = override(cfg, {"val_fraction": 0.0, "select": "last"})
+        train, valid = tuple(split.train), ()
+        line = (
+            f"validation: none carved (class {table.classes[lost[0]]!r} has one recording in "
+            "the training folds); the final epoch is kept (select=last)"
+        )
+    else:
+        line = (
+            f"validation: {len(valid)} of {len(split.train)} training clips carved by recording "
+            f"(val_fraction={cfg.val_fraction})"
+            if valid
+            else ""
+        )
+    rows = (np.asarray(train, np.int64), np.asarray(valid, np.int64), test)
+    return rows, cfg, line
 
 
 def _header(
@@ -136,7 +158,7 @@ def run_split(
         raise ConfigError(
             f"batch_size={cfg.batch_size} is not a multiple of the {ddp_world} processes"
         )
-    rows = _rows(store, split, cfg)
+    rows, cfg, valid_line = _rows(store, split, cfg)
     identity = run_identity(store, split.name, rows, resolved, cfg, ddp_world, cache_dir)
     status = open_run(
         run_dir, identity, _header(store, split, rows, cfg, resolved, info, ddp_world)
@@ -158,6 +180,7 @@ def run_split(
         "train_mean": stats["train_mean"],
         "train_std": stats["train_std"],
         "task": cfg.task,
+        "selection_lines": selection_lines(trained.result, valid_line, store.table.task),
     }
     tag = None
     if cfg.task == "multi_label":
@@ -175,6 +198,27 @@ def run_split(
         save_json(run_dir / FINAL, result)
     D.barrier()
     return result
+
+
+def selection_lines(result: dict[str, Any], valid_line: str, task: str) -> list[str]:
+    """What the user reads about the kept model: where validation came from, which model
+    was kept (best epoch, average) and the final epoch's test figure beside it."""
+    from soundtransfer.tasks import get_task
+
+    metric = f"test_{get_task(task).primary_metric}"
+    lines = [valid_line] if valid_line else []
+    kept = result.get("selected", "final_epoch")
+    if kept == "best_val":
+        lines.append(f"kept the best validation epoch {result['selected_epoch']}")
+    elif kept == "average":
+        first, last = result["average"]["epochs"]
+        lines.append(f"kept the weight average of epochs {first}-{last} (BatchNorm recomputed)")
+    if "final_epoch" in result:
+        lines.append(
+            f"{metric} {result[metric]:.2f} kept, {result['final_epoch'][metric]:.2f} at the "
+            "final epoch"
+        )
+    return lines
 
 
 def task_settings(cfg: TrainConfig, store: FeatureStore) -> TrainConfig:
