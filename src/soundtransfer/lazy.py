@@ -1,25 +1,51 @@
 """Lazy package attributes (PEP 562), so ``import soundtransfer.<package>`` costs nothing.
 
-A package ``__init__`` lists where each public name lives and gets a module ``__getattr__``
-that imports that module on first use; the command line can then import light modules
-(settings, presets, help texts) without pulling in torch, torchvision or kornia::
+A package ``__init__`` writes its lazy names once, as the imports under ``if TYPE_CHECKING:``
+(what type checkers read, so a misspelt name stays an error), and gets from them a module
+``__getattr__`` that imports the named module on first use; the command line can then import
+light modules (settings, presets, help texts) without pulling in torch, torchvision or kornia::
 
     if TYPE_CHECKING:
         from soundtransfer.train.loop import fit
+    else:
+        __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
-    if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-        __getattr__, __dir__ = lazy_exports(__name__, {"soundtransfer.train.loop": ("fit",)})
-
-``tests/test_lazy.py`` checks that both lists name the same objects.
+``tests/test_lazy.py`` checks that every name resolves to the object type checkers are told.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
-__all__ = ["lazy_exports", "registered"]
+__all__ = ["lazy_exports", "registered", "type_checking_imports"]
+
+
+def type_checking_imports(init_file: str) -> dict[str, tuple[str, ...]]:
+    """Module -> names of the ``from M import N`` lines under ``if TYPE_CHECKING:`` in a file.
+
+    The one list of a package's lazy names: read from the package's own source (a few
+    milliseconds), so the names type checkers see and the names that load are the same.
+
+    Raises:
+        ValueError: anything other than ``from M import N`` under ``if TYPE_CHECKING:``, or an
+            ``as`` alias (the name on the package would differ from the one in the module).
+    """
+    tree = ast.parse(Path(init_file).read_text(encoding="utf-8"), filename=init_file)
+    out: dict[str, tuple[str, ...]] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"):
+            continue
+        for imp in node.body:
+            if not (isinstance(imp, ast.ImportFrom) and imp.module and imp.level == 0):
+                raise ValueError(f"{init_file}:{imp.lineno}: not `from <module> import <names>`")
+            if any(alias.asname for alias in imp.names):
+                raise ValueError(f"{init_file}:{imp.lineno}: `as` aliases are not lazy-loadable")
+            out[imp.module] = out.get(imp.module, ()) + tuple(a.name for a in imp.names)
+    return out
 
 
 def lazy_exports(

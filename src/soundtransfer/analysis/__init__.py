@@ -7,7 +7,7 @@ nothing, ``soundtransfer.analysis.plot_tsne`` imports matplotlib and torch.
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.analysis.confusion import (
@@ -54,57 +54,8 @@ if TYPE_CHECKING:
         results_table,
         write_tables,
     )
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.analysis.confusion": (
-                "class_results",
-                "confusion_counts",
-                "confusion_csv",
-                "confusion_markdown",
-                "top_confusions",
-            ),
-            "soundtransfer.analysis.figures": (
-                "SplitCurves",
-                "block4_features",
-                "confusion_figure",
-                "plot_confusion",
-                "plot_loss_curves",
-                "plot_spectrograms",
-                "plot_training_curves",
-                "plot_tsne",
-                "save_figure",
-                "training_curves_figure",
-            ),
-            "soundtransfer.analysis.report": ("make_figures", "tsne_figure"),
-            "soundtransfer.analysis.stats": (
-                "Paired",
-                "ProtocolSummary",
-                "Summary",
-                "format_pvalue",
-                "format_summary",
-                "paired_comparison",
-                "protocol_summary",
-                "sign_flip_pvalue",
-                "summarize",
-                "t_interval",
-            ),
-            "soundtransfer.analysis.tables": (
-                "PAPER",
-                "ProtocolRow",
-                "Row",
-                "collect_protocol",
-                "collect_results",
-                "paired_rows",
-                "paired_table",
-                "protocol_table",
-                "results_table",
-                "write_tables",
-            ),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "PAPER",

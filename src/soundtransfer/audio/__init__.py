@@ -6,22 +6,14 @@ nothing, ``LogMel3`` imports torch, ``read_audio`` soundfile.
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.audio.frontend import LogMel3, mel_filterbank
     from soundtransfer.audio.io import load_clip, read_audio
     from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.audio.frontend": ("LogMel3", "mel_filterbank"),
-            "soundtransfer.audio.io": ("load_clip", "read_audio"),
-            "soundtransfer.audio.presets": ("PRESETS", "FrontEnd", "get_preset"),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "PRESETS",

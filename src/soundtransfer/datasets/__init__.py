@@ -56,24 +56,16 @@ from soundtransfer.datasets.gtzan import load_gtzan
 from soundtransfer.datasets.metadata import MISSING_POLICIES
 from soundtransfer.datasets.urbansound8k import load_us8k
 from soundtransfer.errors import DatasetError
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
+# The official readers above import nothing heavy; own data and the leakage report (numpy,
+# soundfile, the front end) load on first use (:mod:`soundtransfer.lazy`).
 if TYPE_CHECKING:
     from soundtransfer.datasets.folds import FoldAssignment
     from soundtransfer.datasets.leakage import LeakageReport, leakage_report
     from soundtransfer.datasets.own import FrontEndChoice, OpenedDataset, ReadOptions
-
-# The official readers above import nothing heavy; own data and the leakage report (numpy,
-# soundfile, the front end) load on first use (:mod:`soundtransfer.lazy`).
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.datasets.folds": ("FoldAssignment",),
-            "soundtransfer.datasets.leakage": ("LeakageReport", "leakage_report"),
-            "soundtransfer.datasets.own": ("FrontEndChoice", "OpenedDataset", "ReadOptions"),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 
 @dataclass(frozen=True)

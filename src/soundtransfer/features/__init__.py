@@ -15,7 +15,7 @@ nothing, the store imports torch.
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.cache import default_cache_dir
@@ -23,18 +23,8 @@ if TYPE_CHECKING:
     from soundtransfer.features.dataset import dataset_store
     from soundtransfer.features.options import BuildOptions
     from soundtransfer.features.store import FeatureStore, open_features
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.cache": ("default_cache_dir",),
-            "soundtransfer.features.build": ("build_features",),
-            "soundtransfer.features.dataset": ("dataset_store",),
-            "soundtransfer.features.options": ("BuildOptions",),
-            "soundtransfer.features.store": ("FeatureStore", "open_features"),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "BuildOptions",

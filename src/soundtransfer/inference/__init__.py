@@ -6,12 +6,12 @@ nothing, the bundle imports torch.
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.inference.bundle import AudioClassifier, BundleMeta, load_bundle, save_bundle
 
-__all__ = ["AudioClassifier", "BundleMeta", "load_bundle", "save_bundle"]
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(__name__, {"soundtransfer.inference.bundle": __all__})
+__all__ = ["AudioClassifier", "BundleMeta", "load_bundle", "save_bundle"]

@@ -7,7 +7,7 @@ nothing, the encoders import torch and torchvision.
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.models.backbones import LITES, RESNETS, Encoder
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
         encoder_spec,
         list_encoders,
     )
+
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "LITES",
@@ -34,16 +37,3 @@ __all__ = [
     "encoder_spec",
     "list_encoders",
 ]
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.models.backbones": ("LITES", "RESNETS", "Encoder"),
-            "soundtransfer.models.classifier": ("Classifier", "InputNorm"),
-            "soundtransfer.models.heads": ("build_head",),
-            "soundtransfer.models.registry": (
-                "EncoderSpec", "build_encoder", "check_arch", "encoder_spec", "list_encoders",
-            ),
-        },
-    )  # fmt: skip

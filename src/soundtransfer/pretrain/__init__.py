@@ -6,7 +6,7 @@ Public names load on first use (:mod:`soundtransfer.lazy`): the settings
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.pretrain.augment import BatchAugment, SimCLRTransform
@@ -14,23 +14,8 @@ if TYPE_CHECKING:
     from soundtransfer.pretrain.lars import LARS, lars_param_groups, lr_at_step, scaled_lr
     from soundtransfer.pretrain.loop import SimCLRModel, pretrain, projection_head, save_encoder
     from soundtransfer.pretrain.ntxent import NTXentLoss, nt_xent, nt_xent_gathered
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.pretrain.augment": ("BatchAugment", "SimCLRTransform"),
-            "soundtransfer.pretrain.config": ("PRESETS", "PretrainConfig", "get_preset"),
-            "soundtransfer.pretrain.lars": ("LARS", "lars_param_groups", "lr_at_step", "scaled_lr"),
-            "soundtransfer.pretrain.loop": (
-                "SimCLRModel",
-                "pretrain",
-                "projection_head",
-                "save_encoder",
-            ),
-            "soundtransfer.pretrain.ntxent": ("NTXentLoss", "nt_xent", "nt_xent_gathered"),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "LARS",

@@ -18,7 +18,7 @@ Public names load on first use (:mod:`soundtransfer.lazy`): atomic writes import
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.runs.checkpoint import (
@@ -48,45 +48,8 @@ if TYPE_CHECKING:
         parse_run_dir,
         run_dir,
     )
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.runs.checkpoint": (
-                "check_finite",
-                "load_checkpoint",
-                "load_tensors",
-                "save_checkpoint",
-            ),
-            "soundtransfer.runs.files": (
-                "atomic_open",
-                "atomic_torch_save",
-                "atomic_write",
-                "atomic_write_text",
-                "refuse_input_as_output",
-                "reporting_disk_full",
-            ),
-            "soundtransfer.runs.log": ("MetricsLog",),
-            "soundtransfer.runs.records": (
-                "load_array",
-                "read_final",
-                "read_jsonl",
-                "read_metrics",
-            ),
-            "soundtransfer.runs.precision": ("Precision",),
-            "soundtransfer.runs.rundir": (
-                "RunRef",
-                "RunStatus",
-                "cell_dir",
-                "describe_changes",
-                "list_runs",
-                "open_run",
-                "parse_run_dir",
-                "run_dir",
-            ),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "MetricsLog",

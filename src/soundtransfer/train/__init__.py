@@ -11,24 +11,15 @@ Public names load on first use (:mod:`soundtransfer.lazy`): the settings
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.train.config import PRESETS, TrainConfig, get_preset
     from soundtransfer.train.crossval import CVResult, fold_mean_std, run_crossval
     from soundtransfer.train.loop import RunContext, evaluate, fit
     from soundtransfer.train.run import run_split
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(
-        __name__,
-        {
-            "soundtransfer.train.config": ("PRESETS", "TrainConfig", "get_preset"),
-            "soundtransfer.train.crossval": ("CVResult", "fold_mean_std", "run_crossval"),
-            "soundtransfer.train.loop": ("RunContext", "evaluate", "fit"),
-            "soundtransfer.train.run": ("run_split",),
-        },
-    )
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
 
 __all__ = [
     "PRESETS",

@@ -6,7 +6,7 @@ nothing, the sources import torch.
 
 from typing import TYPE_CHECKING
 
-from soundtransfer.lazy import lazy_exports
+from soundtransfer.lazy import lazy_exports, type_checking_imports
 
 if TYPE_CHECKING:
     from soundtransfer.weights.sources import (
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
         resolve,
     )
 
+else:
+    __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
+
 __all__ = [
     "DEFAULT_ARCH",
     "SOURCES",
@@ -36,6 +39,3 @@ __all__ = [
     "load_encoder",
     "resolve",
 ]
-
-if not TYPE_CHECKING:  # type checkers see the imports above, so a typo stays an error
-    __getattr__, __dir__ = lazy_exports(__name__, {"soundtransfer.weights.sources": __all__})
