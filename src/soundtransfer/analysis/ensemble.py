@@ -10,8 +10,6 @@ the same splits with the same test clips in the same order (same ``labels`` and 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +19,11 @@ import numpy as np
 
 from soundtransfer.analysis.stats import (
     Paired,
-    format_pvalue,
     format_summary,
     paired_comparison,
     summarize,
 )
+from soundtransfer.analysis.tables import paired_cells, two_tables
 from soundtransfer.errors import RunError
 from soundtransfer.runs import parse_run_dir, read_final
 from soundtransfer.runs.rundir import FINAL, split_order
@@ -127,30 +125,29 @@ def _names(cells: Sequence[Path]) -> tuple[str, ...]:
 def ensemble_table(e: Ensemble) -> tuple[str, str]:
     """(Markdown, CSV): the ensemble row and the members' rows (accuracy %, mean +- std
     [95 % CI] over splits, per split), then the paired comparison with each member."""
-    md = [
-        "| model | accuracy % (mean +- std [95 % CI]) | per split |",
-        "|---|---|---|",
-    ]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["dataset", "model", "mean", "std", "n_splits", "splits"])
     rows = [(f"ensemble of {len(e.members)}", e.accuracies)]
     rows += list(zip(e.members, e.singles, strict=True))
+    lines = []
     for name, accs in rows:
         s = summarize(accs)
-        per = ", ".join(f"{sp} {a:.2f}" for sp, a in zip(e.splits, accs, strict=True))
-        md.append(f"| {name} | {format_summary(s)} | {per} |")
-        cells = ";".join(f"{sp}={a:.4f}" for sp, a in zip(e.splits, accs, strict=True))
-        writer.writerow([e.dataset, name, f"{s.mean:.4f}", f"{s.std:.4f}", len(e.splits), cells])
-    md += [
-        "",
-        "| ensemble - member | % (mean +- std) | wins / ties / losses | paired t p | sign-flip p |",
-        "|---|---|---|---|---|",
-    ]
-    for name, p in zip(e.members, e.paired(), strict=True):
-        md.append(
-            f"| {name} | {p.diff.mean:+.2f} +- {p.diff.std:.2f} | "
-            f"{p.wins[0]} / {p.wins[1]} / {p.wins[2]} | {format_pvalue(p.t_pvalue)} | "
-            f"{format_pvalue(p.perm_pvalue)} |"
+        pairs = list(zip(e.splits, accs, strict=True))
+        per = ", ".join(f"{sp} {a:.2f}" for sp, a in pairs)
+        cells = ";".join(f"{sp}={a:.4f}" for sp, a in pairs)
+        lines.append(
+            (
+                [name, format_summary(s), per],
+                [e.dataset, name, f"{s.mean:.4f}", f"{s.std:.4f}", len(e.splits), cells],
+            )
         )
-    return "\n".join(md) + "\n", buf.getvalue()
+    md, csv_text = two_tables(
+        ["model", "accuracy % (mean +- std [95 % CI])", "per split"],
+        ["dataset", "model", "mean", "std", "n_splits", "splits"],
+        lines,
+    )
+    comparisons = two_tables(
+        ["ensemble - member", "% (mean +- std)", "wins / ties / losses", "paired t p",
+         "sign-flip p"],
+        [],
+        (([name, *paired_cells(p)], []) for name, p in zip(e.members, e.paired(), strict=True)),
+    )[0]  # fmt: skip
+    return md + "\n" + comparisons, csv_text

@@ -13,7 +13,7 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +159,36 @@ def _num(x: float) -> str:
     return "" if math.isnan(x) else f"{x:.4f}"
 
 
+def two_tables(
+    md_columns: Sequence[str],
+    csv_columns: Sequence[str],
+    lines: Iterable[tuple[Sequence[object], Sequence[object]]],
+) -> tuple[str, str]:
+    """(Markdown, CSV) of one table written twice: each line is (its Markdown cells, its CSV
+    cells); the Markdown for reading, the CSV (other columns, full precision) for tools."""
+    md = ["| " + " | ".join(md_columns) + " |", "|" + "---|" * len(md_columns)]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(csv_columns)
+    for md_cells, csv_cells in lines:
+        md.append("| " + " | ".join(map(str, md_cells)) + " |")
+        writer.writerow(csv_cells)
+    return "\n".join(md) + "\n", buf.getvalue()
+
+
+def paired_cells(p: Paired) -> tuple[str, str, str, str]:
+    """Markdown cells of one paired comparison: difference (mean +- std), wins / ties /
+    losses, paired t p, sign-flip p."""
+    d = p.diff
+    wins = f"{p.wins[0]} / {p.wins[1]} / {p.wins[2]}"
+    return (
+        f"{d.mean:+.2f} +- {d.std:.2f}",
+        wins,
+        format_pvalue(p.t_pvalue),
+        format_pvalue(p.perm_pvalue),
+    )
+
+
 def paired_rows(rows: Sequence[Row]) -> list[tuple[Row, Row, Paired]]:
     """Pairwise comparisons of rows measured on the same splits of the same dataset.
 
@@ -178,30 +208,25 @@ def paired_rows(rows: Sequence[Row]) -> list[tuple[Row, Row, Paired]]:
 
 def paired_table(rows: Sequence[Row]) -> tuple[str, str]:
     """(Markdown, CSV) of :func:`paired_rows`: per-fold difference a - b and its p-values."""
-    md = [
-        "| dataset | a | b | a - b % (mean +- std) | 95 % CI | a>b / = / a<b | paired t p | "
-        "sign-flip p |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(
-        ["dataset", "a", "b", "n_splits", "mean_diff", "std_diff", "ci_low", "ci_high",
-         "a_wins", "ties", "b_wins", "t_pvalue", "perm_pvalue"]
-    )  # fmt: skip
+    lines = []
     for a, b, p in paired_rows(rows):
         name_a, name_b = f"{a.weights} {a.mode}", f"{b.weights} {b.mode}"
+        diff, wins, t_p, perm_p = paired_cells(p)
         d = p.diff
-        md.append(
-            f"| {a.dataset} | {name_a} | {name_b} | {d.mean:+.2f} +- {d.std:.2f} | {_ci(d)} | "
-            f"{p.wins[0]} / {p.wins[1]} / {p.wins[2]} | {format_pvalue(p.t_pvalue)} | "
-            f"{format_pvalue(p.perm_pvalue)} |"
-        )
-        writer.writerow(
-            [a.dataset, name_a, name_b, d.n, _num(d.mean), _num(d.std), _num(d.ci_low),
-             _num(d.ci_high), *p.wins, _num(p.t_pvalue), _num(p.perm_pvalue)]
+        lines.append(
+            (
+                [a.dataset, name_a, name_b, diff, _ci(d), wins, t_p, perm_p],
+                [a.dataset, name_a, name_b, d.n, _num(d.mean), _num(d.std), _num(d.ci_low),
+                 _num(d.ci_high), *p.wins, _num(p.t_pvalue), _num(p.perm_pvalue)],
+            )
         )  # fmt: skip
-    return "\n".join(md) + "\n", buf.getvalue()
+    return two_tables(
+        ["dataset", "a", "b", "a - b % (mean +- std)", "95 % CI", "a>b / = / a<b", "paired t p",
+         "sign-flip p"],
+        ["dataset", "a", "b", "n_splits", "mean_diff", "std_diff", "ci_low", "ci_high",
+         "a_wins", "ties", "b_wins", "t_pvalue", "perm_pvalue"],
+        lines,
+    )  # fmt: skip
 
 
 def results_table(rows: Sequence[Row], protocol: Sequence[ProtocolRow] = ()) -> tuple[str, str]:
@@ -211,47 +236,34 @@ def results_table(rows: Sequence[Row], protocol: Sequence[ProtocolRow] = ()) -> 
     (:func:`paired_table`) and, when ``protocol`` rows are given, the epoch-selection table
     (:func:`protocol_table`). The CSV holds the rows only.
     """
-    md = [
-        "| dataset | weights | mode | accuracy % (mean +- std) | 95 % CI | splits | paper % | "
-        "per split |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(
-        ["dataset", "weights", "mode", "mean", "std", "ci_low", "ci_high", "n_splits", "paper",
-         "splits"]
-    )  # fmt: skip
+    lines = []
     for r in rows:
         s = r.summary
-        per = ", ".join(f"{sp} {a:.2f}" for sp, a in zip(r.splits, r.accuracies, strict=True))
+        pairs = list(zip(r.splits, r.accuracies, strict=True))
         paper = f"{r.paper:.2f}" if r.paper is not None else "-"
-        md.append(
-            f"| {r.dataset} | {r.weights} | {r.mode} | {s.mean:.2f} +- {s.std:.2f} | {_ci(s)} | "
-            f"{len(r.splits)} | {paper} | {per} |"
-        )
-        writer.writerow(
-            [
-                r.dataset,
-                r.weights,
-                r.mode,
-                f"{s.mean:.4f}",
-                f"{s.std:.4f}",
-                _num(s.ci_low),
-                _num(s.ci_high),
-                len(r.splits),
-                "" if r.paper is None else r.paper,
-                ";".join(f"{sp}={a:.4f}" for sp, a in zip(r.splits, r.accuracies, strict=True)),
-            ]
-        )
-    text = "\n".join(md) + "\n"
+        lines.append(
+            (
+                [r.dataset, r.weights, r.mode, f"{s.mean:.2f} +- {s.std:.2f}", _ci(s),
+                 len(r.splits), paper, ", ".join(f"{sp} {a:.2f}" for sp, a in pairs)],
+                [r.dataset, r.weights, r.mode, f"{s.mean:.4f}", f"{s.std:.4f}", _num(s.ci_low),
+                 _num(s.ci_high), len(r.splits), "" if r.paper is None else r.paper,
+                 ";".join(f"{sp}={a:.4f}" for sp, a in pairs)],
+            )
+        )  # fmt: skip
+    text, csv_text = two_tables(
+        ["dataset", "weights", "mode", "accuracy % (mean +- std)", "95 % CI", "splits", "paper %",
+         "per split"],
+        ["dataset", "weights", "mode", "mean", "std", "ci_low", "ci_high", "n_splits", "paper",
+         "splits"],
+        lines,
+    )  # fmt: skip
     if paired_rows(rows):
         text += "\nPaired comparisons on the same splits (a - b per split):\n\n"
         text += paired_table(rows)[0]
     if protocol:
         text += "\nEpoch selection (test accuracy %, mean +- std [95 % CI]):\n\n"
         text += protocol_table(protocol)[0]
-    return text, buf.getvalue()
+    return text, csv_text
 
 
 @dataclass(frozen=True)
@@ -315,43 +327,32 @@ def protocol_table(rows: Sequence[ProtocolRow]) -> tuple[str, str]:
     """(Markdown, CSV): test accuracy with the epoch chosen on the test fold (an optimistic,
     invalid protocol), the final epoch and the best-validation epoch; ``inflation`` is the
     first minus the second."""
-    md = [
-        "| dataset | weights | mode | best epoch on test | final epoch | best val epoch | "
-        "inflation |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(
-        ["dataset", "weights", "mode", "n_splits", "oracle_mean", "oracle_std", "final_mean",
-         "final_std", "best_val_mean", "best_val_std", "inflation", "oracle_epochs",
-         "best_val_epochs"]
-    )  # fmt: skip
+    lines = []
     for r in rows:
         p = r.summary
-        bv = "-" if p.best_val is None else format_summary(p.best_val)
-        md.append(
-            f"| {r.dataset} | {r.weights} | {r.mode} | {format_summary(p.oracle)} | "
-            f"{format_summary(p.final)} | {bv} | {p.inflation:+.2f} |"
+        bv, bv_mean, bv_std = (
+            ("-", "", "")
+            if p.best_val is None
+            else (format_summary(p.best_val), f"{p.best_val.mean:.4f}", f"{p.best_val.std:.4f}")
         )
-        writer.writerow(
-            [
-                r.dataset,
-                r.weights,
-                r.mode,
-                p.final.n,
-                f"{p.oracle.mean:.4f}",
-                f"{p.oracle.std:.4f}",
-                f"{p.final.mean:.4f}",
-                f"{p.final.std:.4f}",
-                "" if p.best_val is None else f"{p.best_val.mean:.4f}",
-                "" if p.best_val is None else f"{p.best_val.std:.4f}",
-                f"{p.inflation:.4f}",
-                ";".join(map(str, p.oracle_epochs)),
-                "" if p.best_val_epochs is None else ";".join(map(str, p.best_val_epochs)),
-            ]
-        )
-    return "\n".join(md) + "\n", buf.getvalue()
+        lines.append(
+            (
+                [r.dataset, r.weights, r.mode, format_summary(p.oracle), format_summary(p.final),
+                 bv, f"{p.inflation:+.2f}"],
+                [r.dataset, r.weights, r.mode, p.final.n, f"{p.oracle.mean:.4f}",
+                 f"{p.oracle.std:.4f}", f"{p.final.mean:.4f}", f"{p.final.std:.4f}",
+                 bv_mean, bv_std, f"{p.inflation:.4f}", ";".join(map(str, p.oracle_epochs)),
+                 "" if p.best_val_epochs is None else ";".join(map(str, p.best_val_epochs))],
+            )
+        )  # fmt: skip
+    return two_tables(
+        ["dataset", "weights", "mode", "best epoch on test", "final epoch", "best val epoch",
+         "inflation"],
+        ["dataset", "weights", "mode", "n_splits", "oracle_mean", "oracle_std", "final_mean",
+         "final_std", "best_val_mean", "best_val_std", "inflation", "oracle_epochs",
+         "best_val_epochs"],
+        lines,
+    )  # fmt: skip
 
 
 def write_tables(
