@@ -46,7 +46,7 @@ def build_recordings(esc10_root: Path, dst: Path, n: int = 6) -> list[tuple[str,
             table.append(f"{len(table)}\tSpectrogram 1\t1\t{t:.3f}\t{t + 5.0:.3f}\t{c}")
             boxes.append((c, t, t + 5.0))
             t += 5.0 + GAP_S
-        audio = np.concatenate(parts + [clips["rain"]])
+        audio = np.concatenate([*parts, clips["rain"]])
         start = int((t + 1.0) * RATE)  # the dog clip's first 3 s over the rain clip
         audio[start : start + 3 * RATE] += clips["dog"][: 3 * RATE]
         table.append(f"{len(table)}\tSpectrogram 1\t1\t{t:.3f}\t{t + 5.0:.3f}\train")
