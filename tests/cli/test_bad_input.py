@@ -750,6 +750,7 @@ ML3: dict[str, Callable[[Path, Path], Bad]] = {
     "ml3: --min-overlap without a unit": _rec_option(
         "--min-overlap", "50", culprit="--min-overlap"
     ),
+    "ml3: --window 0": _rec_option("--window", "0", culprit=r"--window / --hop: window_s 0"),
     "ml3: --hop longer than --window": _rec_option(
         "--window", "2", "--hop", "3", culprit=r"--window / --hop: hop_s 3 is longer"
     ),
