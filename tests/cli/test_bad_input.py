@@ -663,3 +663,108 @@ def test_avg_ensemble_of_a_damaged_run_is_one_line_exit_2(
     assert err.count("\n") == 1 and str(cells[0] / "fold1" / "final.json") in err
     assert main(["ensemble", str(cells[1]), "--out", str(cells[1])]) == 2  # output = input
     assert capfd.readouterr().err.count("\n") == 1
+
+
+# --- ml3 (issue 20): annotated recordings and multi-label tables ------------------------------
+
+
+def _recordings(tmp: Path, esc10_root: Path) -> Path:
+    from .test_recordings_cli import build_recordings
+
+    data = tmp / "in" / "rec"
+    data.mkdir(parents=True)
+    build_recordings(esc10_root, data, n=2)
+    return data
+
+
+def _rec_features(data: Path, tmp: Path, *extra: str) -> list[str]:
+    return [*_own_features(data, tmp), "--n-folds", "2", *extra]
+
+
+def _edit_table(change: Callable[[list[str]], list[str]], culprit: str) -> Callable[..., Bad]:
+    """A case whose first recording's Raven table is ``change``d (its lines)."""
+
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        data = _recordings(tmp, esc10_root)
+        table = data / "rec0.Table.1.selections.txt"
+        table.write_text("\n".join(change(table.read_text().splitlines())) + "\n")
+        return Bad(_rec_features(data, tmp), culprit.format(re.escape(str(table))))
+
+    return case
+
+
+def _swap_times(lines: list[str]) -> list[str]:
+    cells = lines[2].split("\t")
+    cells[3], cells[4] = cells[4], cells[3]
+    return [*lines[:2], "\t".join(cells), *lines[3:]]
+
+
+def _no_end_column(lines: list[str]) -> list[str]:
+    return ["\t".join(c for i, c in enumerate(line.split("\t")) if i != 4) for line in lines]
+
+
+def _past_the_end(lines: list[str]) -> list[str]:
+    return [*lines, "9\tSpectrogram 1\t1\t19.000\t25.000\tdog"]
+
+
+def rec_table_without_audio(tmp: Path, esc10_root: Path) -> Bad:
+    data = _recordings(tmp, esc10_root)
+    (data / "rec1.wav").unlink()
+    return Bad(_rec_features(data, tmp), r"rec1\.Table\.1\.selections\.txt")
+
+
+def _labels_csv(cell: str, culprit: str, absent: bool = False) -> Callable[..., Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        data = tmp / "in"
+        data.mkdir()
+        clips = sorted((esc10_root / "audio").glob("*.ogg"))[:4]
+        for c in clips:
+            shutil.copy(c, data)
+        names = [c.name for c in clips] + (["absent.wav"] if absent else [])
+        rows = ["file,labels"] + [f"{n},{cell if i == 1 else 'dog'}" for i, n in enumerate(names)]
+        table = data / "l.csv"
+        table.write_text("\n".join(rows) + "\n")
+        return Bad(_own_features(table, tmp), culprit.format(re.escape(str(table))))
+
+    return case
+
+
+def _rec_option(*extra: str, culprit: str) -> Callable[..., Bad]:
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        return Bad(_rec_features(_recordings(tmp, esc10_root), tmp, *extra), culprit)
+
+    return case
+
+
+ML3: dict[str, Callable[[Path, Path], Bad]] = {
+    "ml3: labels cell a;;b": _labels_csv(
+        "dog;;rain", r"{}: line 3: labels 'dog;;rain' hold an empty"
+    ),
+    "ml3: labels csv naming an absent file": _labels_csv("dog", r"absent\.wav", absent=True),
+    "ml3: raven table without End Time": _edit_table(_no_end_column, r"{}.*End Time"),
+    "ml3: raven box with begin after end": _edit_table(_swap_times, r"{}: line 3"),
+    "ml3: raven box past the recording's end": _edit_table(
+        _past_the_end, r"{}: line 6: box 19-25 s ends after the end of rec0\.wav"
+    ),
+    "ml3: raven table whose audio is absent": rec_table_without_audio,
+    "ml3: --min-overlap without a unit": _rec_option(
+        "--min-overlap", "50", culprit="--min-overlap"
+    ),
+    "ml3: --window 0": _rec_option("--window", "0", culprit=r"--window / --hop: window_s 0"),
+    "ml3: --hop longer than --window": _rec_option(
+        "--window", "2", "--hop", "3", culprit=r"--window / --hop: hop_s 3 is longer"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ML3))
+def test_ml3_bad_input_is_one_line_exit_2_and_writes_nothing(
+    case: str,
+    tmp_path: Path,
+    esc10_root: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same checks as the main test (exit 2, one line, inputs unchanged, no leftovers)."""
+    monkeypatch.setitem(CASES, case, ML3[case])
+    test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, esc10_root, capfd)

@@ -87,6 +87,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
         "folder is the group (1: <a>); files of one group stay in one fold (default: "
         "ROOT/groups.csv if present, else the recording id in the names)",
     )
+    add_window_args(g)
     g.add_argument(
         "--allow-duplicates",
         action="store_true",
@@ -94,6 +95,61 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
         "accuracy); with this flag it is listed as a warning and kept",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_window_args(g: Any) -> None:
+    """Options for annotated recordings (a folder of audio with Raven / Audacity tables)."""
+    g.add_argument(
+        "--label-column",
+        default=None,
+        metavar="NAME",
+        help="annotated recordings: the Raven column holding the classes",
+    )
+    g.add_argument(
+        "--min-overlap",
+        default=None,
+        metavar="50%|0.25s",
+        help="annotated recordings: how much of a box a window must hold to get "
+        "its class, a fraction of the box (50%%, default) or seconds (0.25s)",
+    )
+    g.add_argument(
+        "--window",
+        type=float,
+        default=None,
+        metavar="S",
+        help="annotated recordings: window length in seconds (default: from the boxes)",
+    )
+    g.add_argument(
+        "--hop",
+        type=float,
+        default=None,
+        metavar="S",
+        help="annotated recordings: seconds between windows (default: half the window)",
+    )
+
+
+def window_options(args: argparse.Namespace) -> Any:
+    """The :class:`~soundtransfer.datasets.annotations.WindowOptions` of ``--label-column``,
+    ``--min-overlap``, ``--window``, ``--hop`` (None when none is given)."""
+    from soundtransfer.datasets.annotations import MinOverlap, WindowOptions
+
+    names = ("label_column", "min_overlap", "window", "hop")
+    if all(getattr(args, n, None) is None for n in names):
+        return None
+    fields: dict[str, Any] = {
+        "label_column": args.label_column,
+        "window_s": args.window,
+        "hop_s": args.hop,
+    }
+    if args.min_overlap is not None:
+        try:
+            fields["min_overlap"] = MinOverlap.parse(args.min_overlap)
+        except ConfigError as exc:
+            raise ConfigError(f"--min-overlap: {exc}") from None
+    try:
+        return WindowOptions(**fields)
+    except ConfigError as exc:
+        raise ConfigError(f"--window / --hop: {exc}") from None
 
 
 def parse_split(text: str | None) -> tuple[float, float, float] | None:
@@ -155,7 +211,11 @@ def open_store(
     if level is not None and level < 1:
         raise ConfigError(f"--group-level must be at least 1, got {level}")
     read = ReadOptions(
-        n_folds=args.n_folds, seed=args.fold_seed, split=parse_split(args.split), group_level=level
+        n_folds=args.n_folds,
+        seed=args.fold_seed,
+        split=parse_split(args.split),
+        group_level=level,
+        windows=window_options(args),
     )
     build = replace(build or BuildOptions(), skip_bad=args.skip_bad, progress=progress(args))
     return dataset_store(

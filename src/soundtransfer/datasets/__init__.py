@@ -103,7 +103,8 @@ DATASETS = tuple(READERS)
 #: its cases in ``tests/datasets/test_own.py``.
 FOLDER = "/"
 OWN_READERS: dict[str, tuple[str, str]] = {
-    FOLDER: ("soundtransfer.datasets.own", "read_folder"),
+    FOLDER: ("soundtransfer.datasets.recordings", "read_folder_any"),
+    ".txt": ("soundtransfer.datasets.recordings", "read_recordings"),
     ".csv": ("soundtransfer.datasets.own", "read_table_file"),
     ".tsv": ("soundtransfer.datasets.own", "read_table_file"),
 }

@@ -39,6 +39,7 @@ import soundfile as sf
 
 from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
 from soundtransfer.config import ConfigError
+from soundtransfer.datasets.annotations import WindowOptions
 from soundtransfer.datasets.clips import Clip, ClipTable
 from soundtransfer.datasets.folds import (
     FoldAssignment,
@@ -74,6 +75,8 @@ class ReadOptions:
             folder at this depth below the class folder (1: ``<a>``, 2: ``<a>/<b>``); files
             less deep are their own group. None: ``ROOT/groups.csv`` if present, else the
             recording id in the names, else each file alone.
+        windows: annotated recordings (:mod:`.recordings`): how they are cut into windows;
+            None: the defaults of :class:`~soundtransfer.datasets.annotations.WindowOptions`.
     """
 
     n_folds: int = 5
@@ -85,6 +88,7 @@ class ReadOptions:
     clip_seconds: float | None = None
     crop: str | None = None
     group_level: int | None = None
+    windows: WindowOptions | None = None
 
     def frontend(self, paths: Sequence[Path]) -> FrontEndChoice:
         """:func:`infer_frontend` of ``paths`` with these settings."""
