@@ -14,6 +14,7 @@ from soundtransfer.analysis.stats import (
     paired_comparison,
     protocol_summary,
     sign_flip_pvalue,
+    split_label,
     summarize,
     summary_legend,
 )
@@ -119,3 +120,8 @@ def test_protocol_summary_shows_inflation() -> None:
     assert protocol_summary(test).best_val is None
     with pytest.raises(ValueError, match="fold 1 has 2 validation and 3 test"):
         protocol_summary(test, [[1.0, 2.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+
+
+def test_the_fixed_split_is_printed_as_test() -> None:
+    """Issue 24 point 6: a train/valid/test CSV's accuracy was printed as split ``fixed``."""
+    assert split_label("fixed") == "test" and split_label("fold3") == "fold3"

@@ -225,6 +225,12 @@ def format_summary(s: Summary, digits: int = 2, caveat: bool = True) -> str:
     return f"{text} (2 splits: interval not informative)" if caveat and s.n == 2 else text
 
 
+def split_label(name: str) -> str:
+    """A split's name for people: the one train / valid / test split (run folder ``fixed``,
+    kept so that earlier runs resume) is ``test``, the split its accuracy is measured on."""
+    return "test" if name == "fixed" else name
+
+
 def summary_legend(n: int) -> str:
     """What :func:`format_summary` printed for ``n`` splits, for a line's parenthesis."""
     if n < 2:

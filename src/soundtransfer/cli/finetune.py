@@ -76,7 +76,7 @@ def register_mode(sub: Any, mode: str, help: str, description: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from soundtransfer.analysis.stats import format_summary, summarize, summary_legend
+    from soundtransfer.analysis.stats import format_summary, split_label, summarize, summary_legend
     from soundtransfer.train import get_preset, run_crossval
     from soundtransfer.weights import resolve
 
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.dataset} {result.arch}.{result.weights} {result.mode}: {result.run_dir}")
     unit = f" {result.unit}" if result.unit else ""
     for name, acc in zip(result.splits, result.accuracies, strict=True):
+        name = split_label(name)
         print(f"  {name:>8}  {acc:6.2f}{unit}" if unit else f"  {name:>8}  mAP {acc:.3f}")
     for line in result.notes:
         print(f"  {line}")
