@@ -14,7 +14,9 @@ from soundtransfer.analysis.stats import (
     paired_comparison,
     protocol_summary,
     sign_flip_pvalue,
+    split_label,
     summarize,
+    summary_legend,
 )
 
 
@@ -35,7 +37,19 @@ def test_summary_matches_scipy_t_interval() -> None:
 
 def test_single_fold_has_no_interval() -> None:
     s = summarize([90.0])
-    assert s.std == 0.0 and math.isnan(s.ci_low) and format_summary(s) == "90.00 +- 0.00"
+    # Issue 24 point 6: one split printed "+- 0.00" as if it had a spread.
+    assert s.std == 0.0 and math.isnan(s.ci_low) and format_summary(s) == "90.00"
+    assert "no std or interval" in summary_legend(1)
+
+
+def test_two_splits_say_their_interval_is_not_informative() -> None:
+    """Issue 24 point 6: two splits printed [-23.41, 27.41] % without a word (t = 12.7 at 1
+    degree of freedom)."""
+    s = summarize([60.0, 80.0])
+    assert format_summary(s).endswith("(2 splits: interval not informative)")
+    assert "[" in format_summary(s, caveat=False) and "not informative" in summary_legend(2)
+    assert "not informative" not in format_summary(summarize([60.0, 70.0, 80.0]))
+    assert "not informative" not in summary_legend(3)
 
 
 def test_bad_values_raise() -> None:
@@ -106,3 +120,8 @@ def test_protocol_summary_shows_inflation() -> None:
     assert protocol_summary(test).best_val is None
     with pytest.raises(ValueError, match="fold 1 has 2 validation and 3 test"):
         protocol_summary(test, [[1.0, 2.0], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+
+
+def test_the_fixed_split_is_printed_as_test() -> None:
+    """Issue 24 point 6: a train/valid/test CSV's accuracy was printed as split ``fixed``."""
+    assert split_label("fixed") == "test" and split_label("fold3") == "fold3"

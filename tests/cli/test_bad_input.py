@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import shutil
+import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -604,21 +605,6 @@ DEFECTS3: dict[str, Callable[[Path, Path], Bad]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(DEFECTS3))
-def test_defects3_bad_input_is_one_line_exit_2_and_writes_nothing(
-    case: str,
-    tmp_path: Path,
-    esc10_root: Path,
-    capfd: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The same checks as the main test (exit 2, one line, inputs unchanged, no leftovers)."""
-    if "mp3" in case and "MP3" not in sf.available_formats():
-        pytest.skip("this libsndfile cannot write MP3")
-    monkeypatch.setitem(CASES, case, DEFECTS3[case])
-    test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, esc10_root, capfd)
-
-
 def test_defects3_predict_out_inside_the_input_folder_reads_no_results(
     tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -757,8 +743,47 @@ ML3: dict[str, Callable[[Path, Path], Bad]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(ML3))
-def test_ml3_bad_input_is_one_line_exit_2_and_writes_nothing(
+# --- leak4 (issue 24 point 2 at the command line: a shifted copy in another fold) -------------
+
+
+def own_shifted_copy_in_another_fold(tmp: Path, esc10_root: Path) -> Bad:
+    """Issue 24 point 2: a real clip and a copy of it delayed by 100 ms (re-exported to FLAC
+    under an unrelated name and group) in another fold went into training unseen; ``features``
+    must stop, naming both files. Every file has its own group, so no note is printed."""
+    root, lines = _esc_copy(tmp, esc10_root, n=4)
+    names = [f"audio/{r.split(',')[0]}" for r in lines[1:]]
+    x, sr = sf.read(root / names[0], dtype="float32")
+    delayed = np.r_[np.zeros(int(0.1 * sr), x.dtype), x][: len(x)]
+    sf.write(root / "audio" / "export.flac", delayed, sr)  # 16-bit FLAC: re-quantised
+    rows = [f"{n},{'rain' if k % 2 else 'dog'},{1 + k // 2},g{k}" for k, n in enumerate(names)]
+    listing = root / "list.csv"
+    listing.write_text("\n".join(["file,label,fold,group", *rows, "audio/export.flac,dog,2,g9"]))
+    first = re.escape(names[0])
+    return Bad(_own_features(listing, tmp), rf"near-duplicate audio.*{first} ~ audio/export\.flac")
+
+
+LEAK4: dict[str, Callable[[Path, Path], Bad]] = {
+    "own: a copy shifted by 100 ms in another fold": own_shifted_copy_in_another_fold,
+}
+
+
+# --- the appended cases: each block above adds its dict; one test runs them all -----------------
+
+APPENDED: dict[str, Callable[[Path, Path], Bad]] = {**DEFECTS3, **ML3, **LEAK4}
+# leak4: the duplicate check runs on the built store's audio (features/dataset.py step 4), so the
+# finished store's index and the fingerprint cache stay: a rerun with --allow-duplicates reuses
+# both instead of extracting again (no run loses finished work).
+KEPT: dict[str, tuple[Callable[[Path], bool], ...]] = {
+    case: (
+        lambda rel: rel.parts[:2] == ("cache", "features") and rel.name == "index.json",
+        lambda rel: rel.parts[:2] == ("cache", "leakage") and rel.suffix == ".json",
+    )
+    for case in LEAK4
+}
+
+
+@pytest.mark.parametrize("case", list(APPENDED))
+def test_appended_bad_input_is_one_line_exit_2_and_writes_nothing(
     case: str,
     tmp_path: Path,
     esc10_root: Path,
@@ -766,5 +791,9 @@ def test_ml3_bad_input_is_one_line_exit_2_and_writes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The same checks as the main test (exit 2, one line, inputs unchanged, no leftovers)."""
-    monkeypatch.setitem(CASES, case, ML3[case])
+    if "mp3" in case and "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    kept = ALLOWED_LEFTOVERS + KEPT.get(case, ())
+    monkeypatch.setattr(sys.modules[__name__], "ALLOWED_LEFTOVERS", kept)
+    monkeypatch.setitem(CASES, case, APPENDED[case])
     test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, esc10_root, capfd)

@@ -54,7 +54,7 @@ def test_linear_eval_labels_csv_prints_map_and_stores_thresholds(
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "Traceback" not in err
-    assert re.search(r"^\s+fixed\s+mAP \d\.\d{3}$", out, re.MULTILINE), out
+    assert re.search(r"^\s+test\s+mAP \d\.\d{3}$", out, re.MULTILINE), out
     assert "test: mAP" in out and "thresholds:" in out
     run = runs / "own-list" / "resnet18.random" / probe / "fixed"
     final = json.loads((run / "final.json").read_text())

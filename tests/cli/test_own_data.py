@@ -56,7 +56,7 @@ def official_layout(esc10_root: Path, rows: list[dict], dst: Path) -> Path:
 
 def accuracies(out: str) -> dict[str, str]:
     """``{"fold1": "62.50", ..., "mean": "..."}`` from a finetune / linear-eval printout."""
-    return dict(re.findall(r"^\s+(fold\d+|fixed|mean)\s+([\d.]+)", out, re.MULTILINE))
+    return dict(re.findall(r"^\s+(fold\d+|fixed|test|mean)\s+([\d.]+)", out, re.MULTILINE))
 
 
 @pytest.mark.slow

@@ -391,3 +391,19 @@ def _recordings_in_one_fold(table: ClipTable, recording: dict[str, str]) -> bool
     for c in table.clips:
         folds_of.setdefault(recording[c.file], set()).add(c.fold)
     return all(len(f) == 1 for f in folds_of.values())
+
+
+def test_name_folds_all_one_fold_fall_back_to_grouped_folds_with_a_note() -> None:
+    """Issue 24 point 5: ESC-50-named clips that are all of fold 1 (a user's own recordings
+    named in the convention) gave a one-fold 'names' assignment; they must fall back to the
+    grouped k-fold, keep the recording ids as groups, and say why."""
+    from soundtransfer.datasets.own import assign_folds
+
+    files = [f"{c}/1-{100 + k}-{t}.wav" for c in ("dog", "rain") for k in range(4) for t in "AB"]
+    labels = [0] * 8 + [1] * 8
+    assigned, groups = assign_folds(files, labels, ["dog", "rain"], None, ReadOptions(n_folds=2))
+    assert assigned.method == "kfold" and assigned.n_folds == 2, assigned
+    assert sorted(set(assigned.folds)) == [1, 2]
+    assert "all fold 1" in assigned.groups and "grouped" in assigned.groups, assigned.groups
+    for g in set(groups):  # both takes of a recording in one fold
+        assert len({assigned.folds[i] for i, x in enumerate(groups) if x == g}) == 1

@@ -210,12 +210,34 @@ def protocol_summary(
     )
 
 
-def format_summary(s: Summary, digits: int = 2) -> str:
-    """``mean +- std [low, high]`` (the interval left out for a single fold)."""
-    text = f"{s.mean:.{digits}f} +- {s.std:.{digits}f}"
-    if math.isnan(s.ci_low):
-        return text
-    return f"{text} [{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]"
+def format_summary(s: Summary, digits: int = 2, caveat: bool = True) -> str:
+    """``mean +- std [low, high]`` over the splits (issue 24 point 6).
+
+    One split has no spread: the mean alone (never ``+- 0.00``). Two splits give a Student-t
+    interval with 1 degree of freedom (t = 12.7), far too wide to mean anything: with
+    ``caveat`` it says so (the CLI says it in its legend instead, :func:`summary_legend`).
+    """
+    if s.n < 2 or math.isnan(s.ci_low):
+        return f"{s.mean:.{digits}f}"
+    text = (
+        f"{s.mean:.{digits}f} +- {s.std:.{digits}f} [{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]"
+    )
+    return f"{text} (2 splits: interval not informative)" if caveat and s.n == 2 else text
+
+
+def split_label(name: str) -> str:
+    """A split's name for people: the one train / valid / test split (run folder ``fixed``,
+    kept so that earlier runs resume) is ``test``, the split its accuracy is measured on."""
+    return "test" if name == "fixed" else name
+
+
+def summary_legend(n: int) -> str:
+    """What :func:`format_summary` printed for ``n`` splits, for a line's parenthesis."""
+    if n < 2:
+        return "1 split: no std or interval"
+    if n == 2:
+        return "mean +- sample std [95 % CI]; 2 splits: the interval is not informative"
+    return f"mean +- sample std [95 % CI], {n} splits"
 
 
 def format_pvalue(p: float) -> str:

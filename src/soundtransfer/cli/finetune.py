@@ -76,7 +76,7 @@ def register_mode(sub: Any, mode: str, help: str, description: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from soundtransfer.analysis.stats import format_summary, summarize
+    from soundtransfer.analysis.stats import format_summary, split_label, summarize, summary_legend
     from soundtransfer.train import get_preset, run_crossval
     from soundtransfer.weights import resolve
 
@@ -97,14 +97,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"{result.dataset} {result.arch}.{result.weights} {result.mode}: {result.run_dir}")
     unit = f" {result.unit}" if result.unit else ""
     for name, acc in zip(result.splits, result.accuracies, strict=True):
+        name = split_label(name)
         print(f"  {name:>8}  {acc:6.2f}{unit}" if unit else f"  {name:>8}  mAP {acc:.3f}")
     for line in result.notes:
         print(f"  {line}")
-    stats = format_summary(summarize(result.accuracies), digits=2 if unit else 3)
-    print(
-        f"  {'mean':>8}  {'' if unit else 'mAP '}{stats}{unit}  (mean +- sample std [95 % CI], "
-        f"{len(result.splits)} splits)"
-    )
+    stats = format_summary(summarize(result.accuracies), digits=2 if unit else 3, caveat=False)
+    legend = summary_legend(len(result.splits))
+    print(f"  {'mean':>8}  {'' if unit else 'mAP '}{stats}{unit}  ({legend})")
     if result.final_epoch:  # another model was kept: the final epoch's figure beside it
         final = format_summary(summarize(result.final_epoch), digits=2 if unit else 3)
         label = "" if unit else "mAP "

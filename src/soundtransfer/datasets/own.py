@@ -399,7 +399,11 @@ def _assign_folds(
         from_names = [name_fold(f) for f in files]
         if all(k is not None for k in from_names):
             folds = tuple(int(k) for k in from_names if k is not None)
-            return FoldAssignment(folds, "names", len(set(folds)), None, how), final
+            if len(set(folds)) > 1:
+                return FoldAssignment(folds, "names", len(set(folds)), None, how), final
+            # One fold in the names (own recordings named in the ESC-50 convention): nothing
+            # to hold out, so the grouped k-fold below, with the recording ids as groups.
+            how += f"; the file names' folds are all fold {folds[0]}: grouped folds instead"
     if split is not None:
         folds = tuple(group_split(labels, final, split, seed, classes))
         return FoldAssignment(folds, "split", 3, seed, how, tuple(split)), final
