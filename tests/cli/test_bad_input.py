@@ -797,3 +797,19 @@ def test_appended_bad_input_is_one_line_exit_2_and_writes_nothing(
     monkeypatch.setattr(sys.modules[__name__], "ALLOWED_LEFTOVERS", kept)
     monkeypatch.setitem(CASES, case, APPENDED[case])
     test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, esc10_root, capfd)
+
+
+# --- defects4 (issue 23 defect 15: progress bars on a stderr that is not a terminal) ---------
+
+
+def test_defects4_download_draws_no_bars_off_a_terminal(
+    tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Without ``--quiet``, a download whose stderr is a pipe or log file (here pytest's capture)
+    printed every redraw of tqdm's bar before the error; now the error is the only line."""
+    bad = download_unreadable_dataset(tmp_path, esc10_root)
+    argv = [a for a in bad.argv if a != "--quiet"]
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "\r" not in err, err
+    assert re.search(bad.culprit, err), err
