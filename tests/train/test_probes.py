@@ -303,3 +303,23 @@ def test_probe_settings_are_checked_and_batch_is_per_device() -> None:
     assert embed_batch_for(get_preset("cpu", {"embed_batch_size": 5}), "cuda") == 5
     assert "embed_batch_size" not in identity_settings(cfg)
     assert "probe" in identity_settings(cfg) and "probe_inner_folds" in identity_settings(cfg)
+
+
+# --- probes (issue 24 pt 4): small-data protocol -------------------------------------------
+
+
+def test_holdout_keeps_its_fraction_with_a_rare_class() -> None:
+    """A class with 2 rows used to cap the hold-out at 2 folds (50 % held out)."""
+    from soundtransfer.train.probes.base import holdout_split
+
+    y = np.array([0] * 90 + [1] * 95 + [2] * 2)  # 187 rows, as in issue 24
+    tr, va = holdout_split(y, None, 0.2, seed=0)
+    assert len(tr) + len(va) == len(y) and not set(tr) & set(va)
+    # one of 5 stratified folds: 20 % give or take a row per class
+    assert abs(len(va) / len(y) - 0.2) < 0.03
+
+
+def test_mlp_refits_on_all_training_rows_by_default() -> None:
+    from soundtransfer.train.probes.mlp import MLPConfig
+
+    assert MLPConfig().refit is True

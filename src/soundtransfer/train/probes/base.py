@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -176,8 +177,26 @@ def holdout_split(
     groups at a time (one fold of ``round(1 / fraction)`` stratified group folds)."""
     if not 0 < fraction < 1:
         raise ConfigError(f"valid_fraction must be in (0, 1), not {fraction}")
-    splits = inner_splits(y, groups, max(2, round(1 / fraction)), seed)
-    return splits[0]
+    if y.ndim == 2:
+        return _multilabel_inner_splits(y, groups, max(2, round(1 / fraction)), seed)[0]
+    # Issue 24 pt 4: the fold count comes from the fraction alone (capped by the number of
+    # groups), not from the rarest class, so a class with 2 clips no longer turns a 20 %
+    # hold-out into 50 %; such a class simply gets at most one held-out row per fold.
+    units = len(np.unique(groups)) if groups is not None else len(y)
+    largest = int(np.bincount(y).max())  # scikit-learn needs one class with k members
+    k = min(max(2, round(1 / fraction)), units, largest)
+    if k < 2:
+        raise ValueError("probe: too few rows (or groups) to hold out a validation part")
+    dummy = np.zeros((len(y), 1))
+    with warnings.catch_warnings():  # "least populated class has fewer members than n_splits"
+        warnings.simplefilter("ignore", UserWarning)
+        if groups is None:
+            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+            tr, va = next(iter(skf.split(dummy, y)))
+            return np.asarray(tr), np.asarray(va)
+        sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        tr, va = next(iter(sgkf.split(dummy, y, groups)))
+        return np.asarray(tr), np.asarray(va)
 
 
 @dataclass(frozen=True)

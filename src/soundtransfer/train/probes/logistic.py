@@ -8,6 +8,7 @@ then refitted on all of them. Its head is one ``nn.Linear`` with the standardisa
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,12 @@ def fit_logistic(data: FitData, cfg: LogisticConfig) -> tuple[nn.Module, dict[st
     acc = np.zeros((len(cs),))
     nll = np.zeros((len(cs),))
     splits = inner_splits(y, data.groups, cfg.inner_folds, data.seed)
+    if len(splits) < cfg.inner_folds:  # issue 24 pt 4: say when the protocol changed, and why
+        print(
+            f"probe logistic: {len(splits)} inner folds instead of {cfg.inner_folds} "
+            "(the rarest class, or the number of groups, allows no more)",
+            file=sys.stderr,
+        )
     for tr, va in splits:
         mu, sd = standardise(x[tr])
         mu_t = torch.from_numpy(mu).to(xt)
