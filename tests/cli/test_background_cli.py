@@ -34,7 +34,7 @@ def test_noise_folder_is_never_an_event(
             "0.5,0.25,0.25", "--out", str(runs), "--cache", str(tmp_path / "cache"),
             "--quiet"]  # fmt: skip
     assert main(argv) == 0
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert "Traceback" not in err and "background class(es) ['noise']" in err, err
     bundle = next(runs.rglob("model.pt"))
     _, meta = load_bundle(bundle)
