@@ -474,13 +474,20 @@ def folder_labels(name: str, root: Path) -> tuple[str, ...]:
     Raises:
         DatasetError: an empty label (``dog,,rain``, ``dog,``), naming the folder.
     """
-    names = [n.strip() for n in name.split(FOLDER_LABEL_SEPARATOR)]
-    if any(not n for n in names):
+    names = split_names(name, FOLDER_LABEL_SEPARATOR)
+    if names is None:
         raise DatasetError(
             f"{root / name}: folder name {name!r} holds an empty label (labels are separated "
             f"by '{FOLDER_LABEL_SEPARATOR}')"
         )
-    return tuple(dict.fromkeys(names))
+    return names
+
+
+def split_names(text: str, separator: str) -> tuple[str, ...] | None:
+    """The names of ``text`` split at ``separator``, stripped, each once in order; None when
+    one is empty (``a,,b``, ``a,``)."""
+    names = [n.strip() for n in text.split(separator)]
+    return None if any(not n for n in names) else tuple(dict.fromkeys(names))
 
 
 def check_background(names: Sequence[str]) -> tuple[str, ...]:
@@ -886,13 +893,13 @@ def parse_labels(cell: str, where: str) -> tuple[str, ...]:
     """
     if not cell.strip():
         return ()
-    names = [n.strip() for n in cell.split(LABELS_SEPARATOR)]
-    if any(not n for n in names):
+    names = split_names(cell, LABELS_SEPARATOR)
+    if names is None:
         raise DatasetError(
             f"{where}: labels {cell!r} hold an empty name (names are separated by "
             f"'{LABELS_SEPARATOR}'; leave the whole cell empty for no sound of interest)"
         )
-    return tuple(dict.fromkeys(names))
+    return names
 
 
 def multilabel_folds(
