@@ -813,3 +813,43 @@ def test_defects4_download_draws_no_bars_off_a_terminal(
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "\r" not in err, err
     assert re.search(bad.culprit, err), err
+
+
+# --- ml4 (issue 20): comma-separated folder names and background folders --------------------
+
+
+def _ml4_tree(tmp: Path, esc10_root: Path, folders: tuple[str, ...]) -> Path:
+    """``tmp/in/tree/<folder>/<clip>``: two real ESC-10 clips per folder (copied)."""
+    clips = sorted((esc10_root / "audio").glob("*.ogg"))
+    data = tmp / "in" / "tree"
+    for i, folder in enumerate(folders):
+        (data / folder).mkdir(parents=True)
+        for clip in clips[2 * i : 2 * i + 2]:
+            shutil.copy(clip, data / folder)
+    return data
+
+
+ML4 = {
+    "folder: empty label in a comma name": (("dog,,rain", "rain"), (), r"holds an empty label"),
+    "folder: background name joined with a label": (
+        ("dog,noise", "rain"), (), r"'noise' is a background folder name"
+    ),
+    "folder: background folders only": (("noise", "other"), (), r"only background folders"),
+    "option: empty background folder name": (
+        ("dog", "rain"), ("--background-folders", "noise,,other"), r"--background-folders expects"
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(ML4))
+def test_ml4_bad_folder_is_one_line_exit_2(
+    case: str, tmp_path: Path, esc10_root: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    folders, extra, culprit = ML4[case]
+    data = _ml4_tree(tmp_path, esc10_root, folders)
+    inputs = _snapshot(tmp_path / "in")
+    capfd.readouterr()
+    assert main([*_own_features(data, tmp_path), *extra]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and re.search(culprit, err), err
+    assert _snapshot(tmp_path / "in") == inputs

@@ -92,3 +92,27 @@ def test_full_disk_leaves_no_onnx(
     with pytest.raises(OutputError, match=r"m\.onnx: no space left on device"):
         export_onnx(exported[0], tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []  # no 0-byte .onnx, no temp file
+
+
+def test_multilabel_export_scores_are_the_bundles_sigmoids(
+    tmp_path: Path, esc10_root: Path
+) -> None:
+    """A multi-label bundle's graph outputs one sigmoid per class (issue 20), not a softmax."""
+    import onnxruntime as ort
+
+    bundle = make_bundle(tmp_path / "model.pt", task="multi_label")
+    path, diff = export_onnx(bundle, tmp_path / "model.onnx")
+    assert diff is not None and diff < 1e-3
+    model, meta = load_bundle(bundle)
+    clips = sorted((esc10_root / "audio").glob("*.ogg"))[:2]
+    wave = np.concatenate([load_clip(c, meta.frontend.sample_rate) for c in clips])
+    want = reference_window_probs(model, meta, wave, plan_hop(meta.frontend).samples)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    scores, window_logits = sess.run(None, {"audio": wave[None]})
+    # As above: float32 FFT sums in other orders agree to ~1e-6; 1e-4 is far below what a
+    # softmax in place of the sigmoids would change (scores of 3 classes summing to 1).
+    np.testing.assert_allclose(scores[0], want.mean(0), rtol=0, atol=1e-4)
+    sig = torch.sigmoid(torch.from_numpy(window_logits[0])).numpy()
+    np.testing.assert_allclose(sig, want, rtol=0, atol=1e-4)
+    soft = torch.softmax(torch.from_numpy(window_logits[0]), dim=1).numpy()
+    assert np.abs(soft - want).max() > 1e-2  # the two readings differ on these windows

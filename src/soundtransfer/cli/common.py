@@ -9,6 +9,10 @@ from typing import Any
 
 from soundtransfer.config import ConfigError
 
+# = soundtransfer.datasets.own.BACKGROUND_FOLDERS (not imported: the parser stays light; a test
+# checks they agree).
+BACKGROUND_FOLDERS = ("background", "noise", "other")
+
 CACHE_HELP = (
     "cache root for features, weights and embeddings "
     "(default: $SOUNDTRANSFER_CACHE or ~/.cache/soundtransfer)"
@@ -89,6 +93,14 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     )
     add_window_args(g)
     g.add_argument(
+        "--background-folders",
+        default=",".join(BACKGROUND_FOLDERS),
+        metavar="A,B",
+        help="class folders holding 'no event' clips, any case (default: "
+        f"{','.join(BACKGROUND_FOLDERS)}; 'none': no such folders): negatives of a multi-label "
+        "tree, a class predict never reports in a single-label one",
+    )
+    g.add_argument(
         "--allow-duplicates",
         action="store_true",
         help="the same or nearly the same audio in two folds is an error (it inflates the "
@@ -165,6 +177,22 @@ def parse_split(text: str | None) -> tuple[float, float, float] | None:
     return (parts[0], parts[1], parts[2])
 
 
+def parse_background(text: str) -> tuple[str, ...]:
+    """``--background-folders a,b`` as names (``none``: no background folders).
+
+    Raises:
+        ConfigError: an empty name (``a,,b``, ``""``).
+    """
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(n.strip() for n in text.split(","))
+    if any(not n for n in names):
+        raise ConfigError(
+            f"--background-folders expects comma-separated folder names (or 'none'), got {text!r}"
+        )
+    return names
+
+
 def progress(args: argparse.Namespace) -> bool:
     """Progress bars: unless ``--quiet``, and only when stderr is a terminal (a log file or a
     pipe would get every redraw of every bar)."""
@@ -216,6 +244,7 @@ def open_store(
         split=parse_split(args.split),
         group_level=level,
         windows=window_options(args),
+        background=parse_background(getattr(args, "background_folders", "none")),
     )
     build = replace(build or BuildOptions(), skip_bad=args.skip_bad, progress=progress(args))
     return dataset_store(

@@ -57,6 +57,10 @@ STANDARD_RATES_HZ = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 MAX_RATE_HZ = 48000
 FRAMES_PER_SECOND = 50  # image width per second of audio, as the presets (250 for 5 s)
 MIN_OUT_FRAMES = 250
+# Folder layout, BirdNET's conventions: ROOT/dog,rain/x.wav holds both labels (a comma in a
+# folder name is always a separator), and these folders (any case) hold "no event" clips.
+FOLDER_LABEL_SEPARATOR = ","
+BACKGROUND_FOLDERS = ("background", "noise", "other")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class ReadOptions:
             recording id in the names, else each file alone.
         windows: annotated recordings (:mod:`.recordings`): how they are cut into windows;
             None: the defaults of :class:`~soundtransfer.datasets.annotations.WindowOptions`.
+        background: folder layout: class folders with these names (compared ignoring case)
+            hold "no event" clips (:func:`read_folder`); ``()``: none.
     """
 
     n_folds: int = 5
@@ -89,6 +95,7 @@ class ReadOptions:
     crop: str | None = None
     group_level: int | None = None
     windows: WindowOptions | None = None
+    background: tuple[str, ...] = BACKGROUND_FOLDERS
 
     def frontend(self, paths: Sequence[Path]) -> FrontEndChoice:
         """:func:`infer_frontend` of ``paths`` with these settings."""
@@ -468,37 +475,153 @@ def _skipped_note(skipped: Sequence[str]) -> tuple[str, ...]:
     return (f"{len(skipped)} non-audio file(s) not read: {shown}",)
 
 
+def folder_labels(name: str, root: Path) -> tuple[str, ...]:
+    """The labels of a class folder's name: ``dog,rain`` -> ``("dog", "rain")`` (BirdNET's
+    convention; a comma is always a separator, so no class name can hold one), each once.
+
+    Raises:
+        DatasetError: an empty label (``dog,,rain``, ``dog,``), naming the folder.
+    """
+    names = split_names(name, FOLDER_LABEL_SEPARATOR)
+    if names is None:
+        raise DatasetError(
+            f"{root / name}: folder name {name!r} holds an empty label (labels are separated "
+            f"by '{FOLDER_LABEL_SEPARATOR}')"
+        )
+    return names
+
+
+def split_names(text: str, separator: str) -> tuple[str, ...] | None:
+    """The names of ``text`` split at ``separator``, stripped, each once in order; None when
+    one is empty (``a,,b``, ``a,``)."""
+    names = [n.strip() for n in text.split(separator)]
+    return None if any(not n for n in names) else tuple(dict.fromkeys(names))
+
+
+def check_background(names: Sequence[str]) -> tuple[str, ...]:
+    """Background folder names, checked: non-empty, no comma (a comma joins labels).
+
+    Raises:
+        DatasetError: an empty name or one holding a comma.
+    """
+    for n in names:
+        if not n.strip() or FOLDER_LABEL_SEPARATOR in n:
+            raise DatasetError(
+                f"background folder name {n!r} must be a non-empty name without "
+                f"'{FOLDER_LABEL_SEPARATOR}' (got {list(names)})"
+            )
+    return tuple(n.strip() for n in names)
+
+
+def _folder_sets(
+    folders: Sequence[str], root: Path, background: Sequence[str]
+) -> tuple[dict[str, tuple[str, ...]], set[str]]:
+    """Labels of each class folder and the background folders among them.
+
+    Raises:
+        DatasetError: an empty label, a background name joined with other labels, or
+            background folders only.
+    """
+    back = {b.casefold() for b in check_background(background)}
+    sets = {f: folder_labels(f, root) for f in sorted(set(folders))}
+    found = {f for f, labels in sets.items() if labels[0].casefold() in back and len(labels) == 1}
+    for f, labels in sets.items():
+        mixed = [n for n in labels if n.casefold() in back]
+        if mixed and f not in found:
+            raise DatasetError(
+                f"{root / f}: {mixed[0]!r} is a background folder name (no event; "
+                "--background-folders) and cannot be a label joined with others"
+            )
+    if found == set(sets):
+        raise DatasetError(f"{root}: only background folders ({sorted(found)}): no class to learn")
+    return sets, found
+
+
 def read_folder(
     root: str | Path,
     options: ReadOptions | None = None,
 ) -> OpenedDataset:
     """Read ``ROOT/<class>/**/<audio file>`` (see the module docstring).
 
+    A folder name with several labels joined by ``,`` (``ROOT/dog,rain/``) makes the tree
+    multi-label (as a ``labels`` column does): every clip gets the labels of its folder, and the
+    clips of background folders (:attr:`ReadOptions.background`) are negatives (no label).
+    Without such a name the tree is single-label, and a background folder is a class listed in
+    ``ClipTable.background`` (bundles record it; ``predict`` never reports it as an event).
+
     Args:
         root: the folder whose subfolders are the classes.
         options: folds when the names carry none, and the front end (:class:`ReadOptions`).
 
     Raises:
-        DatasetError: missing folder, no audio, one class, too few clips or groups for the
-            folds, an unreadable header.
+        DatasetError: missing folder, no audio, one class, an empty label in a folder name, a
+            background name joined with labels, background folders only, too few clips or
+            groups for the folds, an unreadable header.
     """
     root = Path(root).expanduser()
+    opts = options or ReadOptions()
     found, skipped = scan_folder(root)
     files = [f for f, _ in found]
-    classes, labels = _classes_and_labels([c for _, c in found], root)
-    given, how = folder_groups(root, files, (options or ReadOptions()).group_level)
+    sets, back = _folder_sets([c for _, c in found], root, opts.background)
+    given, how = folder_groups(root, files, opts.group_level)
     skipped = [s for s in skipped if s != GROUPS_FILE]
-    folds, groups = assign_folds(files, labels, classes, given, options, source=root)
+    if any(len(labels) > 1 for labels in sets.values()):
+        clips, folds, classes = _multilabel_folder(found, sets, back, given, opts, root)
+        background: tuple[str, ...] = ()
+        note = f"{sum(1 for _, c in found if c in back)} clip(s) of {sorted(back)}: negatives"
+    else:
+        clips, folds, classes = _single_label_folder(
+            files, [c for _, c in found], given, opts, root
+        )
+        background = tuple(sorted(back))
+        note = f"background class(es) {list(background)}: predict never reports them as events"
     if how:
         folds = replace(folds, groups=how + folds.groups.removeprefix("groups = the group column"))
+    protocol = "fixed" if folds.method == "split" else "kfold"
+    notes = _skipped_note(skipped) + _singleton_note([c.group for c in clips], "folder")
+    notes += (note,) if back else ()
+    table = ClipTable(table_name(root), root, classes, clips, protocol, notes, background)
+    fe = opts.frontend([root / f for f in files])
+    return OpenedDataset(table, fe, folds, root, "folder")
+
+
+def _single_label_folder(
+    files: Sequence[str],
+    names: Sequence[str],
+    given: Sequence[str] | None,
+    options: ReadOptions,
+    root: Path,
+) -> tuple[tuple[Clip, ...], FoldAssignment, tuple[str, ...]]:
+    """Clips, folds and classes of a single-label tree (the class = the folder)."""
+    classes, labels = _classes_and_labels(names, root)
+    folds, groups = assign_folds(files, labels, classes, given, options, source=root)
     clips = tuple(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
-    protocol = "fixed" if folds.method == "split" else "kfold"
-    notes = _skipped_note(skipped) + _singleton_note(groups, "folder")
-    table = ClipTable(table_name(root), root, classes, clips, protocol, notes)
-    fe = (options or ReadOptions()).frontend([root / f for f in files])
-    return OpenedDataset(table, fe, folds, root, "folder")
+    return clips, folds, classes
+
+
+def _multilabel_folder(
+    found: Sequence[tuple[str, str]],
+    sets: dict[str, tuple[str, ...]],
+    back: set[str],
+    given: Sequence[str] | None,
+    options: ReadOptions,
+    root: Path,
+) -> tuple[tuple[Clip, ...], FoldAssignment, tuple[str, ...]]:
+    """Clips, folds and classes of a multi-label tree (folds by iterative stratification
+    with groups, as a ``labels`` CSV; background folders' clips have no label)."""
+    files = [f for f, _ in found]
+    classes = tuple(sorted({n for f, ns in sets.items() if f not in back for n in ns}))
+    index = {c: k for k, c in enumerate(classes)}
+    label_sets = [() if c in back else tuple(sorted(index[n] for n in sets[c])) for _, c in found]
+    groups, how = resolve_groups(files, given)
+    assignment = _multilabel_assignment(label_sets, classes, groups, how, options, root)
+    clips = tuple(
+        Clip(f, s[0] if s else 0, k, g, s)
+        for f, s, k, g in zip(files, label_sets, assignment.folds, groups, strict=True)
+    )
+    return clips, assignment, classes
 
 
 GROUPS_FILE = "groups.csv"  # ROOT/groups.csv: columns file (relative to ROOT), group
@@ -778,13 +901,13 @@ def parse_labels(cell: str, where: str) -> tuple[str, ...]:
     """
     if not cell.strip():
         return ()
-    names = [n.strip() for n in cell.split(LABELS_SEPARATOR)]
-    if any(not n for n in names):
+    names = split_names(cell, LABELS_SEPARATOR)
+    if names is None:
         raise DatasetError(
             f"{where}: labels {cell!r} hold an empty name (names are separated by "
             f"'{LABELS_SEPARATOR}'; leave the whole cell empty for no sound of interest)"
         )
-    return tuple(dict.fromkeys(names))
+    return names
 
 
 def multilabel_folds(
@@ -852,16 +975,7 @@ def read_multilabel_table(
             pairs = [(k, f) for s, f in zip(sets, folds, strict=True) for k in s or (-1,)]
             _check_split([f for _, f in pairs], [k for k, _ in pairs], classes, path)
     else:
-        try:
-            folds = multilabel_folds(sets, len(classes), groups, options, classes)
-        except DatasetError as exc:
-            raise DatasetError(f"{path}: {exc}") from None
-        method = "split" if options.split is not None else "kfold"
-        n = 3 if options.split is not None else options.n_folds
-        assignment = FoldAssignment(
-            folds, method, n, options.seed, how + "; iterative stratification",
-            tuple(options.split or ()),
-        )  # fmt: skip
+        assignment = _multilabel_assignment(sets, classes, groups, how, options, path)
     clips = tuple(
         Clip(f, s[0] if s else 0, k, g, s)
         for f, s, k, g in zip(files, sets, assignment.folds, groups, strict=True)
@@ -872,3 +986,24 @@ def read_multilabel_table(
     return OpenedDataset(
         table, options.frontend([root / f for f in files]), assignment, path, "csv"
     )
+
+
+def _multilabel_assignment(
+    sets: Sequence[tuple[int, ...]],
+    classes: Sequence[str],
+    groups: Sequence[str],
+    how: str,
+    options: ReadOptions,
+    source: Path,
+) -> FoldAssignment:
+    """Made folds of a multi-label table (:func:`multilabel_folds`), ``source`` named in errors."""
+    try:
+        folds = multilabel_folds(sets, len(classes), groups, options, classes)
+    except DatasetError as exc:
+        raise DatasetError(f"{source}: {exc}") from None
+    method = "split" if options.split is not None else "kfold"
+    n = 3 if options.split is not None else options.n_folds
+    return FoldAssignment(
+        folds, method, n, options.seed, how + "; iterative stratification",
+        tuple(options.split or ()),
+    )  # fmt: skip

@@ -37,6 +37,8 @@ How audio becomes embeddings:
   downsamples time 32x: 0.64 s per column at 50 frames/s, coarser than HEAR's suggested
   50 ms; HEAR's validator warns about it, it does not fail.
 - Scene embeddings: the mean of the map over frequency and time (the encoder's own pooling).
+- A bundle's head plays no part, so neither does its task (softmax or sigmoid scores): a
+  multi-label bundle embeds as a single-label one with the same encoder.
 
 The model is in eval mode (batch-norm running statistics), so a clip's embedding does not
 depend on the other clips of the batch.

@@ -351,11 +351,14 @@ def reference_window_probs(
 ) -> np.ndarray:
     """The plain path, one window at a time through the model's own front end: ``(W, classes)``.
 
-    The reference that the streamed, sliced path is tested and benchmarked against.
+    The reference that the streamed, sliced path is tested and benchmarked against. Scores as
+    :attr:`BundleMeta.task` says: softmax, or one sigmoid per class for multi-label.
     """
     size = meta.frontend.clip_samples
+    multi = meta.task == "multi_label"
     out = []
     for s in window_starts(len(wave), size, hop):
         window = torch.from_numpy(np.ascontiguousarray(wave[s : s + size]))[None]  # (1, <=size)
-        out.append(torch.softmax(model(window), dim=1)[0].numpy())
+        logits = model(window)
+        out.append((torch.sigmoid(logits) if multi else torch.softmax(logits, dim=1))[0].numpy())
     return np.stack(out)
