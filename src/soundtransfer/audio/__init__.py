@@ -14,13 +14,3 @@ if TYPE_CHECKING:
     from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "PRESETS",
-    "FrontEnd",
-    "LogMel3",
-    "get_preset",
-    "load_clip",
-    "mel_filterbank",
-    "read_audio",
-]

@@ -208,25 +208,3 @@ def _open_official(
         tuple(c.fold for c in table.clips), "given", len(table.folds), None, "official metadata"
     )
     return OpenedDataset(table, fe, folds, table.root, "official")
-
-
-__all__ = [
-    "DATASETS",
-    "FOLDER",
-    "LOADERS",
-    "OWN_READERS",
-    "READERS",
-    "TABLE_SUFFIXES",
-    "Clip",
-    "ClipTable",
-    "DatasetReader",
-    "FoldAssignment",
-    "FrontEndChoice",
-    "LeakageReport",
-    "OpenedDataset",
-    "ReadOptions",
-    "Split",
-    "leakage_report",
-    "load_dataset",
-    "open_dataset",
-]

@@ -25,12 +25,3 @@ if TYPE_CHECKING:
     from soundtransfer.features.store import FeatureStore, open_features
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "BuildOptions",
-    "FeatureStore",
-    "build_features",
-    "dataset_store",
-    "default_cache_dir",
-    "open_features",
-]

@@ -13,5 +13,3 @@ if TYPE_CHECKING:
 
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = ["AudioClassifier", "BundleMeta", "load_bundle", "save_bundle"]

@@ -23,17 +23,3 @@ if TYPE_CHECKING:
 
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "LITES",
-    "RESNETS",
-    "Classifier",
-    "Encoder",
-    "EncoderSpec",
-    "InputNorm",
-    "build_encoder",
-    "build_head",
-    "check_arch",
-    "encoder_spec",
-    "list_encoders",
-]

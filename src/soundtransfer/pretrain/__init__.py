@@ -16,22 +16,3 @@ if TYPE_CHECKING:
     from soundtransfer.pretrain.ntxent import NTXentLoss, nt_xent, nt_xent_gathered
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "LARS",
-    "PRESETS",
-    "BatchAugment",
-    "NTXentLoss",
-    "PretrainConfig",
-    "SimCLRModel",
-    "SimCLRTransform",
-    "get_preset",
-    "lars_param_groups",
-    "lr_at_step",
-    "nt_xent",
-    "nt_xent_gathered",
-    "pretrain",
-    "projection_head",
-    "save_encoder",
-    "scaled_lr",
-]

@@ -50,30 +50,3 @@ if TYPE_CHECKING:
     )
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "MetricsLog",
-    "Precision",
-    "RunRef",
-    "RunStatus",
-    "atomic_open",
-    "atomic_torch_save",
-    "atomic_write",
-    "atomic_write_text",
-    "cell_dir",
-    "check_finite",
-    "describe_changes",
-    "list_runs",
-    "load_array",
-    "load_checkpoint",
-    "load_tensors",
-    "open_run",
-    "parse_run_dir",
-    "read_final",
-    "read_jsonl",
-    "read_metrics",
-    "refuse_input_as_output",
-    "reporting_disk_full",
-    "run_dir",
-    "save_checkpoint",
-]

@@ -20,16 +20,3 @@ if TYPE_CHECKING:
     from soundtransfer.train.run import run_split
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "PRESETS",
-    "CVResult",
-    "RunContext",
-    "TrainConfig",
-    "evaluate",
-    "fit",
-    "fold_mean_std",
-    "get_preset",
-    "run_crossval",
-    "run_split",
-]

@@ -25,17 +25,3 @@ if TYPE_CHECKING:
 
 else:
     __getattr__, __dir__ = lazy_exports(__name__, type_checking_imports(__file__))
-
-__all__ = [
-    "DEFAULT_ARCH",
-    "SOURCES",
-    "ResolvedWeights",
-    "WeightSource",
-    "cache_status",
-    "fetch_weights",
-    "fingerprint",
-    "get_source",
-    "list_sources",
-    "load_encoder",
-    "resolve",
-]
