@@ -89,3 +89,42 @@ def test_bad_labels_cell_is_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "l.csv" in err[0], err
+
+
+def test_finished_multilabel_run_is_reused_and_tabled(
+    esc10_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished multi-label run's ``final.json`` (``test_mAP``, label sets, no ``test_acc``)
+    is read back: the same command again reuses it, and the results table shows its mAP %."""
+    from soundtransfer.analysis.tables import collect_results, results_table
+
+    data = tmp_path / "data"
+    data.mkdir()
+    runs = tmp_path / "runs"
+    argv = ["linear-eval", str(labels_csv(esc10_root, data)), "--weights", "random",
+            "--arch", "resnet18", "--preset", "cpu", "--set", "probe=logistic",
+            "--set", "probe_inner_folds=2", "--out", str(runs), "--cache",
+            str(tmp_path / "cache"), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0, capsys.readouterr().err  # done: read back, not trained again
+    assert capsys.readouterr().out == first
+    final = json.loads((runs / "own-list" / "resnet18.random" / "logistic" / "fixed" /
+                        "final.json").read_text())  # fmt: skip
+    (row,) = collect_results(runs)
+    assert row.metric == "mAP" and row.accuracies == (100 * final["test_mAP"],)
+    markdown, table_csv = results_table([row])
+    assert "mAP % (mean +- std)" in markdown and f"{100 * final['test_mAP']:.2f}" in markdown
+    assert table_csv.splitlines()[0].endswith(",metric") and table_csv.splitlines()[1].endswith(
+        ",mAP"
+    )
+    # figures: no confusion matrix for multi-label runs, the results table with their mAP
+    figs = tmp_path / "figs"
+    assert main(["figures", str(runs), "--out", str(figs)]) == 0, capsys.readouterr().err
+    assert not list(figs.glob("confusion*"))
+    assert "mAP %" in (figs / "results.md").read_text()
+    # ensemble: one line naming the multi-label run, exit 2
+    cell = runs / "own-list" / "resnet18.random" / "logistic"
+    assert main(["ensemble", str(cell), str(cell)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a multi-label run" in err, err

@@ -72,6 +72,8 @@ def read_member(cell: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in finals:
         data = read_final(path)
+        if data.get("task") == "multi_label":
+            raise RunError(f"{path}: a multi-label run; ensemble averages single-label runs")
         probs = np.asarray(data.get("test_probabilities", []), dtype=np.float64)
         want = (len(data["labels"]), len(data["classes"]))
         if probs.shape != want or not np.isfinite(probs).all():

@@ -257,7 +257,9 @@ def make_figures(
             key = f"{weights}, {_splits_phrase(curved)}"
             losses.setdefault((ds, mode), {})[key] = [r.points("train_loss") for r in curved]
             modes[(ds, mode)] = model.split(", ", 1)[1]
-        done = [r for r in runs if r.final is not None]
+        # A confusion matrix needs one label per clip: multi-label runs report their mAP in
+        # the results table and their tagging report in the run folder instead.
+        done = [r for r in runs if r.final is not None and r.final.get("task") != "multi_label"]
         if done:
             written += _confusion_files(ds, model, done, f"{ds}_{weights}_{mode}", out_dir)
     for (ds, mode), by_weights in sorted(losses.items()):

@@ -50,13 +50,14 @@ PAPER: dict[tuple[str, str, str], float] = {
 
 @dataclass(frozen=True)
 class Row:
-    """One grid cell's results: accuracy % per split."""
+    """One grid cell's results: accuracy % (or mAP %, multi-label) per split."""
 
     dataset: str
     weights: str  # run-directory label, ``<arch>.<weights>``
     mode: str
     splits: tuple[str, ...]
-    accuracies: tuple[float, ...]
+    accuracies: tuple[float, ...]  # % per split: accuracy, or mAP x 100 (``metric``)
+    metric: str = "accuracy"  # "accuracy" (single-label) or "mAP" (multi-label)
 
     @property
     def arch(self) -> str:
@@ -146,8 +147,15 @@ def collect_results(out_dir: Path, label: str = "", warn: Warn | None = None) ->
     runs as in :func:`run_cells`."""
     rows = []
     for (ds, w, mode), refs in sorted(run_cells(out_dir, label, warn=warn).items()):
-        accs = tuple(float(ref.final()["test_acc"]) for ref in refs)
-        rows.append(Row(ds, w, mode, tuple(r.split for r in refs), accs))
+        finals = [ref.final() for ref in refs]
+        metrics = {"mAP" if f.get("task") == "multi_label" else "accuracy" for f in finals}
+        if len(metrics) > 1:  # one cell, both tasks: no mean of accuracies and mAPs
+            raise RunError(f"{refs[0].dir.parent}: splits of both tasks (accuracy and mAP)")
+        (metric,) = metrics
+        values = tuple(
+            100 * float(f["test_mAP"]) if metric == "mAP" else float(f["test_acc"]) for f in finals
+        )
+        rows.append(Row(ds, w, mode, tuple(r.split for r in refs), values, metric))
     return rows
 
 
@@ -200,6 +208,8 @@ def paired_rows(rows: Sequence[Row]) -> list[tuple[Row, Row, Paired]]:
     for a, b in itertools.combinations(rows, 2):
         if a.dataset != b.dataset or a.splits != b.splits or len(a.splits) < 2:
             continue
+        if a.metric != b.metric:
+            continue
         if (a.weights == b.weights) == (a.mode == b.mode):
             continue
         out.append((a, b, paired_comparison(a.accuracies, b.accuracies)))
@@ -236,25 +246,28 @@ def results_table(rows: Sequence[Row], protocol: Sequence[ProtocolRow] = ()) -> 
     (:func:`paired_table`) and, when ``protocol`` rows are given, the epoch-selection table
     (:func:`protocol_table`). The CSV holds the rows only.
     """
+    metrics = {r.metric for r in rows} or {"accuracy"}
     lines = []
     for r in rows:
         s = r.summary
         pairs = list(zip(r.splits, r.accuracies, strict=True))
         paper = f"{r.paper:.2f}" if r.paper is not None else "-"
+        mode = r.mode if len(metrics) == 1 else f"{r.mode} ({r.metric})"
         lines.append(
             (
-                [r.dataset, r.weights, r.mode, f"{s.mean:.2f} +- {s.std:.2f}", _ci(s),
+                [r.dataset, r.weights, mode, f"{s.mean:.2f} +- {s.std:.2f}", _ci(s),
                  len(r.splits), paper, ", ".join(f"{sp} {a:.2f}" for sp, a in pairs)],
                 [r.dataset, r.weights, r.mode, f"{s.mean:.4f}", f"{s.std:.4f}", _num(s.ci_low),
                  _num(s.ci_high), len(r.splits), "" if r.paper is None else r.paper,
-                 ";".join(f"{sp}={a:.4f}" for sp, a in pairs)],
+                 ";".join(f"{sp}={a:.4f}" for sp, a in pairs), r.metric],
             )
         )  # fmt: skip
+    score = next(iter(metrics)) if len(metrics) == 1 else "accuracy or mAP"
     text, csv_text = two_tables(
-        ["dataset", "weights", "mode", "accuracy % (mean +- std)", "95 % CI", "splits", "paper %",
+        ["dataset", "weights", "mode", f"{score} % (mean +- std)", "95 % CI", "splits", "paper %",
          "per split"],
         ["dataset", "weights", "mode", "mean", "std", "ci_low", "ci_high", "n_splits", "paper",
-         "splits"],
+         "splits", "metric"],
         lines,
     )  # fmt: skip
     if paired_rows(rows):

@@ -59,9 +59,11 @@ def _is_index_list(value: Any, n: int) -> bool:
 
 
 def read_final(path: Path) -> dict[str, Any]:
-    """A finished run's ``final.json``, checked: an object whose ``test_acc`` is a finite
-    percentage, ``classes`` a non-empty list of names, ``labels`` and ``predictions`` lists of
-    the same length of class indices.
+    """A finished run's ``final.json``, checked: ``classes`` a non-empty list of names;
+    single-label: ``test_acc`` a finite percentage, ``labels`` and ``predictions`` lists of the
+    same length of class indices; multi-label (``"task": "multi_label"``): ``test_mAP`` in
+    [0, 1] (NaN: no test row has a label), ``labels`` a list of class-index sets and
+    ``predictions`` one score row per label set.
 
     Raises:
         RunError: naming the file and the first field at fault.
@@ -69,23 +71,44 @@ def read_final(path: Path) -> dict[str, Any]:
     data = read_json(path)
     if not isinstance(data, dict):
         raise RunError(f"{path}: not a run's final.json (a JSON {type(data).__name__})")
-    missing = [k for k in FINAL_FIELDS if k not in data]
+    multi = data.get("task") == "multi_label"
+    fields = ("test_mAP", "labels", "predictions", "classes") if multi else FINAL_FIELDS
+    missing = [k for k in fields if k not in data]
     if missing:
         raise RunError(f"{path}: incomplete final.json (no {', '.join(missing)})")
-    acc = data["test_acc"]
-    if not (_is_number(acc) and math.isfinite(acc) and 0 <= acc <= 100):
-        raise RunError(f"{path}: test_acc must be a percentage in [0, 100], got {acc!r:.40}")
     classes = data["classes"]
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
         raise RunError(f"{path}: classes must be a non-empty list of names")
-    for key in ("labels", "predictions"):
-        if not _is_index_list(data[key], len(classes)):
-            raise RunError(f"{path}: {key} must be a list of class indices 0..{len(classes) - 1}")
+    check = _check_multi_label if multi else _check_single_label
+    check(path, data, len(classes))
     if len(data["labels"]) != len(data["predictions"]):
         raise RunError(
             f"{path}: {len(data['labels'])} labels but {len(data['predictions'])} predictions"
         )
     return data
+
+
+def _check_single_label(path: Path, data: dict[str, Any], n: int) -> None:
+    acc = data["test_acc"]
+    if not (_is_number(acc) and math.isfinite(acc) and 0 <= acc <= 100):
+        raise RunError(f"{path}: test_acc must be a percentage in [0, 100], got {acc!r:.40}")
+    for key in ("labels", "predictions"):
+        if not _is_index_list(data[key], n):
+            raise RunError(f"{path}: {key} must be a list of class indices 0..{n - 1}")
+
+
+def _check_multi_label(path: Path, data: dict[str, Any], n: int) -> None:
+    score = data["test_mAP"]
+    if not (_is_number(score) and (math.isnan(score) or 0 <= score <= 1)):
+        raise RunError(f"{path}: test_mAP must be in [0, 1], got {score!r:.40}")
+    labels, scores = data["labels"], data["predictions"]
+    if not (isinstance(labels, list) and all(_is_index_list(s, n) for s in labels)):
+        raise RunError(f"{path}: labels must be a list of class-index lists 0..{n - 1}")
+    if not (
+        isinstance(scores, list)
+        and all(isinstance(r, list) and len(r) == n and all(map(_is_number, r)) for r in scores)
+    ):
+        raise RunError(f"{path}: predictions must be one row of {n} scores per clip")
 
 
 def read_jsonl(path: Path, key: str | None = None, *, torn_tail: bool = False) -> list[Any]:
