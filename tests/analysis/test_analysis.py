@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soundtransfer.analysis import collect_results, make_figures, plot_tsne, results_table
-from soundtransfer.analysis.tables import collect_protocol, paired_rows, protocol_table
+from soundtransfer.analysis.tables import Row, collect_protocol, paired_rows, protocol_table
 from soundtransfer.config import ConfigError
 from soundtransfer.errors import RunError
 
@@ -359,3 +359,14 @@ def test_a_prediction_outside_the_classes_names_the_file_and_writes_no_figure(
     with pytest.raises(RunError, match=r"finetune/fold1/final\.json: predictions .* 0\.\.9"):
         make_figures(tmp_path / "runs", tmp_path / "figs")
     assert not list((tmp_path / "figs").glob("confusion*"))
+
+
+def test_one_split_is_named_test_and_has_no_interval() -> None:
+    """Issue 24 point 6: the train / valid / test split (run folder ``fixed``) reads ``test``
+    in the table; one split prints no interval; the CSV keeps the folder's name."""
+    md, table_csv = results_table(
+        [Row("gtzan", "resnet50.imagenet", "finetune", ("fixed",), (90.5,))]
+    )
+    line = md.splitlines()[2]
+    assert "| test 90.50 |" in line and "fixed" not in line and "| - |" in line
+    assert "fixed=90.5000" in table_csv

@@ -25,6 +25,7 @@ from soundtransfer.analysis.stats import (
     format_summary,
     paired_comparison,
     protocol_summary,
+    split_label,
     summarize,
 )
 from soundtransfer.errors import RunError
@@ -163,6 +164,11 @@ def _ci(s: Summary) -> str:
     return "-" if math.isnan(s.ci_low) else f"[{s.ci_low:.2f}, {s.ci_high:.2f}]"
 
 
+def _mean_std(s: Summary) -> str:
+    """``mean +- std``; one split has no spread, so its mean alone."""
+    return f"{s.mean:.2f}" if s.n < 2 else f"{s.mean:.2f} +- {s.std:.2f}"
+
+
 def _num(x: float) -> str:
     return "" if math.isnan(x) else f"{x:.4f}"
 
@@ -255,8 +261,8 @@ def results_table(rows: Sequence[Row], protocol: Sequence[ProtocolRow] = ()) -> 
         mode = r.mode if len(metrics) == 1 else f"{r.mode} ({r.metric})"
         lines.append(
             (
-                [r.dataset, r.weights, mode, f"{s.mean:.2f} +- {s.std:.2f}", _ci(s),
-                 len(r.splits), paper, ", ".join(f"{sp} {a:.2f}" for sp, a in pairs)],
+                [r.dataset, r.weights, mode, _mean_std(s), _ci(s),
+                 len(r.splits), paper, ", ".join(f"{split_label(sp)} {a:.2f}" for sp, a in pairs)],
                 [r.dataset, r.weights, r.mode, f"{s.mean:.4f}", f"{s.std:.4f}", _num(s.ci_low),
                  _num(s.ci_high), len(r.splits), "" if r.paper is None else r.paper,
                  ";".join(f"{sp}={a:.4f}" for sp, a in pairs), r.metric],
