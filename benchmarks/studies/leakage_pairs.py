@@ -7,22 +7,23 @@ Every pair found is printed. An ESC-10 clip reappears in ESC-50 under the same n
 (``4-100038-A.ogg`` is ``4-100038-A-<target>.flac``): those are true copies, counted apart.
 Prints the wall time of fingerprinting and of the comparison (the machine's load included).
 
-``same-source``: the ESC-50 clips (fold 4) and ESC-10 clips, named
-``{fold}-{src}-{take}[-{target}]``: how well a similarity separates two takes of one
-recording (same ``src``, ``take`` A/B/C) from two clips of different recordings, as a ROC
-AUC over all pairs within each dataset (a pair of different recordings of the same class
-included). Signals: the cosine of the fingerprints' background spectra
-(:attr:`soundtransfer.datasets.fingerprint.Fingerprint.floor`), and the cosine of the clips'
-mean log-mel spectra with each clip's mean removed.
+``same-source``: the 200 ESC-50 fold-4 clips, named ``{fold}-{src}-{take}-{target}``: how
+well the fingerprints' background-spectrum cosine
+(:attr:`soundtransfer.datasets.fingerprint.Fingerprint.floor`) separates two takes of one
+source recording (same ``src``) from two clips of different recordings, as a ROC AUC
+(scikit-learn) over all pairs and over the pairs of one class (takes of one recording are
+always of one class, so the class alone would separate part of them); ESC-10 (400 clips,
+named ``{fold}-{src}-{take}``) is run the same way as a second set. Results:
+docs/results/leakage-same-source.md.
 
-Usage: ``PYTHONPATH=src python benchmarks/studies/leakage_pairs.py [pairs|same-source]``
+Usage: ``PYTHONPATH=src nice -n 10 python benchmarks/studies/leakage_pairs.py [pairs|same-source]``
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -134,60 +135,75 @@ def overlapping(d: DuplicatePair, spans: dict[str, tuple[str, float, float]]) ->
     return ra == rb and min(a1, b1) - max(a0, b0) >= 0.5 * min(a1 - a0, b1 - b0)
 
 
-def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a positive > score of a negative), ties half."""
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores[np.r_[scores[order][1:] == scores[order][:-1], False]]):
-        tie = scores == value
-        ranks[tie] = ranks[tie].mean()
-    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+def source_pairs(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of ESC clips, and whether its two clips are takes of one source recording.
+
+    Args:
+        names: ``N`` ESC file names ``{fold}-{src}-{take}[-{target}].{ext}`` (folders allowed).
+
+    Returns:
+        ``(i, j, same)``: int ``(P,)`` row indices with ``i < j``, ``P = N (N - 1) / 2``, and
+        bool ``(P,)``: the two names share ``src`` (other takes of one recording).
+
+    Raises:
+        ValueError: a name is not in the ESC pattern (the message names it).
+    """
+    src = []
+    for name in names:
+        parts = Path(name).stem.split("-")
+        if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
+            raise ValueError(f"{name}: not an ESC name <fold>-<src>-<take>[-<target>]")
+        src.append(parts[1])
+    i, j = np.triu_indices(len(src), 1)
+    codes = np.array(src)
+    return i, j, codes[i] == codes[j]
 
 
-def mean_logmel(table: ClipTable) -> np.ndarray:
-    """Each clip's mean log-mel spectrum (64 bands, 8 kHz), its mean removed, unit norm."""
-    import librosa
+def roc_auc(scores: np.ndarray, same: np.ndarray) -> float:
+    """ROC AUC of ``scores`` (float ``(P,)``) for same-source pairs (bool ``(P,)``): the
+    probability that a same-source pair scores above a different-source one (ties half)."""
+    from sklearn.metrics import roc_auc_score
 
-    from soundtransfer.audio.io import load_clip
+    return float(roc_auc_score(same, scores))
 
-    out = []
-    for i in range(len(table)):
-        x = load_clip(table.path(i), 8000)
-        mel = librosa.feature.melspectrogram(y=x, sr=8000, n_fft=512, hop_length=128, n_mels=64)
-        v = np.log(mel + 1e-10).mean(1)
-        v -= v.mean()
-        out.append(v / max(float(np.linalg.norm(v)), 1e-9))
-    return np.stack(out)
+
+def floor_similarity(prints: Sequence[Fingerprint], i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Cosine of the two clips' background spectra
+    (:attr:`soundtransfer.datasets.fingerprint.Fingerprint.floor`, unit norm; zeros for a
+    silent clip, which scores 0 with every clip), float ``(P,)`` for the pairs ``(i, j)``."""
+    zero = np.zeros(256, np.float32)
+    floor = np.stack([p.landmarks.floor if p.landmarks else zero for p in prints])
+    return np.einsum("pk,pk->p", floor[i], floor[j])
 
 
 def same_source() -> None:
-    for name, folder in SETS[:2]:
+    """ESC-50 fold 4 (and ESC-10 as a second set): does the background-spectrum cosine
+    separate takes of one recording from clips of different recordings (all pairs, and the
+    pairs of one class)?"""
+    for name, folder in (("esc50", "esc50-fold4"), ("esc10", "esc10")):
         table = load_dataset(name, DATA / folder)
-        table = replace(table, clips=tuple(replace(c, fold=1) for c in table.clips))
-        prints: list[Fingerprint] = fingerprint_table(table, workers=2)
-        floor = np.stack(
-            [p.landmarks.floor if p.landmarks else np.zeros(256, np.float32) for p in prints]
-        )
-        mel = mean_logmel(table)
-        src = np.array([c.file.split("-")[1] for c in table.clips])
+        t0 = time.perf_counter()
+        prints = fingerprint_table(table, workers=2)
+        t1 = time.perf_counter()
+        i, j, same = source_pairs([c.file for c in table.clips])
+        score = floor_similarity(prints, i, j)
         label = np.array([c.label for c in table.clips])
-        iu = np.triu_indices(len(table), 1)
-        same = (src[:, None] == src[None, :])[iu]
-        same_class = (label[:, None] == label[None, :])[iu]
-        print(f"{name}: {len(table)} clips, {int(same.sum())} same-recording pairs")
-        for signal, x in (("background spectrum", floor), ("mean log-mel", mel)):
-            s = (x @ x.T)[iu]
-            auc_all = roc_auc(s, same)
-            within = same_class  # same recording is always same class here
-            auc_class = roc_auc(s[within], same[within])
-            q = np.quantile(s[~same], 0.99)
-            recall = float((s[same] > q).mean())
-            print(
-                f"  {signal}: AUC {auc_all:.3f} (all pairs), {auc_class:.3f} (same class); "
-                f"takes above the 99th percentile of other pairs: {recall:.1%}"
-            )
+        one_class = label[i] == label[j]  # takes of one recording are always of one class
+        print(f"{folder}: {len(table)} clips; fingerprinting {t1 - t0:.1f} s (2 threads, shared)")
+        for what, keep in (("all pairs", np.ones_like(same)), ("pairs of one class", one_class)):
+            print(f"  {what}: " + roc_line(score[keep], same[keep]))
+
+
+def roc_line(score: np.ndarray, same: np.ndarray) -> str:
+    """Pairs, AUC, recall above the other pairs' 99th percentile, precision at cosine 0.99."""
+    q = float(np.quantile(score[~same], 0.99))
+    top = score >= 0.99
+    return (
+        f"{int(same.sum())} same-source, {int((~same).sum())} different-source; AUC "
+        f"{roc_auc(score, same):.3f}; same-source above the others' 99th percentile "
+        f"({q:.3f}): {float((score[same] > q).mean()):.1%}; cosine >= 0.99: {int(top.sum())} "
+        f"pairs, {int(same[top].sum())} same-source"
+    )
 
 
 if __name__ == "__main__":
