@@ -75,7 +75,7 @@ def test_recordings_folder_prints_map_and_stores_thresholds(
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     assert "(recordings)" in out and "groups = the recording" in out, out
-    assert re.search(r"^\s+fixed\s+mAP \d\.\d{3}$", out, re.MULTILINE), out
+    assert re.search(r"^\s+test\s+mAP \d\.\d{3}$", out, re.MULTILINE), out
     finals = list(runs.rglob("final.json"))
     assert len(finals) == 1, finals
     final = json.loads(finals[0].read_text())
