@@ -369,4 +369,5 @@ def test_one_split_is_named_test_and_has_no_interval() -> None:
     )
     line = md.splitlines()[2]
     assert "| test 90.50 |" in line and "fixed" not in line and "| - |" in line
+    assert "| 90.50 | - |" in line and "+-" not in line, line
     assert "fixed=90.5000" in table_csv
