@@ -93,7 +93,7 @@ def test_bad_folder_names_are_one_error(
 
 
 def test_cli_background_option() -> None:
-    assert CLI_BACKGROUND == BACKGROUND_FOLDERS  # the parser's copy of the default
+    assert CLI_BACKGROUND == BACKGROUND_FOLDERS  # the parser's default is the library's
     assert parse_background("noise, Silence") == ("noise", "Silence")
     assert parse_background("none") == ()
     for bad in ("", "a,,b", "a,"):

@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from soundtransfer.config import ConfigError
-
-# = soundtransfer.datasets.own.BACKGROUND_FOLDERS (not imported: the parser stays light; a test
-# checks they agree).
-BACKGROUND_FOLDERS = ("background", "noise", "other")
+from soundtransfer.datasets.clips import BACKGROUND_FOLDERS  # light: no numpy or audio
 
 CACHE_HELP = (
     "cache root for features, weights and embeddings "

@@ -13,6 +13,10 @@ from pathlib import Path, PurePosixPath
 
 from soundtransfer.errors import DatasetError
 
+#: Class folders (compared ignoring case) whose clips mean "no event", BirdNET's convention:
+#: the default of ``ReadOptions.background`` and of ``--background-folders``.
+BACKGROUND_FOLDERS = ("background", "noise", "other")
+
 
 @dataclass(frozen=True)
 class Clip:

@@ -40,7 +40,7 @@ import soundfile as sf
 from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
 from soundtransfer.config import ConfigError
 from soundtransfer.datasets.annotations import WindowOptions
-from soundtransfer.datasets.clips import Clip, ClipTable
+from soundtransfer.datasets.clips import BACKGROUND_FOLDERS, Clip, ClipTable
 from soundtransfer.datasets.folds import (
     FoldAssignment,
     group_split,
@@ -58,9 +58,8 @@ MAX_RATE_HZ = 48000
 FRAMES_PER_SECOND = 50  # image width per second of audio, as the presets (250 for 5 s)
 MIN_OUT_FRAMES = 250
 # Folder layout, BirdNET's conventions: ROOT/dog,rain/x.wav holds both labels (a comma in a
-# folder name is always a separator), and these folders (any case) hold "no event" clips.
+# folder name is always a separator); BACKGROUND_FOLDERS (clips.py) hold "no event" clips.
 FOLDER_LABEL_SEPARATOR = ","
-BACKGROUND_FOLDERS = ("background", "noise", "other")
 
 
 @dataclass(frozen=True)
