@@ -615,7 +615,7 @@ def _multilabel_folder(
     index = {c: k for k, c in enumerate(classes)}
     label_sets = [() if c in back else tuple(sorted(index[n] for n in sets[c])) for _, c in found]
     groups, how = resolve_groups(files, given)
-    assignment = _multilabel_assignment(label_sets, classes, groups, how, options, root)
+    assignment = multilabel_assignment(label_sets, classes, groups, how, options, root)
     clips = tuple(
         Clip(f, s[0] if s else 0, k, g, s)
         for f, s, k, g in zip(files, label_sets, assignment.folds, groups, strict=True)
@@ -974,7 +974,7 @@ def read_multilabel_table(
             pairs = [(k, f) for s, f in zip(sets, folds, strict=True) for k in s or (-1,)]
             _check_split([f for _, f in pairs], [k for k, _ in pairs], classes, path)
     else:
-        assignment = _multilabel_assignment(sets, classes, groups, how, options, path)
+        assignment = multilabel_assignment(sets, classes, groups, how, options, path)
     clips = tuple(
         Clip(f, s[0] if s else 0, k, g, s)
         for f, s, k, g in zip(files, sets, assignment.folds, groups, strict=True)
@@ -987,7 +987,7 @@ def read_multilabel_table(
     )
 
 
-def _multilabel_assignment(
+def multilabel_assignment(
     sets: Sequence[tuple[int, ...]],
     classes: Sequence[str],
     groups: Sequence[str],

@@ -7,7 +7,7 @@ window becomes a :class:`~soundtransfer.datasets.clips.Clip` of the recording wi
 ``start_s`` where it starts and ``labels`` the classes present (``()``: a negative window,
 kept as a label-free row). The group of every window is its recording, so the windows of
 one file never straddle folds (iterative stratification with groups,
-:func:`~soundtransfer.datasets.own.multilabel_folds`). The front end's clip length is the
+:func:`~soundtransfer.datasets.own.multilabel_assignment`). The front end's clip length is the
 window length; the reasons of the cut (window, counts, notes) go into the table's notes.
 
 :func:`read_folder_any` is the folder reader: a folder holding any annotation table
@@ -22,11 +22,10 @@ from pathlib import Path
 
 from soundtransfer.datasets.annotations import WindowOptions, read_annotations, sniff_format
 from soundtransfer.datasets.clips import Clip, ClipTable
-from soundtransfer.datasets.folds import FoldAssignment
 from soundtransfer.datasets.own import (
     OpenedDataset,
     ReadOptions,
-    multilabel_folds,
+    multilabel_assignment,
     read_folder,
     table_name,
 )
@@ -78,24 +77,14 @@ def read_recordings(path: str | Path, options: ReadOptions | None = None) -> Ope
     index = {c: k for k, c in enumerate(cut.classes)}
     sets = [tuple(sorted(index[n] for n in w.labels)) for w in cut.windows]
     groups = [w.group for w in cut.windows]
-    try:
-        folds = multilabel_folds(sets, len(cut.classes), groups, options, cut.classes)
-    except DatasetError as exc:
-        raise DatasetError(f"{path}: {exc}") from None
-    method = "split" if options.split is not None else "kfold"
-    assignment = FoldAssignment(
-        folds,
-        method,
-        3 if options.split is not None else options.n_folds,
-        options.seed,
-        "groups = the recording; iterative stratification",
-        tuple(options.split or ()),
+    assignment = multilabel_assignment(
+        sets, cut.classes, groups, "groups = the recording", options, path
     )
     clips = tuple(
         Clip(w.file, s[0] if s else 0, k, w.group, s, w.start_s)
-        for w, s, k in zip(cut.windows, sets, folds, strict=True)
+        for w, s, k in zip(cut.windows, sets, assignment.folds, strict=True)
     )
-    protocol = "fixed" if method == "split" else "kfold"
+    protocol = "fixed" if assignment.method == "split" else "kfold"
     notes = tuple(r.removeprefix("note: ") for r in cut.reasons)
     table = ClipTable(table_name(path), cut.root, cut.classes, clips, protocol, notes)
     recordings = [cut.root / r.file for r in cut.recordings]
