@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -137,12 +137,21 @@ def inner_splits(
         k = min(k, len(np.unique(groups)))
     if k < 2:
         raise ValueError(f"probe: too few rows per class (or groups) for {n_splits} inner folds")
+    return list(_stratified_folds(y, groups, k, seed))
+
+
+def _stratified_folds(
+    y: np.ndarray, groups: np.ndarray | None, k: int, seed: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """scikit-learn's ``k`` shuffled stratified folds; with ``groups``, whole groups. Lazy:
+    each fold is made (and warns) as it is drawn."""
     dummy = np.zeros((len(y), 1))
     if groups is None:
-        skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        return list(skf.split(dummy, y))
-    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return list(sgkf.split(dummy, y, groups))
+        folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(dummy, y)
+    else:
+        sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        folds = sgkf.split(dummy, y, groups)
+    yield from folds
 
 
 def _multilabel_inner_splits(
@@ -187,16 +196,10 @@ def holdout_split(
     k = min(max(2, round(1 / fraction)), units, largest)
     if k < 2:
         raise ValueError("probe: too few rows (or groups) to hold out a validation part")
-    dummy = np.zeros((len(y), 1))
     with warnings.catch_warnings():  # "least populated class has fewer members than n_splits"
         warnings.simplefilter("ignore", UserWarning)
-        if groups is None:
-            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-            tr, va = next(iter(skf.split(dummy, y)))
-            return np.asarray(tr), np.asarray(va)
-        sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        tr, va = next(iter(sgkf.split(dummy, y, groups)))
-        return np.asarray(tr), np.asarray(va)
+        tr, va = next(iter(_stratified_folds(y, groups, k, seed)))
+    return np.asarray(tr), np.asarray(va)
 
 
 @dataclass(frozen=True)
