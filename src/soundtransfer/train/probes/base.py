@@ -198,7 +198,7 @@ def holdout_split(
         raise ValueError("probe: too few rows (or groups) to hold out a validation part")
     with warnings.catch_warnings():  # "least populated class has fewer members than n_splits"
         warnings.simplefilter("ignore", UserWarning)
-        tr, va = next(iter(_stratified_folds(y, groups, k, seed)))
+        tr, va = next(_stratified_folds(y, groups, k, seed))
     return np.asarray(tr), np.asarray(va)
 
 
