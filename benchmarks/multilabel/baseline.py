@@ -7,7 +7,11 @@ the mixtures' true labels (:func:`read_mixtures` reads ``mixtures.csv`` of
 ``build_mixtures.py``), matching the model's classes to the mixtures' by name, so a model
 with its classes in another order (ESC-10 target order vs sorted names) scores the same.
 
-Usage (wave 2, once a bundle can score the test mixtures)::
+Usage::
+
+    PYTHONPATH=src python benchmarks/multilabel/baseline.py BUNDLE mixtures.csv [--split test]
+
+or from Python::
 
     mix = read_mixtures(Path("mixtures.csv"))
     test = mix.rows("test")
@@ -115,3 +119,54 @@ def single_label_tags_report(
     aligned = s[:, [column[c] for c in mixtures.classes]]
     truth = multi_hot([mixtures.labels[i] for i in rows], mixtures.classes)
     return tagging_report(truth, aligned, mixtures.classes)
+
+
+def bundle_scores(
+    bundle: Path, mixtures: Mixtures, split: str = "test"
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Each ``split`` mixture's scores from a model bundle: the mean over its windows of the
+    bundle's scores (softmax for a single-label bundle), and the bundle's class names.
+
+    A mixture as long as the bundle's clip is one window, so the mean is that window's scores.
+    """
+    from soundtransfer.inference.predict import Predictor
+
+    predictor = Predictor(bundle)
+    root = mixtures.path.parent
+    rows = []
+    for i in mixtures.rows(split):
+        probs = [w.probs for w in predictor.iter_windows(root / mixtures.files[i])]
+        rows.append(np.mean(probs, axis=0))
+    return np.stack(rows), tuple(predictor.meta.classes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``baseline.py BUNDLE MIXTURES_CSV [--split test]``: the bundle's scores on the split's
+    mixtures read as tags; prints the tagging report and the time it took."""
+    import argparse
+    import sys
+    import time
+
+    from soundtransfer.errors import SoundTransferError
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("bundle", type=Path, help="a single-label run's model.pt")
+    ap.add_argument("mixtures", type=Path, help="mixtures.csv of build_mixtures.py")
+    ap.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        mixtures = read_mixtures(args.mixtures)
+        scores, classes = bundle_scores(args.bundle, mixtures, args.split)
+        report = single_label_tags_report(scores, classes, mixtures, args.split)
+    except (SoundTransferError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    n = len(mixtures.rows(args.split))
+    print(f"{args.bundle}: {n} {args.split} mixtures as tags: {report.summary()}")
+    print(f"scored in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
