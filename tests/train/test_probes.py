@@ -323,3 +323,16 @@ def test_mlp_refits_on_all_training_rows_by_default() -> None:
     from soundtransfer.train.probes.mlp import MLPConfig
 
     assert MLPConfig().refit is True
+
+
+def test_logistic_says_when_it_runs_fewer_inner_folds(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 24 pt 4: a rare class caps the inner folds; the probe says so and why."""
+    rng = np.random.default_rng(4)
+    y = np.array([0] * 30 + [1] * 2)  # the rare class allows 2 stratified inner folds
+    x = rng.standard_normal((len(y), 6)).astype(np.float32) + y[:, None]
+    probe = fit_probe("logistic", x, y, seed=0, config=LogisticConfig(cs=(0.1, 1.0)))
+    n = probe.info["inner_folds"]
+    assert n < 5
+    err = capsys.readouterr().err
+    assert f"probe logistic: {n} inner folds instead of 5" in err
+    assert "rarest class" in err

@@ -94,7 +94,9 @@ def run_crossval(
         names.append(split.name)
         accs.append(float(result[f"test_{task.primary_metric}"]))
         lines = [*result.get("selection_lines", ()), *result.get("tagging_lines", ())]
-        notes += [f"{split.name}: {line}" for line in lines]
+        # the one train / valid / test split is named so; its run folder stays ``fixed`` (resume)
+        label = "train/valid/test" if split.name == "fixed" else split.name
+        notes += [f"{label}: {line}" for line in lines]
         final = result.get("final_epoch", {}).get(f"test_{task.primary_metric}")
         finals.append(float(result[f"test_{task.primary_metric}"] if final is None else final))
     mean, std = fold_mean_std(accs)
