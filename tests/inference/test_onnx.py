@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,8 @@ from soundtransfer.inference.predict import plan_hop, reference_window_probs
 
 from ..conftest import FullDisk
 from .conftest import make_bundle
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 pytestmark = pytest.mark.slow  # each export traces a ResNet-18 with its front end (~20 s)
 
@@ -92,6 +97,26 @@ def test_full_disk_leaves_no_onnx(
     with pytest.raises(OutputError, match=r"m\.onnx: no space left on device"):
         export_onnx(exported[0], tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []  # no 0-byte .onnx, no temp file
+
+
+def test_export_keeps_the_exporters_noise_off_stderr(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 23, defect 15: ``soundtransfer export`` printed the tracer's TracerWarnings (the
+    front end's ``if n > num_samples``) and torch.onnx's messages to stderr. Run in a fresh
+    process, as a user runs it: pytest's own warning capture would hide Python warnings here."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    out = tmp_path / "m.onnx"
+    code = "import sys; from soundtransfer.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["export", str(exported[0]), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.is_file()
+    assert "TracerWarning" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") <= 1, done.stderr
 
 
 def test_multilabel_export_scores_are_the_bundles_sigmoids(

@@ -135,6 +135,19 @@ def test_stream_audio_errors_name_the_file(tmp_path: Path, esc10_clips: list[Pat
             list(stream_audio(tmp_path / name, 44100))
 
 
+def test_stream_audio_refuses_a_cut_mp3(tmp_path: Path, esc10_clips: list[Path]) -> None:
+    """Issue 23, defect 5: the streamed reader (predict's) decoded the first half of a cut MP3
+    and predict classified it, exit 0; a cut WAV was already an error (the case above)."""
+    if "MP3" not in sf.available_formats():
+        pytest.skip("this libsndfile cannot write MP3")
+    whole = tmp_path / "whole.mp3"
+    sf.write(whole, load_clip(esc10_clips[0], 44100), 44100)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(AudioError, match=r"cut\.mp3: truncated file"):
+        list(stream_audio(cut, 44100))
+
+
 BATCH = 8
 
 
