@@ -394,8 +394,23 @@ def _write_combined(tmp: Path, fmt: str, parts: Sequence[tuple[Path, float]]) ->
     with tmp.open("w", encoding="utf-8", newline="") as f:
         combiner = Combiner(fmt, f.write)
         offset = 0.0
+        header: str | None = None
         for path, seconds in parts:
-            combiner.add(path.read_text(encoding="utf-8"), offset)
+            text = path.read_text(encoding="utf-8")
+            first = text.split("\n", 1)[0]
+            try:  # a part --skip-existing kept may not be predict's (it writes atomically)
+                if text and not text.endswith("\n"):
+                    raise ValueError("cut short")
+                if fmt in ("raven", "csv") and header is not None and first != header:
+                    raise ValueError("another header")
+                combiner.add(text, offset)
+            except (ValueError, IndexError):
+                raise ConfigError(
+                    f"{path}: not a whole {fmt} table as predict writes it (cut short or "
+                    "edited?); move it away and rerun to redo that recording"
+                ) from None
+            if header is None and text:
+                header = first
             offset += seconds
 
 
