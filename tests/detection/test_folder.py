@@ -239,3 +239,17 @@ def test_hostile5_combine_refuses_a_damaged_result_it_skipped(
     assert err.count("\n") == 1 and str(part) in err and "Traceback" not in err, err
     assert not (out / "combined.selections.txt").exists()
     assert part.read_text(encoding="utf-8") == text[:at]  # left for the user to look at
+
+
+def test_hostile5_skip_bad_combine_of_only_bad_files_writes_no_empty_table(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """Every recording bad: the combined table was a 0-byte file (not even a header) beside
+    ``failed.csv``. Now there is no combined table, since no recording has a result."""
+    src = tmp_path / "bad"
+    src.mkdir()
+    (src / "zero.wav").write_bytes(b"")
+    (src / "text.flac").write_text("not audio\n")
+    out = tmp_path / "out"
+    assert _predict(bundle, src, out, "--skip-bad", "--combine") == 3
+    assert _files(out) == {"failed.csv"}

@@ -384,6 +384,8 @@ class FolderRun:
             return
         guard.refuse(combined)
         parts = [(p, s or 0.0) for p, s in zip(paths, seconds, strict=True) if p.exists()]
+        if not parts:  # no recording has a result: no table (a 0-byte one has not even a header)
+            return
         result.combined = atomic_write(
             combined, lambda tmp: _write_combined(tmp, self.opt.fmt, parts)
         )
