@@ -767,9 +767,28 @@ LEAK4: dict[str, Callable[[Path, Path], Bad]] = {
 }
 
 
+# --- hostile5 (issue 23, last deliverable: hostile input to predict and review; see
+# docs/hostile-detection.md) ------------------------------------------------------------------
+
+HOSTILE5: dict[str, Callable[[Path, Path], Bad]] = {
+    # Scores are softmax or sigmoid outputs in [0, 1]: --min-score 2 reported nothing, exit 0,
+    # and --unknown-below 2 turned every hit into "unknown", both without a word.
+    "predict --min-score 2": _predict_option("--min-score", "2", r"min_score must be a score in"),
+    "predict --unknown-below 2": _predict_option(
+        "--unknown-below", "2", r"unknown_below must be a score in"
+    ),
+    # A threshold of 1.5 silenced the class (inf is the documented way to say so).
+    "predict: threshold above 1": _thresholds_file(
+        "t.csv", "class,threshold\na,1.5\n", r"{}: line 2: threshold '1.5' is above 1"
+    ),
+    "predict: JSON threshold above 1": _thresholds_file(
+        "t.json", '{"thresholds": {"b": 7}}', r"{}: class 'b': threshold 7 is above 1"
+    ),
+}
+
 # --- the appended cases: each block above adds its dict; one test runs them all -----------------
 
-APPENDED: dict[str, Callable[[Path, Path], Bad]] = {**DEFECTS3, **ML3, **LEAK4}
+APPENDED: dict[str, Callable[[Path, Path], Bad]] = {**DEFECTS3, **ML3, **LEAK4, **HOSTILE5}
 # leak4: the duplicate check runs on the built store's audio (features/dataset.py step 4), so the
 # finished store's index and the fingerprint cache stay: a rerun with --allow-duplicates reuses
 # both instead of extracting again (no run loses finished work).

@@ -216,3 +216,40 @@ def test_bundle_thresholds_are_the_default_and_a_file_replaces_them(
     assert _predict(tuned, recordings, tmp_path / "file", "--thresholds", str(file)) == 0
     assert "bundle's own thresholds" not in capsys.readouterr().err
     assert _classes(tmp_path / "file") == set(heard)
+
+
+@pytest.mark.parametrize("cut", ["mid_row", "mid_header"])
+def test_hostile5_combine_refuses_a_damaged_result_it_skipped(
+    cut: str, bundle: Path, recordings: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--skip-existing --combine`` over a result cut short (not by predict, which writes
+    atomically): a part cut mid-row died with an IndexError traceback and one cut in its header
+    went into the combined table as it was, exit 0. Now one line naming the part, exit 2, and
+    no combined table."""
+    out = tmp_path / "out"
+    assert _predict(bundle, recordings, out) == 0
+    part = out / "site2" / "night1" / "c.selections.txt"
+    text = part.read_text(encoding="utf-8")
+    assert text.count("\n") >= 2  # ALL_EVENTS: a row to cut
+    at = text.index("\n") + 6 if cut == "mid_row" else 9
+    part.write_text(text[:at], encoding="utf-8")
+    capsys.readouterr()
+    assert _predict(bundle, recordings, out, "--skip-existing", "--combine") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(part) in err and "Traceback" not in err, err
+    assert not (out / "combined.selections.txt").exists()
+    assert part.read_text(encoding="utf-8") == text[:at]  # left for the user to look at
+
+
+def test_hostile5_skip_bad_combine_of_only_bad_files_writes_no_empty_table(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """Every recording bad: the combined table was a 0-byte file (not even a header) beside
+    ``failed.csv``. Now there is no combined table, since no recording has a result."""
+    src = tmp_path / "bad"
+    src.mkdir()
+    (src / "zero.wav").write_bytes(b"")
+    (src / "text.flac").write_text("not audio\n")
+    out = tmp_path / "out"
+    assert _predict(bundle, src, out, "--skip-bad", "--combine") == 3
+    assert _files(out) == {"failed.csv"}

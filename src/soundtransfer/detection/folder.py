@@ -384,6 +384,8 @@ class FolderRun:
             return
         guard.refuse(combined)
         parts = [(p, s or 0.0) for p, s in zip(paths, seconds, strict=True) if p.exists()]
+        if not parts:  # no recording has a result: no table (a 0-byte one has not even a header)
+            return
         result.combined = atomic_write(
             combined, lambda tmp: _write_combined(tmp, self.opt.fmt, parts)
         )
@@ -394,8 +396,23 @@ def _write_combined(tmp: Path, fmt: str, parts: Sequence[tuple[Path, float]]) ->
     with tmp.open("w", encoding="utf-8", newline="") as f:
         combiner = Combiner(fmt, f.write)
         offset = 0.0
+        header: str | None = None
         for path, seconds in parts:
-            combiner.add(path.read_text(encoding="utf-8"), offset)
+            text = path.read_text(encoding="utf-8")
+            first = text.split("\n", 1)[0]
+            try:  # a part --skip-existing kept may not be predict's (it writes atomically)
+                if text and not text.endswith("\n"):
+                    raise ValueError("cut short")
+                if fmt in ("raven", "csv") and header is not None and first != header:
+                    raise ValueError("another header")
+                combiner.add(text, offset)
+            except (ValueError, IndexError):
+                raise ConfigError(
+                    f"{path}: not a whole {fmt} table as predict writes it (cut short or "
+                    "edited?); move it away and rerun to redo that recording"
+                ) from None
+            if header is None and text:
+                header = first
             offset += seconds
 
 

@@ -29,6 +29,10 @@ def _value(where: str, text: Any) -> float:
         raise ConfigError(f"{where}: threshold {text!r} is not a number") from None
     if isinstance(text, bool) or math.isnan(value) or value < 0:
         raise ConfigError(f"{where}: threshold {text!r} must be a score >= 0 (or inf)")
+    if 1 < value < math.inf:  # no score reaches it: the class would vanish without a word
+        raise ConfigError(
+            f"{where}: threshold {text!r} is above 1, the highest score (inf: never report it)"
+        )
     return value
 
 

@@ -74,9 +74,13 @@ class Event:
 
 
 def _check_score(name: str, value: float, allow_inf: bool = False) -> None:
-    ok = value >= 0 and (math.isfinite(value) or (allow_inf and value == math.inf))
+    """Scores are softmax or sigmoid outputs in [0, 1]: a bound above 1 would silently report
+    nothing (or, for ``unknown_below``, make every hit unknown); ``inf`` says "never" on
+    purpose where ``allow_inf``."""
+    ok = 0 <= value <= 1 or (allow_inf and value == math.inf)
     if not ok:
-        raise ConfigError(f"{name} must be a score >= 0, got {value}")
+        more = " (or inf: never)" if allow_inf else ""
+        raise ConfigError(f"{name} must be a score in [0, 1]{more}, got {value}")
 
 
 @dataclass(frozen=True)
