@@ -778,7 +778,12 @@ def read_table_file(
         files.append(_relative_file(file, root, f"{path}: line {line}"))
         names.append(label)
     _refuse_listed_twice(files, rows, path)
-    background = _background_labels(names, options or ReadOptions(), path)
+    back = {b.casefold() for b in check_background((options or ReadOptions()).background)}
+    background = tuple(sorted({n for n in names if n.casefold() in back}))
+    if background and len(background) == len(set(names)):
+        raise DatasetError(
+            f"{path}: only background labels ({list(background)}): no class to learn"
+        )
     classes, labels = _classes_and_labels(names, path)
     given_groups = [r.get("group", "") for r in rows] if "group" in header else None
 
@@ -933,21 +938,6 @@ def multilabel_folds(
     else:
         made = iterative_group_folds(y, groups, options.n_folds, options.seed, classes)
     return made.folds
-
-
-def _background_labels(names: Sequence[str], options: ReadOptions, path: Path) -> tuple[str, ...]:
-    """The labels of a single-label table that are background names (ignoring case).
-
-    Raises:
-        DatasetError: every label is one (no class to learn).
-    """
-    back = {b.casefold() for b in check_background(options.background)}
-    background = tuple(sorted({n for n in names if n.casefold() in back}))
-    if background and len(background) == len(set(names)):
-        raise DatasetError(
-            f"{path}: only background labels ({list(background)}): no class to learn"
-        )
-    return background
 
 
 def _without_background(labels: tuple[str, ...], back: set[str], where: str) -> tuple[str, ...]:
