@@ -407,34 +407,3 @@ def test_name_folds_all_one_fold_fall_back_to_grouped_folds_with_a_note() -> Non
     assert "all fold 1" in assigned.groups and "grouped" in assigned.groups, assigned.groups
     for g in set(groups):  # both takes of a recording in one fold
         assert len({assigned.folds[i] for i, x in enumerate(groups) if x == g}) == 1
-
-
-def test_background_labels_in_csvs(esc10: ClipTable, tmp_path: Path) -> None:
-    """A background name (``noise``, any case) in a ``label`` CSV is a class the table lists as
-    background (bundles record it, predict never reports it as an event), as a background
-    folder is; in a ``labels`` CSV it is a negative alone and an error joined with labels."""
-    audio = tmp_path / "clips"
-    audio.mkdir()
-    rows = []
-    for i, c in enumerate(esc10.clips[:60]):
-        name = f"clip{i:03d}.ogg"
-        os.symlink(esc10.path(i), audio / name)
-        label = "Noise" if esc10.classes[c.label] == "rain" else esc10.classes[c.label]
-        rows.append({"file": f"clips/{name}", "label": label, "group": c.group})
-    single = open_dataset(write_csv(tmp_path / "single.csv", rows), n_folds=2)
-    assert single.table.background == ("Noise",) and "Noise" in single.table.classes
-    assert any("background class(es) ['Noise']" in n for n in single.table.notes)
-    kept = open_dataset(write_csv(tmp_path / "kept.csv", rows), n_folds=2, background=())
-    assert kept.table.background == ()
-
-    multi = [{"file": r["file"], "labels": r["label"], "group": r["group"]} for r in rows]
-    ml = open_dataset(write_csv(tmp_path / "multi.csv", multi), n_folds=2)
-    assert "Noise" not in ml.table.classes
-    negatives = [c for c, r in zip(ml.table.clips, rows, strict=True) if r["label"] == "Noise"]
-    assert negatives and all(c.labels == () for c in negatives)
-    joined = [dict(multi[0], labels="dog;noise"), *multi[1:]]
-    with pytest.raises(DatasetError, match=r"joined\.csv: line 2: 'noise' is a background name"):
-        open_dataset(write_csv(tmp_path / "joined.csv", joined), n_folds=2)
-    only = [{**r, "label": "noise"} for r in rows]
-    with pytest.raises(DatasetError, match=r"only\.csv: only background labels"):
-        open_dataset(write_csv(tmp_path / "only.csv", only), n_folds=2)

@@ -778,12 +778,6 @@ def read_table_file(
         files.append(_relative_file(file, root, f"{path}: line {line}"))
         names.append(label)
     _refuse_listed_twice(files, rows, path)
-    back = {b.casefold() for b in check_background((options or ReadOptions()).background)}
-    background = tuple(sorted({n for n in names if n.casefold() in back}))
-    if background and len(background) == len(set(names)):
-        raise DatasetError(
-            f"{path}: only background labels ({list(background)}): no class to learn"
-        )
     classes, labels = _classes_and_labels(names, path)
     given_groups = [r.get("group", "") for r in rows] if "group" in header else None
 
@@ -814,9 +808,7 @@ def read_table_file(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
     notes = _singleton_note(groups, "csv")
-    if background:
-        notes += (f"background class(es) {list(background)}: predict never reports them as events",)
-    table = ClipTable(table_name(path), root, classes, clips, protocol, notes, background)
+    table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
     fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, path, "csv")
 
@@ -940,20 +932,6 @@ def multilabel_folds(
     return made.folds
 
 
-def _without_background(labels: tuple[str, ...], back: set[str], where: str) -> tuple[str, ...]:
-    """A ``labels`` cell with a background name (``noise``, ...: :attr:`ReadOptions.background`,
-    ignoring case) alone is a negative (no label); joined with labels it is an error."""
-    found = [n for n in labels if n.casefold() in back]
-    if not found:
-        return labels
-    if len(found) < len(labels):
-        raise DatasetError(
-            f"{where}: {found[0]!r} is a background name (no event; --background-folders) and "
-            "cannot be joined with labels"
-        )
-    return ()
-
-
 def read_multilabel_table(
     path: Path, header: Sequence[str], rows: Sequence[dict[str, str]], options: ReadOptions
 ) -> OpenedDataset:
@@ -974,15 +952,12 @@ def read_multilabel_table(
         raise DatasetError(f"{path}: give either a 'fold' or a 'split' column, not both")
     root = path.parent
     files, names = [], []
-    back = {b.casefold() for b in check_background(options.background)}
     for r in rows:
         where = f"{path}: line {r['_line']}"
         if not r.get("file", ""):
             raise DatasetError(f"{where}: empty file cell")
         files.append(_relative_file(r["file"], root, where))
-        names.append(
-            _without_background(parse_labels(r.get(LABELS_COLUMN, ""), where), back, where)
-        )
+        names.append(parse_labels(r.get(LABELS_COLUMN, ""), where))
     _refuse_listed_twice(files, rows, path)
     classes = tuple(sorted({n for row in names for n in row}))
     if not classes:
