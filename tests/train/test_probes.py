@@ -336,14 +336,3 @@ def test_logistic_says_when_it_runs_fewer_inner_folds(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert f"probe logistic: {n} inner folds instead of 5" in err
     assert "rarest class" in err
-
-
-def test_multilabel_logistic_reports_no_inner_accuracy() -> None:
-    """Multi-hot rows have no accuracy: the record says C was chosen by the log-loss and holds
-    no ``inner_acc`` of zeros (it read 0.0 for every C before)."""
-    x, y, groups = _blobs()
-    multi = np.stack([y == 0, y == 1, (y == 1) | (y == 2)], axis=1).astype(np.float32)
-    probe = fit_probe("logistic", x, multi, groups, config=LogisticConfig(cs=(0.01, 1.0)))
-    assert "inner_acc" not in probe.info and probe.info["inner_select"] == "nll"
-    nll = probe.info["inner_nll"]
-    assert nll[f"{probe.info['C']:.3g}"] == min(nll.values())

@@ -138,15 +138,13 @@ def fit_logistic(data: FitData, cfg: LogisticConfig) -> tuple[nn.Module, dict[st
     else:  # best inner accuracy; ties go to the lower inner log-loss
         best = min(range(len(cs)), key=lambda j: (-round(float(acc[j]), 12), float(nll[j])))
     model, n_iter = _fit_logistic(xt, yt, num_classes, cs[best], cfg)
-    info: dict[str, Any] = {
+    info = {
         "C": cs[best],
         "inner_folds": len(splits),
-        "inner_select": cfg.select,
+        "inner_acc": {f"{c:.3g}": 100.0 * a for c, a in zip(cs, acc, strict=True)},
         "inner_nll": {f"{c:.3g}": float(v) for c, v in zip(cs, nll, strict=True)},
         "lbfgs_iterations": n_iter,
     }
-    if y.ndim == 1:  # multi-label rows have no accuracy: C is chosen by the log-loss alone
-        info["inner_acc"] = {f"{c:.3g}": 100.0 * a for c, a in zip(cs, acc, strict=True)}
     return model.float(), info
 
 
