@@ -250,27 +250,6 @@ def test_background_boxes_are_negatives(recordings: Path, tmp_path: Path) -> Non
     assert [(w.start_s, w.labels) for w in got.windows] == [(0.0, ("crying_baby",)), (5.0, ())]
 
 
-def test_background_names_reach_the_boxes_of_annotated_recordings(
-    recordings: Path, tmp_path: Path
-) -> None:
-    """The background default (``noise``, ignoring case) that folders use marks boxes too:
-    through ``read_recordings`` a ``Noise`` box is a negative and no class; ``none`` of
-    ``--background-folders`` (an empty tuple) makes it a class again."""
-    from soundtransfer.datasets.own import ReadOptions
-    from soundtransfer.datasets.recordings import read_recordings
-
-    for name in ("recA.flac", "recA.Table.1.selections.txt"):
-        shutil.copy(recordings / name, tmp_path / name)
-    shutil.copy(recordings / "site2" / "recB.wav", tmp_path / "recB.wav")
-    (tmp_path / "recB.txt").write_text("0\t5\tcrying_baby\n5\t10\tNoise\n")
-    windows = WindowOptions(window_s=5, hop_s=5)
-    got = read_recordings(tmp_path, ReadOptions(n_folds=2, windows=windows))
-    assert "Noise" not in got.table.classes and "crying_baby" in got.table.classes
-    assert any("background label(s) ['Noise']" in n for n in got.table.notes)
-    kept = read_recordings(tmp_path, ReadOptions(n_folds=2, windows=windows, background=()))
-    assert "Noise" in kept.table.classes
-
-
 def test_a_box_no_window_holds_enough_of_is_reported(recordings: Path, tmp_path: Path) -> None:
     shutil.copy(recordings / "site2" / "recB.wav", tmp_path / "recB.wav")
     (tmp_path / "recB.txt").write_text("0\t5\tcrying_baby\n4\t6.5\tsea_waves\n")

@@ -471,8 +471,7 @@ class WindowOptions:
         empty_tables: ``error`` (a recording whose table has no box) or ``negative`` (such a
             recording is all negatives).
         label_column: Raven column holding the classes (default: :data:`LABEL_COLUMNS`).
-        background: labels meaning "no event" (``noise``; compared ignoring case, like the
-            background folders): their boxes are negatives.
+        background: labels meaning "no event" (``noise``): their boxes are negatives.
     """
 
     window_s: float | None = None
@@ -497,10 +496,6 @@ class WindowOptions:
             raise ConfigError(f"unannotated {self.unannotated!r}: choose {list(UNANNOTATED)}")
         if self.empty_tables not in EMPTY_TABLES:
             raise ConfigError(f"empty_tables {self.empty_tables!r}: choose {list(EMPTY_TABLES)}")
-
-    def is_background(self, label: str) -> bool:
-        """Whether ``label`` means "no event" (:attr:`background`, ignoring case)."""
-        return label.casefold() in {b.casefold() for b in self.background}
 
 
 @dataclass(frozen=True)
@@ -621,12 +616,12 @@ class _Boxes:
     background: NDArray[np.bool_]
 
     @classmethod
-    def of(cls, boxes: Sequence[Box], options: WindowOptions) -> _Boxes:
+    def of(cls, boxes: Sequence[Box], background: Sequence[str]) -> _Boxes:
         return cls(
             np.asarray([b.start_s for b in boxes], dtype=np.float64),
             np.asarray([b.end_s for b in boxes], dtype=np.float64),
             tuple(b.label for b in boxes),
-            np.asarray([options.is_background(b.label) for b in boxes], dtype=bool),
+            np.asarray([b.label in background for b in boxes], dtype=bool),
         )
 
 
@@ -655,7 +650,7 @@ def _recording_windows(
 ) -> tuple[list[Window], NDArray[np.bool_]]:
     """The kept windows of one recording, and which of its boxes label one."""
     out: list[Window] = []
-    arrays = _Boxes.of(rec.boxes, options)
+    arrays = _Boxes.of(rec.boxes, options.background)
     used = np.zeros(len(rec.boxes), dtype=bool)
     for start in window_starts(rec.duration_s, window_s, hop_s):
         end = round(min(start + window_s, rec.duration_s), 6)
@@ -737,8 +732,9 @@ def cut_windows(
                 "all negatives, ask for empty tables to count as negatives"
             )
         _check_ends(rec)
-    labels = {b.label for r in recordings for b in r.boxes}
-    classes = tuple(sorted(n for n in labels if not options.is_background(n)))
+    classes = tuple(
+        sorted({b.label for r in recordings for b in r.boxes} - set(options.background))
+    )
     if not classes:
         raise DatasetError("no class: every box is background (or there is no box)")
     window, hop, reasons = _window_and_hop(recordings, options)
@@ -751,15 +747,9 @@ def cut_windows(
         unused += [
             b
             for b, u in zip(rec.boxes, used, strict=True)
-            if not u and not options.is_background(b.label)
+            if not u and b.label not in options.background
         ]
     reasons += [options.min_overlap.describe(), _count_line(counts, options)]
-    back = sorted(n for n in labels if options.is_background(n))
-    if back:
-        reasons.append(
-            f"background label(s) {back}: their boxes are negatives, not classes "
-            "(--background-folders)"
-        )
     if unused:
         reasons.append(
             f"{len(unused)} box(es) label no window (no window holds enough of them), first: "

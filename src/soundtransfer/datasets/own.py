@@ -81,9 +81,7 @@ class ReadOptions:
         windows: annotated recordings (:mod:`.recordings`): how they are cut into windows;
             None: the defaults of :class:`~soundtransfer.datasets.annotations.WindowOptions`.
         background: folder layout: class folders with these names (compared ignoring case)
-            hold "no event" clips (:func:`read_folder`); annotated recordings: boxes with
-            these labels are negatives (unless ``windows.background`` names others); ``()``:
-            none.
+            hold "no event" clips (:func:`read_folder`); ``()``: none.
     """
 
     n_folds: int = 5

@@ -67,8 +67,6 @@ def read_recordings(path: str | Path, options: ReadOptions | None = None) -> Ope
     options = options or ReadOptions()
     path = Path(path).expanduser()
     wopts = options.windows or WindowOptions()
-    if not wopts.background:  # the one default of background names (BACKGROUND_FOLDERS)
-        wopts = replace(wopts, background=options.background)
     if wopts.window_s is None and options.clip_seconds is not None:
         wopts = replace(wopts, window_s=options.clip_seconds)
     cut = read_annotations(path, wopts)
