@@ -606,6 +606,11 @@ def _check_ends(rec: Recording) -> None:
             )
 
 
+def is_background(label: str, background: Sequence[str]) -> bool:
+    """Whether a box label is one of the background names (compared ignoring case)."""
+    return label.casefold() in {b.casefold() for b in background}
+
+
 @dataclass(frozen=True)
 class _Boxes:
     """A recording's boxes as arrays (one window's overlaps in a few numpy operations)."""
@@ -621,7 +626,7 @@ class _Boxes:
             np.asarray([b.start_s for b in boxes], dtype=np.float64),
             np.asarray([b.end_s for b in boxes], dtype=np.float64),
             tuple(b.label for b in boxes),
-            np.asarray([b.label in background for b in boxes], dtype=bool),
+            np.asarray([is_background(b.label, background) for b in boxes], dtype=bool),
         )
 
 
@@ -733,7 +738,14 @@ def cut_windows(
             )
         _check_ends(rec)
     classes = tuple(
-        sorted({b.label for r in recordings for b in r.boxes} - set(options.background))
+        sorted(
+            {
+                b.label
+                for r in recordings
+                for b in r.boxes
+                if not is_background(b.label, options.background)
+            }
+        )
     )
     if not classes:
         raise DatasetError("no class: every box is background (or there is no box)")
@@ -747,7 +759,7 @@ def cut_windows(
         unused += [
             b
             for b, u in zip(rec.boxes, used, strict=True)
-            if not u and b.label not in options.background
+            if not u and not is_background(b.label, options.background)
         ]
     reasons += [options.min_overlap.describe(), _count_line(counts, options)]
     if unused:
