@@ -806,7 +806,11 @@ def read_table_file(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
     notes = _singleton_note(groups, "csv")
-    table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
+    back = {b.casefold() for b in check_background((options or ReadOptions()).background)}
+    background = tuple(c for c in classes if c.casefold() in back)
+    if background:
+        notes += (f"background class(es) {list(background)}: predict never reports them as events",)
+    table = ClipTable(table_name(path), root, classes, clips, protocol, notes, background)
     fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, path, "csv")
 
@@ -950,12 +954,22 @@ def read_multilabel_table(
         raise DatasetError(f"{path}: give either a 'fold' or a 'split' column, not both")
     root = path.parent
     files, names = [], []
+    back = {b.casefold() for b in check_background(options.background)}
+    n_back = 0
     for r in rows:
         where = f"{path}: line {r['_line']}"
         if not r.get("file", ""):
             raise DatasetError(f"{where}: empty file cell")
         files.append(_relative_file(r["file"], root, where))
-        names.append(parse_labels(r.get(LABELS_COLUMN, ""), where))
+        row = parse_labels(r.get(LABELS_COLUMN, ""), where)
+        mixed = [n for n in row if n.casefold() in back]
+        if mixed and len(row) > 1:
+            raise DatasetError(
+                f"{where}: {mixed[0]!r} is a background name (no event; --background-folders) "
+                "and cannot be a label joined with others"
+            )
+        n_back += bool(mixed)
+        names.append(() if mixed else row)
     _refuse_listed_twice(files, rows, path)
     classes = tuple(sorted({n for row in names for n in row}))
     if not classes:
@@ -981,6 +995,8 @@ def read_multilabel_table(
     )
     protocol = "fixed" if "split" in header or assignment.method == "split" else "kfold"
     notes = _singleton_note(groups, "csv")
+    if n_back:
+        notes += (f"{n_back} row(s) labelled with a background name {sorted(back)}: negatives",)
     table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
     return OpenedDataset(
         table, options.frontend([root / f for f in files]), assignment, path, "csv"
