@@ -316,6 +316,12 @@ def read_raven(path: str | Path, label_column: str | None = None) -> AnnotationT
     if not numbered:
         raise DatasetError(f"{path}: empty file (no header)")
     header = [h.strip() for h in numbered[0][1].split("\t")]
+    lowered = [h.lower() for h in header]
+    twice = sorted({h for h in lowered if h and lowered.count(h) > 1})
+    if twice:  # which of the two would be read is a guess: refuse
+        raise DatasetError(
+            f"{path}: line {numbered[0][0]}: column {twice[0]!r} given twice (columns: {header})"
+        )
     col = {h.lower(): i for i, h in enumerate(header)}
     missing = [c for c in (BEGIN, END) if c.lower() not in col]
     if missing:

@@ -695,7 +695,7 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     UTF-8 with or without BOM, header names stripped and lower-cased.
 
     Raises:
-        DatasetError: missing or undecodable file, no header or no rows.
+        DatasetError: missing or undecodable file, no header, a column named twice or no rows.
     """
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
@@ -712,6 +712,9 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise DatasetError(f"{path}: empty file") from None
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:  # dict rows would keep only the last cell of a repeated column, silently
+        raise DatasetError(f"{path}: line 1: column {twice[0]!r} given twice (header {header})")
     rows = []
     start = reader.line_num + 1
     for cells in reader:
@@ -734,6 +737,22 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not rows:
         raise DatasetError(f"{path}: no rows")
     return header, rows
+
+
+def _refuse_case_clash(
+    names: Sequence[Sequence[str]], rows: Sequence[dict[str, str]], path: Path
+) -> None:
+    """Refuse two spellings of one label that differ only by case (``Dog`` and ``dog``): two
+    classes of one sound, split silently."""
+    seen: dict[str, tuple[str, str]] = {}
+    for row, r in zip(names, rows, strict=True):
+        for n in row:
+            first = seen.setdefault(n.casefold(), (n, r["_line"]))
+            if first[0] != n:
+                raise DatasetError(
+                    f"{path}: line {r['_line']}: label {n!r} differs only by case from "
+                    f"{first[0]!r} (line {first[1]}); spell one class one way"
+                )
 
 
 def read_table_file(
@@ -776,6 +795,7 @@ def read_table_file(
         files.append(_relative_file(file, root, f"{path}: line {line}"))
         names.append(label)
     _refuse_listed_twice(files, rows, path)
+    _refuse_case_clash([(n,) for n in names], rows, path)
     classes, labels = _classes_and_labels(names, path)
     given_groups = [r.get("group", "") for r in rows] if "group" in header else None
 
@@ -971,6 +991,7 @@ def read_multilabel_table(
         n_back += bool(mixed)
         names.append(() if mixed else row)
     _refuse_listed_twice(files, rows, path)
+    _refuse_case_clash(names, rows, path)
     classes = tuple(sorted({n for row in names for n in row}))
     if not classes:
         raise DatasetError(
