@@ -793,7 +793,20 @@ def _selection_twice(lines: list[str]) -> list[str]:
     return ["\t".join([line.split("\t")[0], *line.split("\t")]) for line in lines]
 
 
+def rec_boxes_all_noise(tmp: Path, esc10_root: Path) -> Bad:
+    """Every Raven box labelled ``Noise``: the default background names reach the annotation
+    reader at the command line (ignoring case), so no class is left (before: one class
+    ``Noise`` was learnt from the noise boxes)."""
+    data = _recordings(tmp, esc10_root)
+    for table in sorted(data.glob("*.selections.txt")):
+        lines = table.read_text().splitlines()
+        rows = ["\t".join([*line.split("\t")[:-1], "Noise"]) for line in lines[1:]]
+        table.write_text("\n".join([lines[0], *rows]) + "\n")
+    return Bad(_rec_features(data, tmp), r"no class: every box is background")
+
+
 ML5: dict[str, Callable[[Path, Path], Bad]] = {
+    "ml5: raven boxes all labelled Noise (background)": rec_boxes_all_noise,
     "ml5: labels csv with the labels column twice": _labels_csv_text(
         "file,labels,labels", lambda i, n: f"{n},dog,rain"
     ),
