@@ -786,9 +786,62 @@ HOSTILE5: dict[str, Callable[[Path, Path], Bad]] = {
     ),
 }
 
+
+# --- ml5 (issue 20 point 4): hostile multi-label CSVs and Raven tables ----------------------
+
+
+def _labels_csv_text(header: str, row: Callable[[int, str], str]) -> Callable[..., Bad]:
+    """A ``labels`` CSV of four real clips: ``header``, then ``row(i, name)`` per clip."""
+
+    def case(tmp: Path, esc10_root: Path) -> Bad:
+        data = tmp / "in"
+        data.mkdir()
+        clips = sorted((esc10_root / "audio").glob("*.ogg"))[:4]
+        for c in clips:
+            shutil.copy(c, data)
+        table = data / "l.csv"
+        table.write_text("\n".join([header, *(row(i, c.name) for i, c in enumerate(clips))]))
+        culprit = {"labels,labels": r"line 1: column 'labels' given twice"}.get(
+            header.removeprefix("file,"), r"line 3: label 'dog' differs only by case from 'Dog'"
+        )
+        return Bad(_own_features(table, tmp), rf"{re.escape(str(table))}: {culprit}")
+
+    return case
+
+
+def _selection_twice(lines: list[str]) -> list[str]:
+    return ["\t".join([line.split("\t")[0], *line.split("\t")]) for line in lines]
+
+
+def rec_boxes_all_noise(tmp: Path, esc10_root: Path) -> Bad:
+    """Every Raven box labelled ``Noise``: the default background names reach the annotation
+    reader at the command line (ignoring case), so no class is left (before: one class
+    ``Noise`` was learnt from the noise boxes)."""
+    data = _recordings(tmp, esc10_root)
+    for table in sorted(data.glob("*.selections.txt")):
+        lines = table.read_text().splitlines()
+        rows = ["\t".join([*line.split("\t")[:-1], "Noise"]) for line in lines[1:]]
+        table.write_text("\n".join([lines[0], *rows]) + "\n")
+    return Bad(_rec_features(data, tmp), r"no class: every box is background")
+
+
+ML5: dict[str, Callable[[Path, Path], Bad]] = {
+    "ml5: raven boxes all labelled Noise (background)": rec_boxes_all_noise,
+    "ml5: labels csv with the labels column twice": _labels_csv_text(
+        "file,labels,labels", lambda i, n: f"{n},dog,rain"
+    ),
+    "ml5: labels differing only by case": _labels_csv_text(
+        "file,labels", lambda i, n: f"{n},{('Dog', 'dog', 'rain', 'rain')[i]}"
+    ),
+    "ml5: raven table with Selection twice": _edit_table(
+        _selection_twice, r"{}: line 1: column 'selection' given twice"
+    ),
+}
+
+
 # --- the appended cases: each block above adds its dict; one test runs them all -----------------
 
-APPENDED: dict[str, Callable[[Path, Path], Bad]] = {**DEFECTS3, **ML3, **LEAK4, **HOSTILE5}
+APPENDED: dict[str, Callable[[Path, Path], Bad]] = {**DEFECTS3, **ML3, **LEAK4, **HOSTILE5, **ML5}
 # leak4: the duplicate check runs on the built store's audio (features/dataset.py step 4), so the
 # finished store's index and the fingerprint cache stay: a rerun with --allow-duplicates reuses
 # both instead of extracting again (no run loses finished work).

@@ -82,6 +82,9 @@ def test_recordings_folder_prints_map_and_stores_thresholds(
     assert final["task"] == "multi_label" and 0.0 <= final["test_mAP"] <= 1.0
     assert final["classes"] == list(CLASSES)
     assert set(final["thresholds"]) == set(CLASSES)
+    if command == "linear-eval":  # C chosen on the inner log-loss: said, no inner_acc of 0
+        probe = json.dumps(final)
+        assert '"inner_metric": "nll"' in probe and '"inner_acc"' not in probe
     _, meta = load_bundle(finals[0].parent / "model.pt")
     assert meta.task == "multi_label" and meta.thresholds == final["thresholds"]
 

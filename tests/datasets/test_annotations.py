@@ -475,3 +475,20 @@ def test_a_multi_file_table_without_offsets_says_how_its_times_are_read(
         for r in got.reasons
     )
     assert _by_file(got.windows)["recB.wav"][0] == (0.0, ("crying_baby",))
+
+
+def test_default_background_names_reach_a_raven_table(recordings: Path, tmp_path: Path) -> None:
+    """Through read_recordings the default background names (background, noise, other) mark
+    boxes as negatives, ignoring case: a Raven box labelled ``Noise`` is not a class."""
+    from soundtransfer.datasets.own import ReadOptions
+    from soundtransfer.datasets.recordings import read_recordings
+
+    shutil.copy(recordings / "recA.flac", tmp_path / "recA.flac")
+    rows = raven_rows([*REC_A, ("Noise", 5.0)])
+    raven_table(tmp_path / "recA.Table.1.selections.txt", rows)
+    shutil.copy(recordings / "site2" / "recB.wav", tmp_path / "recB.wav")
+    raven_table(tmp_path / "recB.Table.1.selections.txt", raven_rows(REC_B))
+    windows = WindowOptions(window_s=5, hop_s=5, unannotated="ignore")
+    got = read_recordings(tmp_path, ReadOptions(n_folds=2, windows=windows))
+    assert got.table.classes == ("crying_baby", "dog", "rain", "rooster", "sea_waves")
+    assert any("background labels" in n and "noise" in n for n in got.table.notes)

@@ -407,3 +407,43 @@ def test_name_folds_all_one_fold_fall_back_to_grouped_folds_with_a_note() -> Non
     assert "all fold 1" in assigned.groups and "grouped" in assigned.groups, assigned.groups
     for g in set(groups):  # both takes of a recording in one fold
         assert len({assigned.folds[i] for i, x in enumerate(groups) if x == g}) == 1
+
+
+def _linked_rows(esc10: ClipTable, tmp_path: Path, n: int = 60) -> list[dict[str, object]]:
+    audio = tmp_path / "clips"
+    audio.mkdir()
+    rows: list[dict[str, object]] = []
+    for i, c in enumerate(esc10.clips[:n]):
+        os.symlink(esc10.path(i), audio / f"clip{i:03d}.ogg")
+        rows.append({"file": f"clips/clip{i:03d}.ogg", "label": esc10.classes[c.label]})
+        rows[-1]["group"] = c.group
+    return rows
+
+
+def test_csv_background_label_is_a_background_class(esc10: ClipTable, tmp_path: Path) -> None:
+    """Single-label CSV: a label that is a background name (ignoring case) is a class listed
+    in ``ClipTable.background``, like a single-label background folder."""
+    rows = _linked_rows(esc10, tmp_path)
+    first = rows[0]["label"]
+    for r in rows:
+        r["label"] = "Noise" if r["label"] == first else r["label"]
+    ds = open_dataset(write_csv(tmp_path / "mine.csv", rows), n_folds=2, seed=0)
+    assert "Noise" in ds.table.classes and ds.table.background == ("Noise",)
+    assert any("background class(es) ['Noise']" in n for n in ds.table.notes)
+    plain = open_dataset(write_csv(tmp_path / "none.csv", rows), n_folds=2, background=())
+    assert plain.table.background == ()
+
+
+def test_labels_csv_background_name_means_no_label(esc10: ClipTable, tmp_path: Path) -> None:
+    """Multi-label CSV: a background name in a ``labels`` cell is a negative (no label); joined
+    with another name it is a one-line error naming file and line."""
+    rows = _linked_rows(esc10, tmp_path)
+    multi = [{"file": r["file"], "labels": r["label"], "group": r["group"]} for r in rows]
+    multi[0]["labels"] = "NOISE"
+    multi[1]["labels"] = f"{rows[1]['label']};{rows[2]['label']}"
+    ds = open_dataset(write_csv(tmp_path / "multi.csv", multi), n_folds=2, seed=0)
+    assert "NOISE" not in ds.table.classes and ds.table.clips[0].labels == ()
+    assert any("1 row(s) labelled with a background name" in n for n in ds.table.notes)
+    multi[0]["labels"] = f"noise;{rows[0]['label']}"
+    with pytest.raises(DatasetError, match=r"multi2\.csv: line 2: 'noise' is a background name"):
+        open_dataset(write_csv(tmp_path / "multi2.csv", multi), n_folds=2, seed=0)

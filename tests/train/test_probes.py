@@ -336,3 +336,21 @@ def test_logistic_says_when_it_runs_fewer_inner_folds(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert f"probe logistic: {n} inner folds instead of 5" in err
     assert "rarest class" in err
+
+
+def test_multi_label_logistic_says_its_inner_metric_is_the_log_loss() -> None:
+    """Multi-label rows: C is chosen on the inner log-loss and no inner accuracy is computed,
+    so the info names the metric (``inner_metric: nll``) instead of an ``inner_acc`` of 0."""
+    from soundtransfer.train.probes.logistic import fit_logistic
+
+    x, y, groups = _blobs()
+    multi = np.eye(3, dtype=np.int64)[y]
+    multi[::7, (y[::7] + 1) % 3] = 1  # some rows with two labels
+    data = FitData(x.astype(np.float64), multi, groups, 3, 0, torch.device("cpu"))
+    _, info = fit_logistic(data.standardised(), LogisticConfig(cs=(0.01, 1.0)))
+    assert info["inner_metric"] == "nll" and "inner_acc" not in info
+    nll = info["inner_nll"]
+    assert nll[f"{info['C']:.3g}"] == min(nll.values())
+    single = FitData(x.astype(np.float64), y, groups, 3, 0, torch.device("cpu"))
+    _, info1 = fit_logistic(single.standardised(), LogisticConfig(cs=(0.01, 1.0)))
+    assert "inner_acc" in info1 and "inner_metric" not in info1

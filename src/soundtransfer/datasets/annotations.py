@@ -316,6 +316,12 @@ def read_raven(path: str | Path, label_column: str | None = None) -> AnnotationT
     if not numbered:
         raise DatasetError(f"{path}: empty file (no header)")
     header = [h.strip() for h in numbered[0][1].split("\t")]
+    lowered = [h.lower() for h in header]
+    twice = sorted({h for h in lowered if h and lowered.count(h) > 1})
+    if twice:  # which of the two would be read is a guess: refuse
+        raise DatasetError(
+            f"{path}: line {numbered[0][0]}: column {twice[0]!r} given twice (columns: {header})"
+        )
     col = {h.lower(): i for i, h in enumerate(header)}
     missing = [c for c in (BEGIN, END) if c.lower() not in col]
     if missing:
@@ -606,6 +612,11 @@ def _check_ends(rec: Recording) -> None:
             )
 
 
+def is_background(label: str, background: Sequence[str]) -> bool:
+    """Whether a box label is one of the background names (compared ignoring case)."""
+    return label.casefold() in {b.casefold() for b in background}
+
+
 @dataclass(frozen=True)
 class _Boxes:
     """A recording's boxes as arrays (one window's overlaps in a few numpy operations)."""
@@ -621,7 +632,7 @@ class _Boxes:
             np.asarray([b.start_s for b in boxes], dtype=np.float64),
             np.asarray([b.end_s for b in boxes], dtype=np.float64),
             tuple(b.label for b in boxes),
-            np.asarray([b.label in background for b in boxes], dtype=bool),
+            np.asarray([is_background(b.label, background) for b in boxes], dtype=bool),
         )
 
 
@@ -733,7 +744,14 @@ def cut_windows(
             )
         _check_ends(rec)
     classes = tuple(
-        sorted({b.label for r in recordings for b in r.boxes} - set(options.background))
+        sorted(
+            {
+                b.label
+                for r in recordings
+                for b in r.boxes
+                if not is_background(b.label, options.background)
+            }
+        )
     )
     if not classes:
         raise DatasetError("no class: every box is background (or there is no box)")
@@ -747,7 +765,7 @@ def cut_windows(
         unused += [
             b
             for b, u in zip(rec.boxes, used, strict=True)
-            if not u and b.label not in options.background
+            if not u and not is_background(b.label, options.background)
         ]
     reasons += [options.min_overlap.describe(), _count_line(counts, options)]
     if unused:

@@ -695,7 +695,7 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     UTF-8 with or without BOM, header names stripped and lower-cased.
 
     Raises:
-        DatasetError: missing or undecodable file, no header or no rows.
+        DatasetError: missing or undecodable file, no header, a column named twice or no rows.
     """
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
@@ -712,6 +712,9 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise DatasetError(f"{path}: empty file") from None
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:  # dict rows would keep only the last cell of a repeated column, silently
+        raise DatasetError(f"{path}: line 1: column {twice[0]!r} given twice (header {header})")
     rows = []
     start = reader.line_num + 1
     for cells in reader:
@@ -734,6 +737,22 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not rows:
         raise DatasetError(f"{path}: no rows")
     return header, rows
+
+
+def _refuse_case_clash(
+    names: Sequence[Sequence[str]], rows: Sequence[dict[str, str]], path: Path
+) -> None:
+    """Refuse two spellings of one label that differ only by case (``Dog`` and ``dog``): two
+    classes of one sound, split silently."""
+    seen: dict[str, tuple[str, str]] = {}
+    for row, r in zip(names, rows, strict=True):
+        for n in row:
+            first = seen.setdefault(n.casefold(), (n, r["_line"]))
+            if first[0] != n:
+                raise DatasetError(
+                    f"{path}: line {r['_line']}: label {n!r} differs only by case from "
+                    f"{first[0]!r} (line {first[1]}); spell one class one way"
+                )
 
 
 def read_table_file(
@@ -776,6 +795,7 @@ def read_table_file(
         files.append(_relative_file(file, root, f"{path}: line {line}"))
         names.append(label)
     _refuse_listed_twice(files, rows, path)
+    _refuse_case_clash([(n,) for n in names], rows, path)
     classes, labels = _classes_and_labels(names, path)
     given_groups = [r.get("group", "") for r in rows] if "group" in header else None
 
@@ -806,7 +826,11 @@ def read_table_file(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
     notes = _singleton_note(groups, "csv")
-    table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
+    back = {b.casefold() for b in check_background((options or ReadOptions()).background)}
+    background = tuple(c for c in classes if c.casefold() in back)
+    if background:
+        notes += (f"background class(es) {list(background)}: predict never reports them as events",)
+    table = ClipTable(table_name(path), root, classes, clips, protocol, notes, background)
     fe = (options or ReadOptions()).frontend([root / f for f in files])
     return OpenedDataset(table, fe, folds, path, "csv")
 
@@ -950,13 +974,24 @@ def read_multilabel_table(
         raise DatasetError(f"{path}: give either a 'fold' or a 'split' column, not both")
     root = path.parent
     files, names = [], []
+    back = {b.casefold() for b in check_background(options.background)}
+    n_back = 0
     for r in rows:
         where = f"{path}: line {r['_line']}"
         if not r.get("file", ""):
             raise DatasetError(f"{where}: empty file cell")
         files.append(_relative_file(r["file"], root, where))
-        names.append(parse_labels(r.get(LABELS_COLUMN, ""), where))
+        row = parse_labels(r.get(LABELS_COLUMN, ""), where)
+        mixed = [n for n in row if n.casefold() in back]
+        if mixed and len(row) > 1:
+            raise DatasetError(
+                f"{where}: {mixed[0]!r} is a background name (no event; --background-folders) "
+                "and cannot be a label joined with others"
+            )
+        n_back += bool(mixed)
+        names.append(() if mixed else row)
     _refuse_listed_twice(files, rows, path)
+    _refuse_case_clash(names, rows, path)
     classes = tuple(sorted({n for row in names for n in row}))
     if not classes:
         raise DatasetError(
@@ -981,6 +1016,8 @@ def read_multilabel_table(
     )
     protocol = "fixed" if "split" in header or assignment.method == "split" else "kfold"
     notes = _singleton_note(groups, "csv")
+    if n_back:
+        notes += (f"{n_back} row(s) labelled with a background name {sorted(back)}: negatives",)
     table = ClipTable(table_name(path), root, classes, clips, protocol, notes)
     return OpenedDataset(
         table, options.frontend([root / f for f in files]), assignment, path, "csv"

@@ -67,6 +67,8 @@ def read_recordings(path: str | Path, options: ReadOptions | None = None) -> Ope
     options = options or ReadOptions()
     path = Path(path).expanduser()
     wopts = options.windows or WindowOptions()
+    if not wopts.background:
+        wopts = replace(wopts, background=tuple(options.background))
     if wopts.window_s is None and options.clip_seconds is not None:
         wopts = replace(wopts, window_s=options.clip_seconds)
     cut = read_annotations(path, wopts)
@@ -86,6 +88,11 @@ def read_recordings(path: str | Path, options: ReadOptions | None = None) -> Ope
     )
     protocol = "fixed" if assignment.method == "split" else "kfold"
     notes = tuple(r.removeprefix("note: ") for r in cut.reasons)
+    if wopts.background:
+        notes += (
+            f"background labels {list(wopts.background)} (ignoring case, --background-folders): "
+            "their boxes are negatives, not classes",
+        )
     table = ClipTable(table_name(path), cut.root, cut.classes, clips, protocol, notes)
     recordings = [cut.root / r.file for r in cut.recordings]
     fe = replace(options, clip_seconds=cut.window_s).frontend(recordings)

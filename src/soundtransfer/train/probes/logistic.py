@@ -138,13 +138,13 @@ def fit_logistic(data: FitData, cfg: LogisticConfig) -> tuple[nn.Module, dict[st
     else:  # best inner accuracy; ties go to the lower inner log-loss
         best = min(range(len(cs)), key=lambda j: (-round(float(acc[j]), 12), float(nll[j])))
     model, n_iter = _fit_logistic(xt, yt, num_classes, cs[best], cfg)
-    info = {
-        "C": cs[best],
-        "inner_folds": len(splits),
-        "inner_acc": {f"{c:.3g}": 100.0 * a for c, a in zip(cs, acc, strict=True)},
-        "inner_nll": {f"{c:.3g}": float(v) for c, v in zip(cs, nll, strict=True)},
-        "lbfgs_iterations": n_iter,
-    }
+    info: dict[str, Any] = {"C": cs[best], "inner_folds": len(splits)}
+    if y.ndim == 2:  # multi-label: no inner accuracy is computed, C is chosen on the log-loss
+        info["inner_metric"] = "nll"
+    else:
+        info["inner_acc"] = {f"{c:.3g}": 100.0 * a for c, a in zip(cs, acc, strict=True)}
+    info["inner_nll"] = {f"{c:.3g}": float(v) for c, v in zip(cs, nll, strict=True)}
+    info["lbfgs_iterations"] = n_iter
     return model.float(), info
 
 
