@@ -112,8 +112,15 @@ def test_finetune_resume_after_kill_gives_the_same_result(
 
 def test_loss_falls_and_final_json(tiny_store: FeatureStore, tmp_path: Path) -> None:
     split = tiny_store.table.splits()[0]
-    cfg = _cfg(epochs=4, batch_size=8, lr=1e-3)
-    out = run_split(tiny_store, split, "random", ARCH, cfg, tmp_path, progress=False)
+    out = run_split(
+        tiny_store,
+        split,
+        "random",
+        ARCH,
+        _cfg(epochs=4, batch_size=8, lr=1e-3),
+        tmp_path,
+        progress=False,
+    )
     m = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(m) == 4 and m[-1]["train_loss"] < m[0]["train_loss"]
     assert out["n_test"] == len(split.test) == len(out["predictions"]) == len(out["labels"])
@@ -289,9 +296,15 @@ def test_linear_head_folding_keeps_predictions(tiny_store: FeatureStore, tmp_pat
     from soundtransfer.inference.bundle import load_bundle
 
     split = tiny_store.table.splits()[1]
-    cfg, cache = _cfg(mode="linear", epochs=20), tmp_path / "c"
     out = run_split(
-        tiny_store, split, "random", ARCH, cfg, tmp_path, cache_dir=cache, progress=False
+        tiny_store,
+        split,
+        "random",
+        ARCH,
+        _cfg(mode="linear", epochs=20),
+        tmp_path,
+        cache_dir=tmp_path / "c",
+        progress=False,
     )
     model, _ = load_bundle(tmp_path / "model.pt")
     with torch.no_grad():
