@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from soundtransfer.datasets import ClipTable, load_dataset
+from soundtransfer.datasets import load_dataset
 from soundtransfer.datasets.download import ARCHIVES, download
 from soundtransfer.datasets.gtzan import split_ids
 from soundtransfer.datasets.urbansound8k import CLASSES as US8K_CLASSES
@@ -134,32 +134,21 @@ def test_checksum_mismatch_keeps_the_bad_file(tmp_path: Path) -> None:
     assert table.protocol == "fixed" and load_dataset("gtzan", root) == table
 
 
-def part_file(root: Path) -> Path:
-    """Where an interrupted UrbanSound8K download of ``root`` left its bytes (folder made)."""
+def test_resume_over_http_with_range(server: Server, us8k_root: Path, tmp_path: Path) -> None:
+    archive = us8k_tar(us8k_root, server.folder / "UrbanSound8K.tar.gz")
+    size = archive.stat().st_size
+    root = tmp_path / "us8k"
     part = root / "downloads" / "UrbanSound8K.tar.gz.part"
     part.parent.mkdir(parents=True)
-    return part
-
-
-def download_from(server: Server, root: Path, archive: Path) -> ClipTable:
-    """``download("us8k", root)`` from the test server, with the archive's checksum."""
-    return download(
+    half = size // 2
+    part.write_bytes(archive.read_bytes()[:half])  # an interrupted earlier download
+    table = download(
         "us8k",
         root,
         url=f"{server.url}/UrbanSound8K.tar.gz",
         sha256=sha256(archive),
         progress=False,
     )
-
-
-def test_resume_over_http_with_range(server: Server, us8k_root: Path, tmp_path: Path) -> None:
-    archive = us8k_tar(us8k_root, server.folder / "UrbanSound8K.tar.gz")
-    size = archive.stat().st_size
-    root = tmp_path / "us8k"
-    part = part_file(root)
-    half = size // 2
-    part.write_bytes(archive.read_bytes()[:half])  # an interrupted earlier download
-    table = download_from(server, root, archive)
     assert server.requests == [(f"bytes={half}-", size - half)]  # only the rest was sent
     assert len(table) == 20 and table.folds == (1, 10) and table.classes == US8K_CLASSES
     assert (root / "audio" / "fold10").is_dir() and not part.exists()
@@ -169,9 +158,16 @@ def test_server_ignoring_range_restarts(server: Server, us8k_root: Path, tmp_pat
     archive = us8k_tar(us8k_root, server.folder / "UrbanSound8K.tar.gz")
     server.honour_range = False
     root = tmp_path / "us8k"
-    part = part_file(root)
+    part = root / "downloads" / "UrbanSound8K.tar.gz.part"
+    part.parent.mkdir(parents=True)
     part.write_bytes(b"stale bytes of some other file")  # appending to it would corrupt
-    table = download_from(server, root, archive)
+    table = download(
+        "us8k",
+        root,
+        url=f"{server.url}/UrbanSound8K.tar.gz",
+        sha256=sha256(archive),
+        progress=False,
+    )
     assert server.requests == [("bytes=30-", archive.stat().st_size)]
     assert len(table) == 20
 
