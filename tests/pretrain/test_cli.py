@@ -14,29 +14,64 @@ from soundtransfer.cli.main import main
 ARGS = ["--preset", "cpu", "--set", "batch_size=8", "--set", "input_size=32", "--quiet"]
 
 
-def pretrain(images: Path, out: Path, *extra: str) -> int:
-    """``soundtransfer pretrain --images IMAGES --out OUT`` with :data:`ARGS` and ``extra``."""
-    return main(["pretrain", "--images", str(images), "--out", str(out), *ARGS, *extra])
-
-
 @pytest.mark.usefixtures("encoder")
 def test_cli_runs_on_real_images(
     image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    assert pretrain(image_folder, out, "--set", "max_steps=2") == 0
+    code = main(
+        [
+            "pretrain",
+            "--images",
+            str(image_folder),
+            "--out",
+            str(out),
+            *ARGS,
+            "--set",
+            "max_steps=2",
+        ]
+    )
+    assert code == 0
     assert capsys.readouterr().out.strip() == str(out / "encoder.safetensors")
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
     # resume of a finished run: nothing left to do, the same file again
-    assert pretrain(image_folder, out, "--set", "max_steps=2", "--resume") == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                "--images",
+                str(image_folder),
+                "--out",
+                str(out),
+                *ARGS,
+                "--set",
+                "max_steps=2",
+                "--resume",
+            ]
+        )
+        == 0
+    )
 
 
 def test_cli_errors_are_one_line(
     image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert pretrain(image_folder, tmp_path, "--set", "batchsize=8") == 2
+    code = main(
+        [
+            "pretrain",
+            "--images",
+            str(image_folder),
+            "--out",
+            str(tmp_path),
+            *ARGS,
+            "--set",
+            "batchsize=8",
+        ]
+    )
+    assert code == 2
     assert "unknown setting 'batchsize'" in capsys.readouterr().err
-    assert pretrain(tmp_path / "none", tmp_path) == 2
+    code = main(["pretrain", "--images", str(tmp_path / "none"), "--out", str(tmp_path), *ARGS])
+    assert code == 2
     assert "does not exist" in capsys.readouterr().err
 
 
