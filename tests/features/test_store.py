@@ -101,26 +101,20 @@ def test_interrupted_build_resumes_to_the_same_result(
     assert not list(resumed.dir.glob("progress*"))  # complete: no progress logs left
 
 
-def die_on_load(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
-    """Make the store's ``load_clip`` raise KeyboardInterrupt at its ``n``-th call (a kill)."""
-    original = store_module.load_clip
-    calls: list[str] = []
-
-    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
-        calls.append(Path(path).name)
-        if len(calls) == n:
-            raise KeyboardInterrupt
-        return original(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store_module, "load_clip", dying)
-
-
 def test_interrupt_while_decoding_keeps_finished_rows(
     small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = load_dataset("esc10", small_root)
     original = store_module.load_clip
-    die_on_load(monkeypatch, 9)
+    seen: list[str] = []
+
+    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(Path(path).name)
+        if len(seen) == 9:
+            raise KeyboardInterrupt
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "load_clip", dying)
     with pytest.raises(KeyboardInterrupt):
         build_features(table, cache_dir=tmp_path, batch_size=3, workers=0, progress=False)
     monkeypatch.setattr(store_module, "load_clip", original)
@@ -327,7 +321,15 @@ def test_unfinished_skip_bad_build_is_not_finished_without_skip_bad(
     table = load_dataset("esc10", small_root)
     table.path(1).write_bytes(b"garbage" * 100)
     original = store_module.load_clip
-    die_on_load(monkeypatch, 7)
+    seen: list[str] = []
+
+    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(Path(path).name)
+        if len(seen) == 7:
+            raise KeyboardInterrupt
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "load_clip", dying)
     args = {"cache_dir": tmp_path, "batch_size": 3, "workers": 0, "progress": False}
     with pytest.raises(KeyboardInterrupt):
         build_features(table, skip_bad=True, **args)  # type: ignore[arg-type]
