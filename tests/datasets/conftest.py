@@ -10,6 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from soundtransfer.datasets import load_dataset
+from soundtransfer.errors import DatasetError
+
 
 def _read_rows(meta: Path) -> list[dict[str, str]]:
     with meta.open(newline="") as fh:
@@ -47,13 +50,36 @@ def esc50_fold4_root(shared_data: Path) -> Path:
     return shared_data / "esc50-fold4"
 
 
+def _copy_rows(src: Path, dst: Path, meta_rel: str) -> tuple[Path, list[dict[str, str]]]:
+    """``_linked_copy`` then the copied metadata file's rows: ``(path, rows)``."""
+    path = _linked_copy(src, dst, meta_rel)
+    return path, _read_rows(path)
+
+
+def _refuses_edited_row(
+    src: Path, dst: Path, meta_rel: str, dataset: str, edit: dict[str, str], message: str
+) -> None:
+    """Apply ``edit`` to the first metadata row of a copy of ``src``: loading ``dataset`` from
+    it must raise DatasetError matching ``message`` and naming the metadata file."""
+    path, rows = _copy_rows(src, dst, meta_rel)
+    rows[0].update(edit)
+    _write_rows(path, rows)
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset(dataset, dst)
+    assert str(path) in str(info.value)
+
+
 @pytest.fixture(scope="session")
 def meta() -> SimpleNamespace:
-    """Metadata helpers: ``read(path)``, ``write(path, rows, columns)``, ``copy(src, dst, rel)``."""
+    """Metadata helpers: ``read(path)``, ``write(path, rows, columns)``,
+    ``copy(src, dst, rel)``,
+    ``copy_rows(src, dst, rel)``, ``refuses_edited_row(src, dst, rel, dataset, edit, message)``."""
     fns: dict[str, Callable[..., object]] = {
         "read": _read_rows,
         "write": _write_rows,
         "copy": _linked_copy,
+        "copy_rows": _copy_rows,
+        "refuses_edited_row": _refuses_edited_row,
     }
     return SimpleNamespace(**fns)
 

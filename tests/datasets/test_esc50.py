@@ -123,20 +123,13 @@ BAD_EDITS = {
 @pytest.mark.parametrize("case", sorted(BAD_EDITS))
 def test_bad_row(case: str, esc10_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
     edit, message = BAD_EDITS[case]
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
-    rows[0].update(edit)
-    meta.write(path, rows)
-    with pytest.raises(DatasetError, match=message) as info:
-        load_dataset("esc10", tmp_path / "e")
-    assert str(path) in str(info.value)
+    meta.refuses_edited_row(esc10_root, tmp_path / "e", "meta/esc50.csv", "esc10", edit, message)
 
 
 def test_source_recording_in_two_folds(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     i = next(i for i, r in enumerate(rows) if r["fold"] == "2" and r["target"] == "0")
     # A consistent row (name, fold, source agree) whose source 100032 is a dog in fold 1 too.
     rows[i].update(filename="2-100032-Z.ogg", src_file="100032")
@@ -151,8 +144,7 @@ def test_source_recording_in_two_folds(
 
 
 def test_duplicate_rows(esc10_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     meta.write(path, [*rows, rows[5]])
     with pytest.raises(DatasetError, match=r"listed more than once: \['1-"):
         load_dataset("esc10", tmp_path / "e")
@@ -161,8 +153,7 @@ def test_duplicate_rows(esc10_root: Path, tmp_path: Path, meta: SimpleNamespace)
 def test_two_names_resolving_to_one_file(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     meta.write(path, [*rows, {**rows[0], "filename": rows[0]["filename"][:-4] + ".wav"}])
     with pytest.raises(DatasetError, match="resolve to the same file"):
         load_dataset("esc10", tmp_path / "e")
@@ -171,8 +162,7 @@ def test_two_names_resolving_to_one_file(
 def test_missing_column_and_no_esc10_rows(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     meta.write(path, rows, columns=["filename", "target", "category", "esc10"])
     with pytest.raises(DatasetError, match=r"missing column\(s\) \['fold'\]"):
         load_dataset("esc50", tmp_path / "e")
@@ -187,8 +177,7 @@ def test_missing_column_and_no_esc10_rows(
 def test_missing_audio_error_or_skip(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     rows[3].update(filename="1-1-A.ogg", src_file="1")
     meta.write(path, rows)
     with pytest.raises(DatasetError, match=r"1 audio file\(s\) .* \(first: 1-1-A.ogg\)"):
