@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -69,17 +70,26 @@ def _refuses_edited_row(
     assert str(path) in str(info.value)
 
 
+def _load_with_wav_names(src: Path, dst: Path, meta_rel: str, dataset: str, ext: str) -> Any:
+    """Load ``dataset`` from a copy of ``src`` whose metadata names every ``ext`` file ``.wav``."""
+    path = _linked_copy(src, dst, meta_rel)
+    path.write_text(path.read_text().replace(ext, ".wav"))
+    return load_dataset(dataset, dst)
+
+
 @pytest.fixture(scope="session")
 def meta() -> SimpleNamespace:
     """Metadata helpers: ``read(path)``, ``write(path, rows, columns)``,
     ``copy(src, dst, rel)``,
-    ``copy_rows(src, dst, rel)``, ``refuses_edited_row(src, dst, rel, dataset, edit, message)``."""
+    ``copy_rows(src, dst, rel)``, ``refuses_edited_row(src, dst, rel, dataset, edit, message)``,
+    ``load_with_wav_names(src, dst, rel, dataset, ext)``."""
     fns: dict[str, Callable[..., object]] = {
         "read": _read_rows,
         "write": _write_rows,
         "copy": _linked_copy,
         "copy_rows": _copy_rows,
         "refuses_edited_row": _refuses_edited_row,
+        "load_with_wav_names": _load_with_wav_names,
     }
     return SimpleNamespace(**fns)
 

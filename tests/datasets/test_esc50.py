@@ -103,9 +103,7 @@ def test_esc10_subset_keeps_the_label_space(
 def test_wav_names_resolve_to_other_extensions(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    path.write_text(path.read_text().replace(".ogg", ".wav"))
-    t = load_dataset("esc10", tmp_path / "e")
+    t = meta.load_with_wav_names(esc10_root, tmp_path / "e", "meta/esc50.csv", "esc10", ".ogg")
     assert len(t) == 400 and all(c.file.endswith(".ogg") for c in t.clips)
 
 

@@ -43,9 +43,7 @@ def test_full_official_metadata(us8k_root: Path, tmp_path: Path, meta: SimpleNam
 
 
 def test_wav_names_resolve_to_flac(us8k_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
-    path = meta.copy(us8k_root, tmp_path / "u", META)
-    path.write_text(path.read_text().replace(".flac", ".wav"))
-    t = load_dataset("us8k", tmp_path / "u")
+    t = meta.load_with_wav_names(us8k_root, tmp_path / "u", META, "us8k", ".flac")
     assert len(t) == 600 and all(c.file.endswith(".flac") for c in t.clips)
 
 
