@@ -52,6 +52,7 @@ from _bench import (
     ratio_report,
     require_esc10,
 )
+from _librosa_ref import librosa_mel
 
 
 def reference_image(path: Path, fe: Any) -> np.ndarray:
@@ -65,17 +66,7 @@ def reference_image(path: Path, fe: Any) -> np.ndarray:
     y = librosa.util.fix_length(y, size=fe.clip_samples)
     channels = []
     for win_ms, hop_ms in fe.windows_ms:
-        mel = librosa.feature.melspectrogram(
-            y=y,
-            sr=sr,
-            n_fft=fe.n_fft,
-            hop_length=fe.hop_samples(hop_ms),
-            win_length=fe.win_samples(win_ms),
-            n_mels=fe.n_mels,
-            center=True,
-            pad_mode="constant",
-            power=2.0,
-        )
+        mel = librosa_mel(y, sr, fe, win_ms, hop_ms)
         log_mel = torch.from_numpy(np.log(mel + fe.log_eps))[None, None]
         img = F.interpolate(log_mel, size=(fe.n_mels, fe.out_frames), mode="bilinear")
         channels.append(img[0, 0].numpy())

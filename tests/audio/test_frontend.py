@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
+from types import ModuleType
 
 import librosa
 import numpy as np
@@ -36,6 +38,18 @@ REL_TOL = 1e-4
 PAIR_TOL_ALL = 2 * LOG_TOL_ALL
 
 
+LIBROSA_REF = Path(__file__).resolve().parents[2] / "benchmarks" / "_librosa_ref.py"
+
+
+def _librosa_ref() -> ModuleType:
+    """benchmarks/_librosa_ref.py, the librosa reference mel the feature benchmark uses too."""
+    spec = importlib.util.spec_from_file_location("bench_librosa_ref", LIBROSA_REF)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _assert_same_frames(got: torch.Tensor, want: torch.Tensor) -> None:
     """The same float32 algorithm on the same frames, batched or chunked differently: MKL and
     ATen pick their kernels (and so the order of their sums) by batch size, CPU and thread
@@ -66,17 +80,7 @@ def test_each_channel_matches_librosa(shared_data: Path, channel: int) -> None:
         cfg = get_preset(preset)
         wave = load_clip(path, cfg.sample_rate, cfg.clip_samples)
         win_ms, hop_ms = cfg.windows_ms[channel]
-        mel = librosa.feature.melspectrogram(
-            y=wave,
-            sr=cfg.sample_rate,
-            n_fft=cfg.n_fft,
-            hop_length=cfg.hop_samples(hop_ms),
-            win_length=cfg.win_samples(win_ms),
-            n_mels=cfg.n_mels,
-            center=True,
-            pad_mode="constant",
-            power=2.0,
-        )
+        mel = _librosa_ref().librosa_mel(wave, cfg.sample_rate, cfg, win_ms, hop_ms)
         ref = np.log(mel + cfg.log_eps)
         ours = LogMel3(cfg).spectrogram(torch.from_numpy(wave)[None], channel)[0].numpy()
         assert ours.shape == ref.shape

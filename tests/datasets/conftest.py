@@ -7,8 +7,12 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+
+from soundtransfer.datasets import load_dataset
+from soundtransfer.errors import DatasetError
 
 
 def _read_rows(meta: Path) -> list[dict[str, str]]:
@@ -47,13 +51,45 @@ def esc50_fold4_root(shared_data: Path) -> Path:
     return shared_data / "esc50-fold4"
 
 
+def _copy_rows(src: Path, dst: Path, meta_rel: str) -> tuple[Path, list[dict[str, str]]]:
+    """``_linked_copy`` then the copied metadata file's rows: ``(path, rows)``."""
+    path = _linked_copy(src, dst, meta_rel)
+    return path, _read_rows(path)
+
+
+def _refuses_edited_row(
+    src: Path, dst: Path, meta_rel: str, dataset: str, edit: dict[str, str], message: str
+) -> None:
+    """Apply ``edit`` to the first metadata row of a copy of ``src``: loading ``dataset`` from
+    it must raise DatasetError matching ``message`` and naming the metadata file."""
+    path, rows = _copy_rows(src, dst, meta_rel)
+    rows[0].update(edit)
+    _write_rows(path, rows)
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset(dataset, dst)
+    assert str(path) in str(info.value)
+
+
+def _load_with_wav_names(src: Path, dst: Path, meta_rel: str, dataset: str, ext: str) -> Any:
+    """Load ``dataset`` from a copy of ``src`` whose metadata names every ``ext`` file ``.wav``."""
+    path = _linked_copy(src, dst, meta_rel)
+    path.write_text(path.read_text().replace(ext, ".wav"))
+    return load_dataset(dataset, dst)
+
+
 @pytest.fixture(scope="session")
 def meta() -> SimpleNamespace:
-    """Metadata helpers: ``read(path)``, ``write(path, rows, columns)``, ``copy(src, dst, rel)``."""
+    """Metadata helpers: ``read(path)``, ``write(path, rows, columns)``,
+    ``copy(src, dst, rel)``,
+    ``copy_rows(src, dst, rel)``, ``refuses_edited_row(src, dst, rel, dataset, edit, message)``,
+    ``load_with_wav_names(src, dst, rel, dataset, ext)``."""
     fns: dict[str, Callable[..., object]] = {
         "read": _read_rows,
         "write": _write_rows,
         "copy": _linked_copy,
+        "copy_rows": _copy_rows,
+        "refuses_edited_row": _refuses_edited_row,
+        "load_with_wav_names": _load_with_wav_names,
     }
     return SimpleNamespace(**fns)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from soundtransfer.datasets import load_dataset
+from soundtransfer.datasets.clips import ClipTable
 from soundtransfer.datasets.download import ARCHIVES, download
 from soundtransfer.datasets.gtzan import split_ids
 from soundtransfer.datasets.urbansound8k import CLASSES as US8K_CLASSES
@@ -134,6 +135,17 @@ def test_checksum_mismatch_keeps_the_bad_file(tmp_path: Path) -> None:
     assert table.protocol == "fixed" and load_dataset("gtzan", root) == table
 
 
+def download_us8k_from(server: Server, archive: Path, root: Path) -> ClipTable:
+    """Download the UrbanSound8K archive ``archive`` served by ``server`` into ``root``."""
+    return download(
+        "us8k",
+        root,
+        url=f"{server.url}/UrbanSound8K.tar.gz",
+        sha256=sha256(archive),
+        progress=False,
+    )
+
+
 def test_resume_over_http_with_range(server: Server, us8k_root: Path, tmp_path: Path) -> None:
     archive = us8k_tar(us8k_root, server.folder / "UrbanSound8K.tar.gz")
     size = archive.stat().st_size
@@ -142,13 +154,7 @@ def test_resume_over_http_with_range(server: Server, us8k_root: Path, tmp_path: 
     part.parent.mkdir(parents=True)
     half = size // 2
     part.write_bytes(archive.read_bytes()[:half])  # an interrupted earlier download
-    table = download(
-        "us8k",
-        root,
-        url=f"{server.url}/UrbanSound8K.tar.gz",
-        sha256=sha256(archive),
-        progress=False,
-    )
+    table = download_us8k_from(server, archive, root)
     assert server.requests == [(f"bytes={half}-", size - half)]  # only the rest was sent
     assert len(table) == 20 and table.folds == (1, 10) and table.classes == US8K_CLASSES
     assert (root / "audio" / "fold10").is_dir() and not part.exists()
@@ -161,13 +167,7 @@ def test_server_ignoring_range_restarts(server: Server, us8k_root: Path, tmp_pat
     part = root / "downloads" / "UrbanSound8K.tar.gz.part"
     part.parent.mkdir(parents=True)
     part.write_bytes(b"stale bytes of some other file")  # appending to it would corrupt
-    table = download(
-        "us8k",
-        root,
-        url=f"{server.url}/UrbanSound8K.tar.gz",
-        sha256=sha256(archive),
-        progress=False,
-    )
+    table = download_us8k_from(server, archive, root)
     assert server.requests == [("bytes=30-", archive.stat().st_size)]
     assert len(table) == 20
 

@@ -31,6 +31,12 @@ def assert_clean_kfold(t: ClipTable) -> None:
     assert all(len(f) == 1 for f in folds_of.values())
 
 
+def _refused(root: Path, match: str, name: str = "esc10") -> None:
+    """Loading ``name`` from ``root`` raises DatasetError matching ``match``."""
+    with pytest.raises(DatasetError, match=match):
+        load_dataset(name, root)
+
+
 def test_esc10_real(esc10_root: Path) -> None:
     t = load_dataset("esc10", esc10_root)
     assert t.name == "esc10" and t.protocol == "kfold" and t.notes == ()
@@ -74,8 +80,7 @@ def test_full_official_metadata_missing_error_or_skip(
     # All 2,000 official rows pass every metadata check (including 4 recordings cut for two
     # classes in two folds); 1,800 have no audio here.
     meta.copy(esc50_fold4_root, tmp_path / "e", "meta/esc50.csv", "meta/esc50_full.csv")
-    with pytest.raises(DatasetError, match=r"1800 audio file\(s\).*first: 1-100032-A-0.wav"):
-        load_dataset("esc50", tmp_path / "e")
+    _refused(tmp_path / "e", r"1800 audio file\(s\).*first: 1-100032-A-0.wav", "esc50")
     t = load_dataset("esc50", tmp_path / "e", missing="skip")
     assert len(t) == 200 and t.folds == (4,)
     assert len(t.notes) == 1 and t.notes[0].startswith("1800 clip(s) missing")
@@ -98,9 +103,7 @@ def test_esc10_subset_keeps_the_label_space(
 def test_wav_names_resolve_to_other_extensions(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    path.write_text(path.read_text().replace(".ogg", ".wav"))
-    t = load_dataset("esc10", tmp_path / "e")
+    t = meta.load_with_wav_names(esc10_root, tmp_path / "e", "meta/esc50.csv", "esc10", ".ogg")
     assert len(t) == 400 and all(c.file.endswith(".ogg") for c in t.clips)
 
 
@@ -123,26 +126,18 @@ BAD_EDITS = {
 @pytest.mark.parametrize("case", sorted(BAD_EDITS))
 def test_bad_row(case: str, esc10_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
     edit, message = BAD_EDITS[case]
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
-    rows[0].update(edit)
-    meta.write(path, rows)
-    with pytest.raises(DatasetError, match=message) as info:
-        load_dataset("esc10", tmp_path / "e")
-    assert str(path) in str(info.value)
+    meta.refuses_edited_row(esc10_root, tmp_path / "e", "meta/esc50.csv", "esc10", edit, message)
 
 
 def test_source_recording_in_two_folds(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     i = next(i for i, r in enumerate(rows) if r["fold"] == "2" and r["target"] == "0")
     # A consistent row (name, fold, source agree) whose source 100032 is a dog in fold 1 too.
     rows[i].update(filename="2-100032-Z.ogg", src_file="100032")
     meta.write(path, rows)
-    with pytest.raises(DatasetError, match=r"source 'src100032' with label 0 appears in folds 1"):
-        load_dataset("esc10", tmp_path / "e")
+    _refused(tmp_path / "e", r"source 'src100032' with label 0 appears in folds 1")
     # The same recording under another class in another fold is what the official folds do.
     rows[i].update(target="1", category="rooster")
     meta.write(path, rows)
@@ -151,48 +146,38 @@ def test_source_recording_in_two_folds(
 
 
 def test_duplicate_rows(esc10_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     meta.write(path, [*rows, rows[5]])
-    with pytest.raises(DatasetError, match=r"listed more than once: \['1-"):
-        load_dataset("esc10", tmp_path / "e")
+    _refused(tmp_path / "e", r"listed more than once: \['1-")
 
 
 def test_two_names_resolving_to_one_file(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     meta.write(path, [*rows, {**rows[0], "filename": rows[0]["filename"][:-4] + ".wav"}])
-    with pytest.raises(DatasetError, match="resolve to the same file"):
-        load_dataset("esc10", tmp_path / "e")
+    _refused(tmp_path / "e", "resolve to the same file")
 
 
 def test_missing_column_and_no_esc10_rows(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     meta.write(path, rows, columns=["filename", "target", "category", "esc10"])
-    with pytest.raises(DatasetError, match=r"missing column\(s\) \['fold'\]"):
-        load_dataset("esc50", tmp_path / "e")
+    _refused(tmp_path / "e", r"missing column\(s\) \['fold'\]", "esc50")
     meta.write(path, [{**r, "esc10": "False"} for r in rows])
-    with pytest.raises(DatasetError, match="no row has esc10 == True"):
-        load_dataset("esc10", tmp_path / "e")
+    _refused(tmp_path / "e", "no row has esc10 == True")
     path.write_text("filename,fold,target,category,esc10\n")
-    with pytest.raises(DatasetError, match="no rows"):
-        load_dataset("esc10", tmp_path / "e")
+    _refused(tmp_path / "e", "no rows")
 
 
 def test_missing_audio_error_or_skip(
     esc10_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(esc10_root, tmp_path / "e", "meta/esc50.csv")
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(esc10_root, tmp_path / "e", "meta/esc50.csv")
     rows[3].update(filename="1-1-A.ogg", src_file="1")
     meta.write(path, rows)
-    with pytest.raises(DatasetError, match=r"1 audio file\(s\) .* \(first: 1-1-A.ogg\)"):
-        load_dataset("esc10", tmp_path / "e")
+    _refused(tmp_path / "e", r"1 audio file\(s\) .* \(first: 1-1-A.ogg\)")
     t = load_dataset("esc10", tmp_path / "e", missing="skip")
     assert len(t) == 399 and "1-1-A.ogg" in t.notes[0]
     assert all(c.file != "audio/1-1-A.ogg" for c in t.clips)

@@ -43,9 +43,7 @@ def test_full_official_metadata(us8k_root: Path, tmp_path: Path, meta: SimpleNam
 
 
 def test_wav_names_resolve_to_flac(us8k_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
-    path = meta.copy(us8k_root, tmp_path / "u", META)
-    path.write_text(path.read_text().replace(".flac", ".wav"))
-    t = load_dataset("us8k", tmp_path / "u")
+    t = meta.load_with_wav_names(us8k_root, tmp_path / "u", META, "us8k", ".flac")
     assert len(t) == 600 and all(c.file.endswith(".flac") for c in t.clips)
 
 
@@ -67,18 +65,11 @@ BAD_EDITS = {
 @pytest.mark.parametrize("case", sorted(BAD_EDITS))
 def test_bad_row(case: str, us8k_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
     edit, message = BAD_EDITS[case]
-    path = meta.copy(us8k_root, tmp_path / "u", META)
-    rows = meta.read(path)
-    rows[0].update(edit)
-    meta.write(path, rows)
-    with pytest.raises(DatasetError, match=message) as info:
-        load_dataset("us8k", tmp_path / "u")
-    assert str(path) in str(info.value)
+    meta.refuses_edited_row(us8k_root, tmp_path / "u", META, "us8k", edit, message)
 
 
 def test_fsid_in_two_folds(us8k_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
-    path = meta.copy(us8k_root, tmp_path / "u", META)
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(us8k_root, tmp_path / "u", META)
     i = next(i for i, r in enumerate(rows) if r["fold"] == "10" and r["classID"] == "3")
     rows[i].update(slice_file_name="101415-3-9-9.flac", fsID="101415")
     meta.write(path, rows)
@@ -89,8 +80,7 @@ def test_fsid_in_two_folds(us8k_root: Path, tmp_path: Path, meta: SimpleNamespac
 def test_duplicates_and_missing_column(
     us8k_root: Path, tmp_path: Path, meta: SimpleNamespace
 ) -> None:
-    path = meta.copy(us8k_root, tmp_path / "u", META)
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(us8k_root, tmp_path / "u", META)
     meta.write(path, [*rows, rows[7]])
     with pytest.raises(DatasetError, match="listed more than once"):
         load_dataset("us8k", tmp_path / "u")
@@ -100,8 +90,7 @@ def test_duplicates_and_missing_column(
 
 
 def test_missing_audio_and_metadata(us8k_root: Path, tmp_path: Path, meta: SimpleNamespace) -> None:
-    path = meta.copy(us8k_root, tmp_path / "u", META)
-    rows = meta.read(path)
+    path, rows = meta.copy_rows(us8k_root, tmp_path / "u", META)
     rows[1].update(slice_file_name="101415-3-0-999.wav")
     meta.write(path, rows)
     with pytest.raises(DatasetError, match=r"1 audio file\(s\) .* \(first: fold1/101415-3-0-999"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,14 +36,18 @@ def test_reproduce_runs_resumes_and_tables(demo_root: Path, tmp_path: Path) -> N
     )
     with pytest.raises(DatasetError, match="needs a root"):
         reproduce(preset, {}, tmp_path)
-    out = reproduce(
-        preset,
-        {"esc10": demo_root},
-        tmp_path / "runs",
-        folds=[1, 2],
-        cache_dir=tmp_path / "c",
-        progress=False,
-    )
+
+    def run_two_folds() -> dict[str, Any]:
+        return reproduce(
+            preset,
+            {"esc10": demo_root},
+            tmp_path / "runs",
+            folds=[1, 2],
+            cache_dir=tmp_path / "c",
+            progress=False,
+        )
+
+    out = run_two_folds()
     md = (tmp_path / "runs" / "results.md").read_text()
     assert "test grid" in md and "resnet18.random | finetune" in md and "fold2" in md
     # Statistics: a 95 % CI per row, fine-tuning vs linear evaluation paired fold by fold.
@@ -51,14 +56,7 @@ def test_reproduce_runs_resumes_and_tables(demo_root: Path, tmp_path: Path) -> N
     assert out["csv"].count("\n") == 3
     final = tmp_path / "runs" / "esc10" / "resnet18.random" / "finetune" / "fold1" / "final.json"
     stamp = final.stat().st_mtime_ns
-    reproduce(
-        preset,
-        {"esc10": demo_root},
-        tmp_path / "runs",
-        folds=[1, 2],
-        cache_dir=tmp_path / "c",
-        progress=False,
-    )
+    run_two_folds()
     assert final.stat().st_mtime_ns == stamp  # done splits are reused
     with pytest.raises(RunError, match=r"settings\.epochs: 1 -> 2"):  # never silently
         reproduce(

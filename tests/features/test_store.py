@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,22 @@ def _assert_rows_close(a: np.ndarray, b: np.ndarray) -> None:
     np.testing.assert_allclose(
         np.asarray(a, np.float32), np.asarray(b, np.float32), atol=ROW_ATOL, rtol=ROW_RTOL
     )
+
+
+def _die_on_load_clip(monkeypatch: pytest.MonkeyPatch, call: int) -> Callable[[], None]:
+    """Patch ``load_clip`` to raise KeyboardInterrupt on its ``call``-th call (1-based);
+    returns a function that puts the real ``load_clip`` back."""
+    original = store_module.load_clip
+    seen: list[str] = []
+
+    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(Path(path).name)
+        if len(seen) == call:
+            raise KeyboardInterrupt
+        return original(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_module, "load_clip", dying)
+    return lambda: monkeypatch.setattr(store_module, "load_clip", original)
 
 
 @pytest.fixture
@@ -105,19 +122,10 @@ def test_interrupt_while_decoding_keeps_finished_rows(
     small_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     table = load_dataset("esc10", small_root)
-    original = store_module.load_clip
-    seen: list[str] = []
-
-    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
-        seen.append(Path(path).name)
-        if len(seen) == 9:
-            raise KeyboardInterrupt
-        return original(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store_module, "load_clip", dying)
+    restore = _die_on_load_clip(monkeypatch, 9)
     with pytest.raises(KeyboardInterrupt):
         build_features(table, cache_dir=tmp_path, batch_size=3, workers=0, progress=False)
-    monkeypatch.setattr(store_module, "load_clip", original)
+    restore()
     resumed = build_features(table, cache_dir=tmp_path, batch_size=3, progress=False)
     assert resumed.computed == 6  # batches 1 and 2 (rows 0-5) survived the interrupt
 
@@ -320,20 +328,11 @@ def test_unfinished_skip_bad_build_is_not_finished_without_skip_bad(
     finish a store that silently lacks them."""
     table = load_dataset("esc10", small_root)
     table.path(1).write_bytes(b"garbage" * 100)
-    original = store_module.load_clip
-    seen: list[str] = []
-
-    def dying(path: Path, *args: object, **kwargs: object) -> np.ndarray:
-        seen.append(Path(path).name)
-        if len(seen) == 7:
-            raise KeyboardInterrupt
-        return original(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store_module, "load_clip", dying)
+    restore = _die_on_load_clip(monkeypatch, 7)
     args = {"cache_dir": tmp_path, "batch_size": 3, "workers": 0, "progress": False}
     with pytest.raises(KeyboardInterrupt):
         build_features(table, skip_bad=True, **args)  # type: ignore[arg-type]
-    monkeypatch.setattr(store_module, "load_clip", original)
+    restore()
     with pytest.raises(AudioError, match=table.path(1).name) as err:
         build_features(table, **args)  # type: ignore[arg-type]
     assert "skip-bad" in str(err.value)

@@ -19,38 +19,16 @@ def test_cli_runs_on_real_images(
     image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
-    code = main(
-        [
-            "pretrain",
-            "--images",
-            str(image_folder),
-            "--out",
-            str(out),
-            *ARGS,
-            "--set",
-            "max_steps=2",
-        ]
-    )
-    assert code == 0
+
+    def run(*extra: str) -> int:
+        args = ["pretrain", "--images", str(image_folder), "--out", str(out), *ARGS]
+        return main([*args, "--set", "max_steps=2", *extra])
+
+    assert run() == 0
     assert capsys.readouterr().out.strip() == str(out / "encoder.safetensors")
     assert len((out / "log.jsonl").read_text().splitlines()) == 2
     # resume of a finished run: nothing left to do, the same file again
-    assert (
-        main(
-            [
-                "pretrain",
-                "--images",
-                str(image_folder),
-                "--out",
-                str(out),
-                *ARGS,
-                "--set",
-                "max_steps=2",
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert run("--resume") == 0
 
 
 def test_cli_errors_are_one_line(

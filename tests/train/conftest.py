@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,8 @@ import torch
 from soundtransfer.audio import get_preset
 from soundtransfer.datasets import load_dataset
 from soundtransfer.features import FeatureStore, build_features
+
+from .fixtures.tiny_esc import copy_tiny_esc10
 
 # Two best logits closer than this may swap when the logits are recomputed by another code
 # path (another batch size, memory format or traced network: float32 sums in another order,
@@ -32,19 +33,7 @@ def assert_predicts(logits: torch.Tensor, predictions: list[int]) -> None:
 @pytest.fixture(scope="session")
 def tiny_store(esc10_root: Path, tmp_path_factory: pytest.TempPathFactory) -> FeatureStore:
     root = tmp_path_factory.mktemp("esc")
-    (root / "audio").mkdir()
-    (root / "meta").mkdir()
-    lines = (esc10_root / "meta" / "esc50.csv").read_text().splitlines()
-    rows = [r for r in lines[1:] if r.startswith(("1-", "2-"))]
-    picked: dict[tuple[str, str], list[str]] = {}
-    for r in rows:
-        key = (r[0], r.split(",")[2])
-        if len(picked.setdefault(key, [])) < 2:
-            picked[key].append(r)
-    chosen = [r for group in picked.values() for r in group]
-    (root / "meta" / "esc50.csv").write_text("\n".join([lines[0], *chosen]) + "\n")
-    for r in chosen:
-        shutil.copy(esc10_root / "audio" / r.split(",")[0], root / "audio")
+    copy_tiny_esc10(esc10_root, root)
     table = load_dataset("esc10", root)
     fe = get_preset("esc10", n_mels=32, out_frames=64)
     cache = tmp_path_factory.mktemp("cache")

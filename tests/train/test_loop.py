@@ -28,6 +28,13 @@ def _cfg(**kw: object) -> TrainConfig:
     return get_preset("cpu", [f"{k}={v}" for k, v in kw.items()])
 
 
+def _run_random(
+    store: FeatureStore, split: Any, cfg: TrainConfig, out_dir: Path, **kw: Any
+) -> dict[str, Any]:
+    """One split from random ``ARCH`` weights, quietly."""
+    return run_split(store, split, "random", ARCH, cfg, out_dir, progress=False, **kw)
+
+
 def _kill_after(monkeypatch: pytest.MonkeyPatch, epochs: int) -> None:
     """Interrupt the run right after the metrics line of epoch ``epochs`` (before its
     checkpoint), as a kill would."""
@@ -112,15 +119,7 @@ def test_finetune_resume_after_kill_gives_the_same_result(
 
 def test_loss_falls_and_final_json(tiny_store: FeatureStore, tmp_path: Path) -> None:
     split = tiny_store.table.splits()[0]
-    out = run_split(
-        tiny_store,
-        split,
-        "random",
-        ARCH,
-        _cfg(epochs=4, batch_size=8, lr=1e-3),
-        tmp_path,
-        progress=False,
-    )
+    out = _run_random(tiny_store, split, _cfg(epochs=4, batch_size=8, lr=1e-3), tmp_path)
     m = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(m) == 4 and m[-1]["train_loss"] < m[0]["train_loss"]
     assert out["n_test"] == len(split.test) == len(out["predictions"]) == len(out["labels"])
@@ -296,16 +295,8 @@ def test_linear_head_folding_keeps_predictions(tiny_store: FeatureStore, tmp_pat
     from soundtransfer.inference.bundle import load_bundle
 
     split = tiny_store.table.splits()[1]
-    out = run_split(
-        tiny_store,
-        split,
-        "random",
-        ARCH,
-        _cfg(mode="linear", epochs=20),
-        tmp_path,
-        cache_dir=tmp_path / "c",
-        progress=False,
-    )
+    cfg = _cfg(mode="linear", epochs=20)
+    out = _run_random(tiny_store, split, cfg, tmp_path, cache_dir=tmp_path / "c")
     model, _ = load_bundle(tmp_path / "model.pt")
     with torch.no_grad():
         logits = model.classifier(tiny_store.batch(split.test))
