@@ -699,13 +699,19 @@ def rec_table_without_audio(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_rec_features(data, tmp), r"rec1\.Table\.1\.selections\.txt")
 
 
+def _four_clips(tmp: Path, esc10_root: Path) -> tuple[Path, list[Path]]:
+    """``tmp/in`` holding copies of four real ESC-10 clips, and the originals."""
+    data = tmp / "in"
+    data.mkdir()
+    clips = sorted((esc10_root / "audio").glob("*.ogg"))[:4]
+    for c in clips:
+        shutil.copy(c, data)
+    return data, clips
+
+
 def _labels_csv(cell: str, culprit: str, absent: bool = False) -> Callable[..., Bad]:
     def case(tmp: Path, esc10_root: Path) -> Bad:
-        data = tmp / "in"
-        data.mkdir()
-        clips = sorted((esc10_root / "audio").glob("*.ogg"))[:4]
-        for c in clips:
-            shutil.copy(c, data)
+        data, clips = _four_clips(tmp, esc10_root)
         names = [c.name for c in clips] + (["absent.wav"] if absent else [])
         rows = ["file,labels"] + [f"{n},{cell if i == 1 else 'dog'}" for i, n in enumerate(names)]
         table = data / "l.csv"
@@ -794,11 +800,7 @@ def _labels_csv_text(header: str, row: Callable[[int, str], str]) -> Callable[..
     """A ``labels`` CSV of four real clips: ``header``, then ``row(i, name)`` per clip."""
 
     def case(tmp: Path, esc10_root: Path) -> Bad:
-        data = tmp / "in"
-        data.mkdir()
-        clips = sorted((esc10_root / "audio").glob("*.ogg"))[:4]
-        for c in clips:
-            shutil.copy(c, data)
+        data, clips = _four_clips(tmp, esc10_root)
         table = data / "l.csv"
         table.write_text("\n".join([header, *(row(i, c.name) for i, c in enumerate(clips))]))
         culprit = {"labels,labels": r"line 1: column 'labels' given twice"}.get(
