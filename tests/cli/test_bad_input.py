@@ -827,7 +827,25 @@ def rec_boxes_all_noise(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_rec_features(data, tmp), r"no class: every box is background")
 
 
+def _negative_begin(lines: list[str]) -> list[str]:
+    cells = lines[2].split("\t")
+    cells[3] = "-1.5"
+    return [*lines[:2], "\t".join(cells), *lines[3:]]
+
+
+def labels_csv_all_empty(tmp: Path, esc10_root: Path) -> Bad:
+    """A ``labels`` column that is empty on every row: no class to learn."""
+    data, clips = _four_clips(tmp, esc10_root)
+    table = data / "l.csv"
+    table.write_text("\n".join(["file,labels", *(f"{c.name}," for c in clips)]) + "\n")
+    return Bad(_own_features(table, tmp), rf"{re.escape(str(table))}: the 'labels' column is empty")
+
+
 ML5: dict[str, Callable[[Path, Path], Bad]] = {
+    "ml5: labels column empty on every row": labels_csv_all_empty,
+    "ml5: raven box with a negative begin time": _edit_table(
+        _negative_begin, r"{}: line 3: negative time"
+    ),
     "ml5: raven boxes all labelled Noise (background)": rec_boxes_all_noise,
     "ml5: labels csv with the labels column twice": _labels_csv_text(
         "file,labels,labels", lambda i, n: f"{n},dog,rain"
