@@ -841,7 +841,20 @@ def labels_csv_all_empty(tmp: Path, esc10_root: Path) -> Bad:
     return Bad(_own_features(table, tmp), rf"{re.escape(str(table))}: the 'labels' column is empty")
 
 
+def labels_csv_test_label_never_trained(tmp: Path, esc10_root: Path) -> Bad:
+    """A ``labels`` split CSV whose class ``rain`` is named on a test row only: no trained
+    class stands for it."""
+    data, clips = _four_clips(tmp, esc10_root)
+    cells = [("dog", "train"), ("dog", "train"), ("dog;rain", "test"), ("dog", "valid")]
+    rows = [f"{c.name},{lab},{split}" for c, (lab, split) in zip(clips, cells, strict=True)]
+    table = data / "l.csv"
+    table.write_text("\n".join(["file,labels,split", *rows]) + "\n")
+    culprit = rf"{re.escape(str(table))}: class\(es\) \['rain'\] have no 'train' row"
+    return Bad(_own_features(table, tmp), culprit)
+
+
 ML5: dict[str, Callable[[Path, Path], Bad]] = {
+    "ml5: labels csv naming a class no training row has": labels_csv_test_label_never_trained,
     "ml5: labels column empty on every row": labels_csv_all_empty,
     "ml5: raven box with a negative begin time": _edit_table(
         _negative_begin, r"{}: line 3: negative time"
