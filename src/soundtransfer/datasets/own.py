@@ -512,6 +512,29 @@ def check_background(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(n.strip() for n in names)
 
 
+def background_keys(names: Sequence[str]) -> frozenset[str]:
+    """The background names, checked (:func:`check_background`), as compared: ignoring case."""
+    return frozenset(n.casefold() for n in check_background(names))
+
+
+def only_background(
+    labels: Sequence[str], back: frozenset[str], where: str | Path, what: str = "background name"
+) -> bool:
+    """Whether ``labels`` is a background name alone (a negative; ``back`` from
+    :func:`background_keys`).
+
+    Raises:
+        DatasetError: a background name joined with other labels (naming ``where``).
+    """
+    mixed = [n for n in labels if n.casefold() in back]
+    if mixed and len(labels) > 1:
+        raise DatasetError(
+            f"{where}: {mixed[0]!r} is a {what} (no event; --background-folders) and cannot be "
+            "a label joined with others"
+        )
+    return bool(mixed)
+
+
 def _folder_sets(
     folders: Sequence[str], root: Path, background: Sequence[str]
 ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
@@ -521,16 +544,13 @@ def _folder_sets(
         DatasetError: an empty label, a background name joined with other labels, or
             background folders only.
     """
-    back = {b.casefold() for b in check_background(background)}
+    back = background_keys(background)
     sets = {f: folder_labels(f, root) for f in sorted(set(folders))}
-    found = {f for f, labels in sets.items() if labels[0].casefold() in back and len(labels) == 1}
-    for f, labels in sets.items():
-        mixed = [n for n in labels if n.casefold() in back]
-        if mixed and f not in found:
-            raise DatasetError(
-                f"{root / f}: {mixed[0]!r} is a background folder name (no event; "
-                "--background-folders) and cannot be a label joined with others"
-            )
+    found = {
+        f
+        for f, labels in sets.items()
+        if only_background(labels, back, root / f, "background folder name")
+    }
     if found == set(sets):
         raise DatasetError(f"{root}: only background folders ({sorted(found)}): no class to learn")
     return sets, found
@@ -826,7 +846,7 @@ def read_table_file(
         Clip(f, lab, k, g) for f, lab, k, g in zip(files, labels, folds.folds, groups, strict=True)
     )
     notes = _singleton_note(groups, "csv")
-    back = {b.casefold() for b in check_background((options or ReadOptions()).background)}
+    back = background_keys((options or ReadOptions()).background)
     background = tuple(c for c in classes if c.casefold() in back)
     if background:
         notes += (f"background class(es) {list(background)}: predict never reports them as events",)
@@ -974,7 +994,7 @@ def read_multilabel_table(
         raise DatasetError(f"{path}: give either a 'fold' or a 'split' column, not both")
     root = path.parent
     files, names = [], []
-    back = {b.casefold() for b in check_background(options.background)}
+    back = background_keys(options.background)
     n_back = 0
     for r in rows:
         where = f"{path}: line {r['_line']}"
@@ -982,14 +1002,9 @@ def read_multilabel_table(
             raise DatasetError(f"{where}: empty file cell")
         files.append(_relative_file(r["file"], root, where))
         row = parse_labels(r.get(LABELS_COLUMN, ""), where)
-        mixed = [n for n in row if n.casefold() in back]
-        if mixed and len(row) > 1:
-            raise DatasetError(
-                f"{where}: {mixed[0]!r} is a background name (no event; --background-folders) "
-                "and cannot be a label joined with others"
-            )
-        n_back += bool(mixed)
-        names.append(() if mixed else row)
+        negative = only_background(row, back, where)
+        n_back += negative
+        names.append(() if negative else row)
     _refuse_listed_twice(files, rows, path)
     _refuse_case_clash(names, rows, path)
     classes = tuple(sorted({n for row in names for n in row}))
