@@ -78,3 +78,33 @@ def test_largest_accepted_band_count_has_no_empty_band() -> None:
     fb_bad = mel_filterbank(base.sample_rate, base.n_fft, hi, base.f_min, base.f_max)
     assert (fb_ok.max(axis=1) > 0).all() and not (fb_bad.max(axis=1) > 0).all()
     assert np.isfinite(fb_ok).all()
+
+
+@pytest.mark.parametrize(("name", "frames"), [("esc10", 501), ("us8k", 401), ("gtzan", 3007)])
+def test_native_out_frames_is_the_finest_channels_frame_count(name: str, frames: int) -> None:
+    fe = get_preset(name, out_frames="native")
+    assert fe.out_frames == fe.native_frames == frames
+    assert dataclasses.replace(fe, out_frames=PRESETS[name].out_frames) == PRESETS[name]
+
+
+def test_native_out_frames_follows_the_other_overrides_in_any_order() -> None:
+    for overrides in (
+        {"out_frames": "native", "clip_seconds": 2.0},
+        {"clip_seconds": "2", "out_frames": "NATIVE"},
+    ):
+        assert get_preset("esc10", **overrides).out_frames == 201  # 88200 // 441 + 1
+
+
+def test_native_image_is_the_finest_channels_log_mel_unresized() -> None:
+    import torch
+
+    from soundtransfer.audio import LogMel3
+
+    fe = get_preset("esc10", out_frames="native")
+    model = LogMel3(fe)
+    wave = torch.randn(1, fe.clip_samples, generator=torch.Generator().manual_seed(0))
+    image = model(wave)  # (1, 3, 128, 501)
+    assert image.shape == (1, 3, 128, 501)
+    raw = model.log_mel_frames(torch.nn.functional.pad(wave, (fe.n_fft // 2, fe.n_fft // 2)), 0)
+    torch.testing.assert_close(image[:, 0], raw, rtol=0, atol=0)  # the same computation
+    assert image[:, 2].shape[-1] == 501  # the 50 ms-hop channel (101 frames) interpolated up

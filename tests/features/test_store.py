@@ -420,3 +420,16 @@ def test_float16_images_flags_what_float16_cannot_hold() -> None:
     assert finite.tolist() == [True, True, False, False, False]
     assert finite.tolist() == np.isfinite(img16).reshape(5, -1).all(axis=1).tolist()
     assert img16[1, 0, 0] == 65504.0
+
+
+def test_cli_native_resolution_stores_the_unresized_width(
+    small_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from soundtransfer.cli.main import main
+
+    args = ["features", "esc10", "--root", str(small_root), "--cache", str(tmp_path), "--quiet"]
+    assert main([*args, "--frontend", "out_frames=native"]) == 0
+    assert "clips: 12  shape: (12, 3, 128, 501)" in capsys.readouterr().out
+    assert main([*args, "--frontend", "out_frames=wide"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "out_frames" in err and "\n" not in err

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
 
 from soundtransfer.audio.mel import hz_to_mel, mel_to_hz
-from soundtransfer.config import ConfigError, override
+from soundtransfer.config import ConfigError, override, parse_pairs
 
 WINDOWS_MS: tuple[tuple[float, float], ...] = ((25.0, 10.0), (50.0, 10.0), (100.0, 50.0))
 
@@ -31,7 +32,9 @@ class FrontEnd:
         n_fft: FFT size in samples (shorter windows are zero-padded to it, centred).
         n_mels: mel bands (image height).
         windows_ms: (window, hop) per channel, ms.
-        out_frames: each spectrogram is resized (bilinear) to this many frames (image width).
+        out_frames: each spectrogram is resized (bilinear) to this many frames (image width);
+            ``--frontend out_frames=native`` sets it to :attr:`native_frames` (no resize of
+            the finest channel).
         f_min: lowest mel frequency, Hz.
         f_max: highest mel frequency, Hz; None means sample_rate / 2.
         log_eps: added before the natural log, log(mel + log_eps).
@@ -122,6 +125,14 @@ class FrontEnd:
         """(channels, n_mels, out_frames) of one clip's image."""
         return (self.channels, self.n_mels, self.out_frames)
 
+    @property
+    def native_frames(self) -> int:
+        """Frames of the channel with the shortest hop (``T // hop + 1``, centre-padded): the
+        image width at which that channel is not resized (``--frontend out_frames=native``;
+        channels with a longer hop are still interpolated up to it). 501 for the 5 s presets."""
+        hop = min(self.hop_samples(hop_ms) for _, hop_ms in self.windows_ms)
+        return self.clip_samples // hop + 1
+
     def win_samples(self, win_ms: float) -> int:
         return round(self.sample_rate * win_ms / 1000.0)
 
@@ -172,6 +183,26 @@ PRESETS: dict[str, FrontEnd] = {
 }
 
 
+#: ``--frontend out_frames=native``: the image as wide as the finest channel's frame count.
+NATIVE = "native"
+
+
+def with_overrides(base: FrontEnd, overrides: Mapping[str, Any] | Iterable[str]) -> FrontEnd:
+    """``base`` with ``key=value`` overrides (:func:`soundtransfer.config.override`), where
+    ``out_frames=native`` means :attr:`FrontEnd.native_frames` of the otherwise overridden front
+    end (ESResNet's native resolution: the 10 ms-hop channels are not resized at all).
+
+    Raises:
+        ConfigError: as :func:`~soundtransfer.config.override`.
+    """
+    pairs = parse_pairs(overrides)
+    native = str(pairs.get("out_frames", "")).strip().lower() == NATIVE
+    if native:
+        pairs.pop("out_frames")
+    fe = override(base, pairs) if pairs else dataclasses.replace(base)
+    return dataclasses.replace(fe, out_frames=fe.native_frames) if native else fe
+
+
 def get_preset(name: str, **overrides: Any) -> FrontEnd:
     """The named preset (``esc50``, ``esc10``, ``us8k``, ``gtzan``) with fields overridden."""
     try:
@@ -180,4 +211,4 @@ def get_preset(name: str, **overrides: Any) -> FrontEnd:
         raise ConfigError(
             f"unknown front-end preset {name!r}; choose from {sorted(PRESETS)}"
         ) from None
-    return override(base, overrides) if overrides else dataclasses.replace(base)
+    return with_overrides(base, overrides)

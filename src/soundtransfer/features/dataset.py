@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from soundtransfer.audio.presets import FrontEnd
-from soundtransfer.config import config_hash, override, save_json, to_dict
+from soundtransfer.audio.presets import FrontEnd, with_overrides
+from soundtransfer.config import config_hash, save_json, to_dict
 from soundtransfer.datasets import DATASETS, open_dataset
 from soundtransfer.datasets.clips import ClipTable
 from soundtransfer.datasets.leakage import LeakageReport, leakage_report
@@ -92,7 +92,7 @@ def prepare(
         given, rest = split_frontend_overrides(frontend_overrides)
         read = replace(read, **given)
     opened = open_dataset(name, root, missing=missing, options=read)
-    frontend = override(opened.frontend.frontend, rest)
+    frontend = with_overrides(opened.frontend.frontend, rest)
     reasons = list(opened.frontend.reasons)
     for line in opened.describe(notes=False):
         report(line)
