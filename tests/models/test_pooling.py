@@ -113,7 +113,7 @@ def test_spec_checks_are_one_line() -> None:
         EmbeddingSpec("max")
     for bad in (0, 9, True):
         with pytest.raises(ConfigError, match="blocks must be an integer in"):
-            EmbeddingSpec(blocks=bad)  # type: ignore[arg-type]
+            EmbeddingSpec(blocks=bad)
     assert EmbeddingSpec.from_record(None) == EmbeddingSpec()
     record = {"pool": "meanstd", "blocks": 2}
     assert EmbeddingSpec.from_record(record) == EmbeddingSpec("meanstd", 2)
