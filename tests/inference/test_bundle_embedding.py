@@ -91,7 +91,7 @@ def test_predicts_traced_network_is_the_bundles(tmp_path: Path) -> None:
 
 
 def test_hear_scene_embeddings_pool_as_the_classifier(tmp_path: Path, esc10_root: Path) -> None:
-    path, model = make(tmp_path / "model.pt", EmbeddingSpec("meanstd"), n_mels=64)
+    path, _ = make(tmp_path / "model.pt", EmbeddingSpec("meanstd"), n_mels=64)
     hear = load_model(str(path), normalisation="fixed")  # the bundle's own normalisation
     assert hear.scene_embedding_size == 1024 and hear.timestamp_embedding_size == 512
     audio_model, meta = load_bundle(path)
