@@ -1,11 +1,13 @@
 """Training settings: frozen dataclasses grouped by concern, the paper's preset, smaller ones
 and a modern fine-tuning recipe (``recipe``).
 
-:class:`TrainConfig` holds the run's top-level settings and four groups, each a frozen
+:class:`TrainConfig` holds the run's top-level settings and five groups, each a frozen
 dataclass validated when made and handed whole to the part of the code it drives:
 ``optimiser`` (:class:`OptimiserConfig`, for ``loop.make_optimizer``), ``schedule``
 (:class:`ScheduleConfig`, the learning rate per step), ``augment`` (:class:`AugmentConfig`,
-the batch augmentation) and ``probe`` (:class:`ProbeConfig`, linear evaluation's classifier).
+the batch augmentation), ``probe`` (:class:`ProbeConfig`, linear evaluation's classifier) and
+``embedding`` (:class:`~soundtransfer.models.embedding.EmbeddingSpec`, what the head sees;
+``--set pool=... blocks=...``).
 To add a part of a recipe: a field in its group (or a new group, a field of
 :class:`TrainConfig`), its check in the group's ``__post_init__``, and, if it should be
 reachable by a flat ``--set`` name, an entry in ``TrainConfig.ALIASES``; a new setting joins a

@@ -8,8 +8,9 @@ decay 1e-3, batch 32) for 70 epochs with cross-entropy; the accuracy of the fina
 held-out fold is reported. Input normalisation uses statistics of the split's training clips
 only.
 
-Linear evaluation extracts the frozen encoder's pooled features once per clip (cached, keyed by
-the feature store, the weights and the normalisation) and trains its probe on them
+Linear evaluation extracts the frozen encoder's embeddings once per clip (its pooled features,
+or the richer ``cfg.embedding``; cached, keyed by the feature store, the weights, the
+normalisation and a non-default embedding) and trains its probe on them
 (:mod:`soundtransfer.train.probes`: the paper's loop-trained FC layer by default, or a probe
 fitted to convergence): seconds instead of a network pass per epoch, with the same result
 since f is frozen and deterministic in eval(). Every mode leaves its trained head in the
