@@ -131,3 +131,12 @@ def test_encoders_without_stage_maps_are_refused_in_one_line() -> None:
     norm = InputNorm([0.0] * 3, [1.0] * 3)
     with pytest.raises(WeightsError, match="takes only pool=mean"):
         Classifier(build_encoder("mobilenet_v3_small"), 3, norm, EmbeddingSpec("meanstd"))
+
+
+def test_meanstd_of_a_bf16_map_is_computed_in_float32() -> None:
+    """Under CUDA autocast the maps are bf16: the statistics still come out in float32."""
+    fmap = torch.randn(2, 4, 3, 8) * 3 + 100  # a large mean: bf16 would lose the spread
+    half = fmap.bfloat16()
+    got = meanstd_pool(half)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, meanstd_pool(half.float()), rtol=0, atol=0)

@@ -30,8 +30,9 @@ def mean_pool(fmap: Tensor) -> Tensor:
 
 def meanstd_pool(fmap: Tensor) -> Tensor:
     """``(B, C, h, w) -> (B, 2C)``: the average over frequency, then over time its mean
-    (the first C) and its standard deviation (population, ``sqrt(max(var, STD_FLOOR))``)."""
-    cols = fmap.mean(dim=2)  # (B, C, w)
+    (the first C) and its standard deviation (population, ``sqrt(max(var, STD_FLOOR))``), in
+    float32 (a bf16 map under autocast would keep ~3 digits of the variance)."""
+    cols = fmap.float().mean(dim=2)  # (B, C, w)
     mean = cols.mean(dim=2)  # (B, C)
     var = (cols - mean.unsqueeze(2)).square().mean(dim=2)  # (B, C)
     return torch.cat([mean, var.clamp_min(STD_FLOOR).sqrt()], dim=1)  # (B, 2C)
