@@ -13,6 +13,7 @@ import torch
 
 from soundtransfer.audio import load_clip
 from soundtransfer.config import config_hash
+from soundtransfer.errors import WeightsError
 from soundtransfer.features import FeatureStore
 from soundtransfer.inference.bundle import load_bundle
 from soundtransfer.inference.predict import Predictor, reference_window_probs
@@ -111,3 +112,15 @@ def test_finetune_trains_the_head_on_the_wider_embedding(
     with torch.no_grad():
         logits = model.classifier(tiny_store.batch(split.test))
     assert_predicts(logits, out["predictions"])
+
+
+def test_an_encoder_without_stage_maps_is_refused_before_the_run_directory(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+
+    split = tiny_store.table.splits()[1]
+    cfg = get_preset("cpu", {"mode": "linear", "pool": "meanstd"})
+    with pytest.raises(WeightsError, match=r"^mobilenet_v3_small takes only pool=mean blocks=1;"):
+        run_split(tiny_store, split, "random", "mobilenet_v3_small", cfg, tmp_path / "run",
+                  cache_dir=tmp_path / "cache", progress=False)  # fmt: skip
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
