@@ -33,6 +33,7 @@ OFF_DEFAULT: dict[str, Any] = {
     "aug_freq_masks": 2, "aug_freq_mask_width": 0.2, "aug_mask_fill": "min",
     "aug_mixup_alpha": 0.4, "aug_mixup_prob": 0.5, "aug_reverse_prob": 0.5,
     "aug_time_scale": 0.25, "aug_crop": 0.8, "aug_crop_min_rms": 0.25, "aug_crop_tries": 3,
+    "pool": "meanstd", "blocks": 2,
 }  # fmt: skip
 
 

@@ -77,12 +77,14 @@ def register_mode(sub: Any, mode: str, help: str, description: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from soundtransfer.analysis.stats import format_summary, split_label, summarize, summary_legend
+    from soundtransfer.models.registry import check_embedding
     from soundtransfer.train import get_preset, run_crossval
     from soundtransfer.weights import resolve
 
     device = [f"device={args.device}"] if args.device else []
     cfg = get_preset(args.preset, [*args.overrides, *device, f"mode={args.mode}"])
     weights = resolve(args.weights, args.arch)  # checked before anything is read or written
+    check_embedding(weights.arch, cfg.embedding)
     store = open_store(args)
     result = run_crossval(
         store,

@@ -1,10 +1,12 @@
 """The model bundle: one file holding everything needed to classify raw audio.
 
 A bundle holds the classifier's state dict, the front-end settings, the classes, the
-architecture and its build options, the weight source's name and input statistics, and the
-head's spec, and is loadable with ``torch.load(weights_only=True)`` (plain tensors and types
-only). The mel matrix and windows are not stored: they are rebuilt from the front-end
-settings, so front ends of any size load. The head is rebuilt from its spec by
+architecture and its build options, the weight source's name and input statistics, the
+embedding the head takes (:class:`~soundtransfer.models.embedding.EmbeddingSpec`; bundles
+written before it was recorded take the default, ``mean``) and the head's spec, and is
+loadable with ``torch.load(weights_only=True)`` (plain tensors and types only). The mel matrix
+and windows are not stored: they are rebuilt from the front-end settings, so front ends of
+any size load. The head is rebuilt from its spec by
 :func:`soundtransfer.models.heads.build_head`, the definition the probes train, so a head
 changed there changes both.
 
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from soundtransfer.audio.presets import FrontEnd
 from soundtransfer.config import from_dict, to_dict
 from soundtransfer.errors import ConfigError, WeightsError
 from soundtransfer.models.classifier import Classifier, InputNorm
+from soundtransfer.models.embedding import EmbeddingSpec
 from soundtransfer.models.heads import MAX_HIDDEN, build_head
 from soundtransfer.models.registry import build_encoder
 from soundtransfer.runs.checkpoint import (
@@ -80,6 +83,8 @@ class BundleMeta:
         input_mean, input_std: the statistics the encoder's weights expect in its input space
             (the weight source's), what a per-clip normalisation maps to (the HEAR API); None
             for bundles written before they were recorded.
+        embedding: the embedding the head takes (bundles written before it was recorded:
+            the default, the encoder's own pooled features).
     """
 
     frontend: FrontEnd
@@ -91,6 +96,7 @@ class BundleMeta:
     background: tuple[str, ...] = ()
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
+    embedding: EmbeddingSpec = field(default_factory=EmbeddingSpec)
 
 
 class AudioClassifier(nn.Module):
@@ -145,6 +151,7 @@ def save_bundle(
         "encoder_options": dict(classifier.encoder.build_options),
         "extra": extra or {},
         "head": head or {"kind": "linear"},
+        "embedding": classifier.embedding.record(),
         "task": task,
         "thresholds": None if thresholds is None else {k: float(v) for k, v in thresholds.items()},
         "background": list(background),
@@ -234,16 +241,16 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
     path = Path(path)
     payload = _read_payload(path, map_location)
     frontend, classes = _frontend_and_classes(path, payload)
+    c = frontend.channels
     try:
+        embedding = EmbeddingSpec.from_record(payload.get("embedding"))
         encoder = build_encoder(payload["arch"], **_encoder_options(path, payload))
-        head = build_head(
-            payload.get("head") or {"kind": "linear"}, encoder.feature_dim, len(classes)
+        model = Classifier(encoder, len(classes), InputNorm([0.0] * c, [1.0] * c), embedding)
+        model.head = build_head(
+            payload.get("head") or {"kind": "linear"}, model.embed_dim, len(classes)
         )
     except WeightsError as exc:
         raise WeightsError(f"{path}: {exc}") from None
-    c = frontend.channels
-    model = Classifier(encoder, len(classes), InputNorm([0.0] * c, [1.0] * c))
-    model.head = head
     mismatch = state_dict_mismatch(model.state_dict(), payload["state_dict"])
     if mismatch:
         raise WeightsError(f"{path}: weights do not fit {payload['arch']}: {mismatch}")
@@ -259,6 +266,7 @@ def load_bundle(path: Path, map_location: str = "cpu") -> tuple[AudioClassifier,
         background=_background(path, payload.get("background", []), classes),
         input_mean=_stats(path, payload.get("input_mean"), c),
         input_std=_stats(path, payload.get("input_std"), c),
+        embedding=embedding,
     )
     return audio_model, meta
 

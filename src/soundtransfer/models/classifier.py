@@ -8,7 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from soundtransfer.models.backbones import Encoder
+from soundtransfer.models.embedding import EmbeddingSpec
 from soundtransfer.models.heads import linear_head
+from soundtransfer.models.pooling import embed
 
 
 class InputNorm(nn.Module):
@@ -47,19 +49,37 @@ class InputNorm(nn.Module):
 
 
 class Classifier(nn.Module):
-    """``g(f(norm(x)))``: logits of a 3-channel log-mel image batch."""
+    """``g(f(norm(x)))``: logits of a 3-channel log-mel image batch.
 
-    def __init__(self, encoder: Encoder, num_classes: int, norm: InputNorm) -> None:
+    ``embedding`` says how f's maps become the head's input (:mod:`soundtransfer.models.embedding`;
+    default the encoder's own pooled features); ``embed_dim`` is that width, the head's input.
+
+    Raises:
+        WeightsError: an embedding the encoder cannot give (one line).
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        num_classes: int,
+        norm: InputNorm,
+        embedding: EmbeddingSpec | None = None,
+    ) -> None:
         super().__init__()
         self.norm = norm
         self.encoder = encoder
+        self.embedding = embedding or EmbeddingSpec()
+        blocks: tuple[int, ...] = ()
+        if not self.embedding.is_default:  # the default asks nothing of the encoder
+            blocks = encoder.block_dims
+            self.embedding.check(encoder.arch, blocks)
+        self.embed_dim = self.embedding.width(encoder.feature_dim, blocks)
         # One nn.Linear (the paper's g); a fitted probe's head may replace it
         # (soundtransfer.models.heads: the one definition of every head kind).
-        self.head: nn.Module = linear_head(encoder.feature_dim, num_classes)
+        self.head: nn.Module = linear_head(self.embed_dim, num_classes)
 
     def embed(self, x: Tensor) -> Tensor:
-        z: Tensor = self.encoder(self.norm(x))  # (B, D)
-        return z
+        return embed(self.encoder, self.norm(x), self.embedding)  # (B, embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         logits: Tensor = self.head(self.embed(x))  # (B, classes)

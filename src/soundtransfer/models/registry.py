@@ -33,6 +33,7 @@ import torch
 
 from soundtransfer.errors import WeightsError
 from soundtransfer.models.backbones import LITES, RESNETS, Encoder, LiteEncoder, ResNetEncoder
+from soundtransfer.models.embedding import EmbeddingSpec
 
 __all__ = [
     "FAMILIES",
@@ -46,6 +47,7 @@ __all__ = [
     "ImageNetWeights",
     "build_encoder",
     "check_arch",
+    "check_embedding",
     "encoder_spec",
     "list_encoders",
 ]
@@ -105,11 +107,19 @@ class EncoderSpec:
     def feature_dim(self) -> int:
         """The width D of its pooled features (built on the meta device where the builder
         allows it, so no memory is used)."""
+        return int(self._built().feature_dim)
+
+    def block_dims(self) -> tuple[int, ...]:
+        """The widths of the stage maps its encoders pool for the richer embeddings
+        (``Encoder.block_dims``, last first; empty where it offers none)."""
+        return tuple(self._built().block_dims)
+
+    def _built(self) -> Encoder:
         try:
             with torch.device("meta"):
-                return int(self.build().feature_dim)
+                return self.build()
         except (NotImplementedError, RuntimeError):  # a builder that computes with tensors
-            return int(self.build().feature_dim)
+            return self.build()
 
 
 @dataclass(frozen=True)
@@ -220,6 +230,16 @@ def check_arch(arch: str) -> str:
         WeightsError: an unknown name, e.g. a path such as ``../x`` from a weights file.
     """
     return encoder_spec(arch).name
+
+
+def check_embedding(arch: str, embedding: EmbeddingSpec) -> None:
+    """Check, before any work, that encoders of ``arch`` can give ``embedding``.
+
+    Raises:
+        WeightsError: an unknown name, or an embedding it does not offer (one line).
+    """
+    if not embedding.is_default:
+        embedding.check(arch, encoder_spec(arch).block_dims())
 
 
 def build_encoder(arch: str = "resnet50", tf_same_pool: bool = False, **options: Any) -> Encoder:

@@ -1,11 +1,13 @@
 """Training settings: frozen dataclasses grouped by concern, the paper's preset, smaller ones
 and a modern fine-tuning recipe (``recipe``).
 
-:class:`TrainConfig` holds the run's top-level settings and four groups, each a frozen
+:class:`TrainConfig` holds the run's top-level settings and five groups, each a frozen
 dataclass validated when made and handed whole to the part of the code it drives:
 ``optimiser`` (:class:`OptimiserConfig`, for ``loop.make_optimizer``), ``schedule``
 (:class:`ScheduleConfig`, the learning rate per step), ``augment`` (:class:`AugmentConfig`,
-the batch augmentation) and ``probe`` (:class:`ProbeConfig`, linear evaluation's classifier).
+the batch augmentation), ``probe`` (:class:`ProbeConfig`, linear evaluation's classifier) and
+``embedding`` (:class:`~soundtransfer.models.embedding.EmbeddingSpec`, what the head sees;
+``--set pool=... blocks=...``).
 To add a part of a recipe: a field in its group (or a new group, a field of
 :class:`TrainConfig`), its check in the group's ``__post_init__``, and, if it should be
 reachable by a flat ``--set`` name, an entry in ``TrainConfig.ALIASES``; a new setting joins a
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from soundtransfer.config import ConfigError, check_bounds, flat_settings, get_named
+from soundtransfer.models.embedding import EmbeddingSpec
 from soundtransfer.tasks import DEFAULT_TASK, TASKS
 from soundtransfer.train.probes import PROBES
 
@@ -258,6 +261,11 @@ class TrainConfig:
         threshold_precision: multi-label runs: 0 (default) chooses each class's threshold
             by the best validation F1; a value in (0, 1] the lowest threshold whose validation
             precision reaches it (:mod:`soundtransfer.tasks.thresholds`).
+        embedding: what the head sees (``--set pool=mean|meanstd``, ``--set blocks=K``):
+            the encoder's pooled features (default), or the mean and standard deviation over
+            time and / or the last K stages concatenated
+            (:class:`~soundtransfer.models.embedding.EmbeddingSpec`); every mode and probe
+            takes it (the head's width follows), linear evaluation's embeddings cache too.
         optimiser, schedule, augment, probe: the groups (see their classes). Augmentation is
             drawn from a generator seeded by (seed, epoch, rank), so a resumed run sees the
             same; fine-tuning only (linear evaluation uses embeddings of unaugmented images).
@@ -274,6 +282,8 @@ class TrainConfig:
         "probe": "probe.kind",
         "probe_inner_folds": "probe.inner_folds",
         "probe_valid_fraction": "probe.valid_fraction",
+        "pool": "embedding.pool",
+        "blocks": "embedding.blocks",
         **{f"aug_{f.name}": f"augment.{f.name}" for f in fields(AugmentConfig)},
     }
 
@@ -301,6 +311,7 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    embedding: EmbeddingSpec = field(default_factory=EmbeddingSpec)
 
     def __post_init__(self) -> None:
         auto_batch = self.embed_batch_size == "auto"

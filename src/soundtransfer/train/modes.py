@@ -8,8 +8,9 @@ decay 1e-3, batch 32) for 70 epochs with cross-entropy; the accuracy of the fina
 held-out fold is reported. Input normalisation uses statistics of the split's training clips
 only.
 
-Linear evaluation extracts the frozen encoder's pooled features once per clip (cached, keyed by
-the feature store, the weights and the normalisation) and trains its probe on them
+Linear evaluation extracts the frozen encoder's embeddings once per clip (its pooled features,
+or the richer ``cfg.embedding``; cached, keyed by the feature store, the weights, the
+normalisation and a non-default embedding) and trains its probe on them
 (:mod:`soundtransfer.train.probes`: the paper's loop-trained FC layer by default, or a probe
 fitted to convergence): seconds instead of a network pass per epoch, with the same result
 since f is frozen and deterministic in eval(). Every mode leaves its trained head in the
@@ -72,12 +73,13 @@ def build_classifier(
     cfg: TrainConfig,
     cache_dir: Path | None = None,
 ) -> tuple[Classifier, dict[str, Any]]:
-    """Encoder from ``weights`` + InputNorm from training-clip statistics + linear head."""
+    """Encoder from ``weights`` + InputNorm from training-clip statistics + linear head on
+    the embedding ``cfg.embedding`` (its width)."""
     encoder, src = load_encoder(weights, cache_dir=cache_dir, seed=cfg.seed)
     mean, std = channel_stats(store, train_rows)
     norm = InputNorm(mean, std, src.input_mean, src.input_std)
     torch.manual_seed(cfg.seed)
-    model = Classifier(encoder, len(store.table.classes), norm)
+    model = Classifier(encoder, len(store.table.classes), norm, cfg.embedding)
     return model, {"train_mean": mean, "train_std": std, "source": to_dict(src)}
 
 
@@ -218,7 +220,7 @@ def embed_rows(
     device: torch.device,
     progress: bool = False,
 ) -> np.ndarray:
-    """Frozen-encoder pooled features ``(N, D)`` float32 of the given rows."""
+    """Frozen-encoder embeddings ``(N, D)`` float32 of the given rows (``model.embedding``)."""
     precision = Precision.resolve(device, cfg.amp, cfg.channels_last)
     precision.model(model.eval())
     out = []
@@ -234,7 +236,7 @@ def embed_rows(
         with precision.autocast():
             out.append(model.embed(precision.inputs(x)).float().cpu().numpy())
     model.to("cpu")
-    return np.concatenate(out) if out else np.zeros((0, model.encoder.feature_dim), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, model.embed_dim), np.float32)
 
 
 def cached_embeddings(
@@ -247,7 +249,8 @@ def cached_embeddings(
     progress: bool,
 ) -> tuple[np.ndarray, Path]:
     """:func:`embed_rows`, cached in ``<cache>/embeddings/<hash>.npy``; the hash covers the
-    store, the encoder's weights, the fold's input normalisation and the rows. A lock makes
+    store, the encoder's weights, the fold's input normalisation, the rows and the embedding
+    option (only when not the default, so older caches are still found). A lock makes
     concurrent processes compute it once."""
     norm = model.norm
     assert isinstance(norm, InputNorm)
@@ -261,6 +264,7 @@ def cached_embeddings(
             if p.dtype.is_floating_point
         ],
         rows.tolist(),
+        *([] if model.embedding.is_default else [model.embedding.record()]),
     )
     path = embeddings_dir(cache_dir) / f"{key}.npy"
     with file_lock(path.with_suffix(".lock")):  # one process embeds, the others reuse it

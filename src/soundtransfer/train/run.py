@@ -22,6 +22,7 @@ from soundtransfer.config import ConfigError, config_hash, override, save_json, 
 from soundtransfer.datasets.clips import ClipTable, Split
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.models.classifier import Classifier
+from soundtransfer.models.registry import check_embedding
 from soundtransfer.runs import open_run
 from soundtransfer.runs.rundir import FINAL, MODEL
 from soundtransfer.train.config import TrainConfig, embed_batch_for, identity_settings
@@ -149,6 +150,7 @@ def run_split(
         The contents of ``final.json``.
     """
     resolved = weights if isinstance(weights, ResolvedWeights) else resolve(weights, arch)
+    check_embedding(resolved.arch, cfg.embedding)  # before the run directory is written
     cfg = task_settings(cfg, store)
     mode = training_mode(cfg)
     info = D.init_distributed(cfg.device)
