@@ -79,11 +79,12 @@ def test_validation_is_carved_from_training_groups(tiny_store: FeatureStore) -> 
 
 # The recipe: augmentation drawn per (seed, epoch), warm-up + cosine schedule and EMA state
 # restored from last.pt, best-validation selection of the averaged weights (the EMA, and the
-# average of the last 2 epochs, which lives in last.pt), test-time augmentation.
+# average of the last 2 epochs, which lives in last.pt), test-time augmentation, and the head
+# on a mean + std embedding of the last two blocks.
 RECIPE_RESUME = ("epochs=3", "batch_size=8", "warmup_epochs=1", "ema_decay=0.9",
                  "aug_mixup_alpha=0.4", "val_fraction=0.25", "select=best_val",
                  "aug_reverse_prob=0.5", "aug_time_scale=0.25", "aug_crop=0.75",
-                 "average_last=2", "tta=2")  # fmt: skip
+                 "average_last=2", "tta=2", "pool=meanstd", "blocks=2")  # fmt: skip
 
 
 @pytest.mark.parametrize("preset", ["cpu", "recipe"])
