@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps  # scikit-learn depends on scipy
 
+from soundtransfer.datasets.clips import split_label as split_label  # where the split is named
+
 EXACT_MAX_N = 16  # exact sign-flip enumeration up to 2**16 patterns; sampled beyond
 SAMPLED_PATTERNS = 100_000
 
@@ -223,12 +225,6 @@ def format_summary(s: Summary, digits: int = 2, caveat: bool = True) -> str:
         f"{s.mean:.{digits}f} +- {s.std:.{digits}f} [{s.ci_low:.{digits}f}, {s.ci_high:.{digits}f}]"
     )
     return f"{text} (2 splits: interval not informative)" if caveat and s.n == 2 else text
-
-
-def split_label(name: str) -> str:
-    """A split's name for people: the one train / valid / test split (run folder ``fixed``,
-    kept so that earlier runs resume) is ``test``, the split its accuracy is measured on."""
-    return "test" if name == "fixed" else name
 
 
 def summary_legend(n: int) -> str:

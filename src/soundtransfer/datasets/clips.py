@@ -46,6 +46,20 @@ class Clip:
     start_s: float = 0.0
 
 
+#: The name of the one train / valid / test split (``ClipTable.splits`` of a ``fixed``
+#: protocol) and of its run folder, kept so that earlier runs resume.
+FIXED_SPLIT = "fixed"
+
+
+def split_label(name: str, whole: bool = False) -> str:
+    """A split's name for people. The one train / valid / test split (:data:`FIXED_SPLIT`) is
+    ``test`` in a score line, the part its accuracy is measured on, and ``train/valid/test``
+    in a line about the whole split (``whole``: how it was trained, what it kept)."""
+    if name != FIXED_SPLIT:
+        return name
+    return "train/valid/test" if whole else "test"
+
+
 @dataclass(frozen=True)
 class Split:
     """One evaluation split: indices into the table's clips.
@@ -144,7 +158,7 @@ class ClipTable:
         """
         if self.protocol == "fixed":
             by = {k: tuple(i for i, c in enumerate(self.clips) if c.fold == k) for k in (1, 2, 3)}
-            return [Split("fixed", train=by[1], test=by[3], valid=by[2])]
+            return [Split(FIXED_SPLIT, train=by[1], test=by[3], valid=by[2])]
         present = self.folds
         chosen = present if folds is None else tuple(folds)
         missing = [k for k in chosen if k not in present]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from soundtransfer.config import ConfigError
+from soundtransfer.datasets.clips import split_label
 from soundtransfer.features.store import FeatureStore
 from soundtransfer.runs import cell_dir
 from soundtransfer.tasks import get_task
@@ -94,9 +95,7 @@ def run_crossval(
         names.append(split.name)
         accs.append(float(result[f"test_{task.primary_metric}"]))
         lines = [*result.get("selection_lines", ()), *result.get("tagging_lines", ())]
-        # the one train / valid / test split is named so; its run folder stays ``fixed`` (resume)
-        label = "train/valid/test" if split.name == "fixed" else split.name
-        notes += [f"{label}: {line}" for line in lines]
+        notes += [f"{split_label(split.name, whole=True)}: {line}" for line in lines]
         final = result.get("final_epoch", {}).get(f"test_{task.primary_metric}")
         finals.append(float(result[f"test_{task.primary_metric}"] if final is None else final))
     mean, std = fold_mean_std(accs)
