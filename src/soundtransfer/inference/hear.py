@@ -71,6 +71,10 @@ from soundtransfer.models.backbones import Encoder
 from soundtransfer.models.embedding import POOLS
 from soundtransfer.models.pooling import STD_FLOOR
 
+#: The poolings :func:`get_scene_embeddings` computes from the streamed columns (a pooling
+#: added to :data:`~soundtransfer.models.embedding.POOLS` needs its streamed form here first).
+SCENE_POOLS = ("mean", "meanstd")
+
 if TYPE_CHECKING:
     from soundtransfer.inference.bundle import BundleMeta
 
@@ -136,8 +140,8 @@ class HearModel(nn.Module):
         pool: str = "mean",
     ) -> None:
         super().__init__()
-        if pool not in POOLS:
-            raise WeightsError(f"pool must be one of {list(POOLS)}, got {pool!r}")
+        if pool not in SCENE_POOLS:
+            raise WeightsError(f"pool must be one of {list(SCENE_POOLS)}, got {pool!r}")
         if normalisation not in NORMALISATIONS:
             raise WeightsError(
                 f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}"
@@ -637,7 +641,7 @@ def get_scene_embeddings(audio: Tensor | np.ndarray, model: HearModel) -> Tensor
     squares = torch.zeros(n, d, dtype=torch.float64, device=audio.device)
     for rows, _first, cols in _embed(audio, scale, model):
         total[rows] += cols.double().sum(dim=1)
-        if model.pool != "mean":
+        if model.pool == "meanstd":
             squares[rows] += cols.double().square().sum(dim=1)
     mean = total / w  # (n, D)
     if model.pool == "mean":
