@@ -612,9 +612,14 @@ def _check_ends(rec: Recording) -> None:
             )
 
 
-def is_background(label: str, background: Sequence[str]) -> bool:
-    """Whether a box label is one of the background names (compared ignoring case)."""
-    return label.casefold() in {b.casefold() for b in background}
+def casefold_set(names: Sequence[str]) -> frozenset[str]:
+    """Names as labels are compared with them: ignoring case (the background names)."""
+    return frozenset(n.casefold() for n in names)
+
+
+def is_background(label: str, keys: frozenset[str]) -> bool:
+    """Whether a box label is one of the background names (``keys``: :func:`casefold_set`)."""
+    return label.casefold() in keys
 
 
 @dataclass(frozen=True)
@@ -627,7 +632,8 @@ class _Boxes:
     background: NDArray[np.bool_]
 
     @classmethod
-    def of(cls, boxes: Sequence[Box], background: Sequence[str]) -> _Boxes:
+    def of(cls, boxes: Sequence[Box], background: frozenset[str]) -> _Boxes:
+        """``background``: the background names' :func:`casefold_set`."""
         return cls(
             np.asarray([b.start_s for b in boxes], dtype=np.float64),
             np.asarray([b.end_s for b in boxes], dtype=np.float64),
@@ -657,11 +663,17 @@ def _window_labels(
 
 
 def _recording_windows(
-    rec: Recording, window_s: float, hop_s: float, options: WindowOptions, counts: Counter[str]
+    rec: Recording,
+    window_s: float,
+    hop_s: float,
+    options: WindowOptions,
+    counts: Counter[str],
+    background: frozenset[str],
 ) -> tuple[list[Window], NDArray[np.bool_]]:
-    """The kept windows of one recording, and which of its boxes label one."""
+    """The kept windows of one recording, and which of its boxes label one (``background``:
+    the background names' :func:`casefold_set`)."""
     out: list[Window] = []
-    arrays = _Boxes.of(rec.boxes, options.background)
+    arrays = _Boxes.of(rec.boxes, background)
     used = np.zeros(len(rec.boxes), dtype=bool)
     for start in window_starts(rec.duration_s, window_s, hop_s):
         end = round(min(start + window_s, rec.duration_s), 6)
@@ -743,15 +755,9 @@ def cut_windows(
                 "all negatives, ask for empty tables to count as negatives"
             )
         _check_ends(rec)
+    back = casefold_set(options.background)
     classes = tuple(
-        sorted(
-            {
-                b.label
-                for r in recordings
-                for b in r.boxes
-                if not is_background(b.label, options.background)
-            }
-        )
+        sorted({b.label for r in recordings for b in r.boxes if not is_background(b.label, back)})
     )
     if not classes:
         raise DatasetError("no class: every box is background (or there is no box)")
@@ -760,12 +766,12 @@ def cut_windows(
     windows: list[Window] = []
     unused: list[Box] = []
     for rec in recordings:
-        got, used = _recording_windows(rec, window, hop, options, counts)
+        got, used = _recording_windows(rec, window, hop, options, counts, back)
         windows += got
         unused += [
             b
             for b, u in zip(rec.boxes, used, strict=True)
-            if not u and not is_background(b.label, options.background)
+            if not u and not is_background(b.label, back)
         ]
     reasons += [options.min_overlap.describe(), _count_line(counts, options)]
     if unused:

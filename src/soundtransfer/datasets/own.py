@@ -39,7 +39,7 @@ import soundfile as sf
 
 from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
 from soundtransfer.config import ConfigError
-from soundtransfer.datasets.annotations import WindowOptions
+from soundtransfer.datasets.annotations import WindowOptions, casefold_set
 from soundtransfer.datasets.clips import BACKGROUND_FOLDERS, Clip, ClipTable
 from soundtransfer.datasets.folds import (
     FoldAssignment,
@@ -514,7 +514,7 @@ def check_background(names: Sequence[str]) -> tuple[str, ...]:
 
 def background_keys(names: Sequence[str]) -> frozenset[str]:
     """The background names, checked (:func:`check_background`), as compared: ignoring case."""
-    return frozenset(n.casefold() for n in check_background(names))
+    return casefold_set(check_background(names))
 
 
 def only_background(
