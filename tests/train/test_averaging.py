@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -18,7 +20,7 @@ from soundtransfer.features import FeatureStore
 from soundtransfer.runs import Precision
 from soundtransfer.train import get_preset, run_split
 from soundtransfer.train.ema import WeightAverage, recompute_batchnorm
-from soundtransfer.train.loop import tta_logits, tta_views
+from soundtransfer.train.loop import batchnorm_rows, tta_logits, tta_views
 
 from .conftest import assert_predicts
 
@@ -116,6 +118,46 @@ def test_averaged_model_is_reported_and_saved_and_training_is_unchanged(
     with torch.no_grad():
         logits = model.classifier(tiny_store.batch(split.test))
     assert_predicts(logits, out["predictions"])  # the reported test score is the average's
+
+
+def _rows_for(rows: np.ndarray, world_size: int = 1, seed: int = 3) -> tuple[np.ndarray, int]:
+    cfg = get_preset("recipe", ["batch_size=8", f"seed={seed}"])
+    ctx: Any = SimpleNamespace(cfg=cfg, train_rows=rows, world_size=world_size)
+    return batchnorm_rows(ctx)
+
+
+def test_batchnorm_is_recomputed_on_shuffled_training_batches() -> None:
+    """The batches training normalised with: ``batch_size // world_size`` clips, shuffled by
+    (seed, epochs), whole batches only; not the stored order (neighbouring rows are slices of
+    one recording) and not the evaluation batch."""
+    rows = np.arange(100, 121)  # 21 training rows
+    got, size = _rows_for(rows[::-1].copy())
+    assert size == 8 and len(got) == 16 and set(got) <= set(rows)
+    assert not np.array_equal(got, np.sort(got))  # shuffled
+    assert np.array_equal(got, _rows_for(rows)[0])  # fixed by (seed, epochs), not the order
+    assert not np.array_equal(got, _rows_for(rows, seed=4)[0])
+    per_rank, size = _rows_for(rows, world_size=2)
+    assert size == 4 and len(per_rank) == 20
+    few, size = _rows_for(rows[:5])
+    assert size == 8 and sorted(few) == list(rows[:5])  # no whole batch: every row
+
+
+def test_recomputed_batchnorm_does_not_depend_on_the_evaluation_batch(
+    tiny_store: FeatureStore, tmp_path: Path
+) -> None:
+    """``embed_batch_size`` is a runtime setting (not in a run's identity): it must not change
+    the averaged model."""
+    split = tiny_store.table.splits()[0]
+    states = []
+    for n in (2, 3):
+        cfg = get_preset("recipe", ["epochs=2", "batch_size=8", "average_last=2",
+                                    f"embed_batch_size={n}"])  # fmt: skip
+        run_split(tiny_store, split, "random", ARCH, cfg, tmp_path / str(n), progress=False)
+        states.append(_saved_state(tmp_path / str(n)))
+    stats = [k for k in states[0] if "running_" in k]
+    assert stats
+    for k in stats:  # the same computation in this process: bitwise
+        assert torch.equal(states[0][k], states[1][k]), k
 
 
 def with_valid(store: FeatureStore) -> Split:

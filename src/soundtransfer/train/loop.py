@@ -405,14 +405,35 @@ def _checkpoint(ctx: RunContext, epoch: int, parts: _Resumable, best: dict[str, 
     save_checkpoint(ctx.dir / LAST, state, ctx.precision.device)
 
 
+def batchnorm_rows(ctx: RunContext) -> tuple[np.ndarray, int]:
+    """The training rows the weight average's BatchNorm statistics are recomputed on, in
+    order, and the batch size: the batches training normalised with.
+
+    Per-batch variances underestimate the population's by the spread of the batch means, so
+    the statistics depend on how the batches are drawn. Training's running statistics average
+    shuffled batches of ``batch_size // world_size`` (BatchNorm is per device); the recompute
+    draws the same kind: a shuffle fixed by ``(seed, epochs)`` (every rank and a resumed run
+    get the same), cut into whole batches (a short remainder is left out when there is a
+    whole batch, so each batch counts alike). Not the evaluation batch, which is a runtime
+    setting, and not the stored order, where neighbouring rows are often slices of one
+    recording (UrbanSound8K) whose batches understate the variance most.
+    """
+    size = max(1, ctx.cfg.batch_size // ctx.world_size)
+    rows = np.random.default_rng([ctx.cfg.seed, ctx.cfg.epochs]).permutation(
+        np.sort(ctx.train_rows)
+    )
+    whole = len(rows) // size * size
+    return (rows[:whole] if whole else rows), size
+
+
 def _averaged(ctx: RunContext, average: WeightAverage) -> Evaluation | None:
     """Load the weight average into ``ctx.module``, recompute its BatchNorm statistics on
-    the training rows (unaugmented, in a fixed order, so every rank and a resumed run get
-    the same) and return its validation evaluation (None without validation rows)."""
+    the training rows (unaugmented, batched as :func:`batchnorm_rows` says) and return its
+    validation evaluation (None without validation rows)."""
     ctx.module.load_state_dict(average.state)
-    batch = embed_batch_for(ctx.cfg, ctx.precision.device.type)
-    inputs = (ctx.precision.inputs(x) for x, _ in ctx.batches(np.sort(ctx.train_rows), batch))
-    with ctx.precision.autocast():
+    rows, size = batchnorm_rows(ctx)
+    inputs = (ctx.precision.inputs(x) for x, _ in ctx.batches(rows, size))
+    with torch.no_grad(), ctx.precision.autocast():
         recompute_batchnorm(ctx.module, inputs)
     return evaluate(ctx, ctx.valid_rows) if len(ctx.valid_rows) else None
 
