@@ -815,6 +815,12 @@ def _selection_twice(lines: list[str]) -> list[str]:
     return ["\t".join([line.split("\t")[0], *line.split("\t")]) for line in lines]
 
 
+def _dog_capitalised(lines: list[str]) -> list[str]:
+    """The last box (line 5, ``dog``) relabelled ``Dog``: line 3 spells it ``dog``."""
+    assert lines[4].endswith("\tdog") and lines[2].endswith("\tdog")
+    return [*lines[:4], lines[4].removesuffix("dog") + "Dog", *lines[5:]]
+
+
 def rec_boxes_all_noise(tmp: Path, esc10_root: Path) -> Bad:
     """Every Raven box labelled ``Noise``: the default background names reach the annotation
     reader at the command line (ignoring case), so no class is left (before: one class
@@ -865,6 +871,10 @@ ML5: dict[str, Callable[[Path, Path], Bad]] = {
     ),
     "ml5: labels differing only by case": _labels_csv_text(
         "file,labels", lambda i, n: f"{n},{('Dog', 'dog', 'rain', 'rain')[i]}"
+    ),
+    "ml5: raven labels differing only by case": _edit_table(
+        _dog_capitalised,
+        r"{0}: line 5: label 'Dog' differs only by case from 'dog' \({0}: line 3\)",
     ),
     "ml5: raven table with Selection twice": _edit_table(
         _selection_twice, r"{}: line 1: column 'selection' given twice"
@@ -940,6 +950,14 @@ ML4 = {
         ("dog,noise", "rain"), (), r"'noise' is a background folder name"
     ),
     "folder: background folders only": (("noise", "other"), (), r"only background folders"),
+    "folder: labels differing only by case": (
+        ("Dog", "dog", "rain"), (), r"tree/dog: label 'dog' differs only by case from 'Dog' \("
+    ),
+    "folder: a comma name's label differing only by case": (
+        ("dog", "Dog,rain", "rain"),
+        (),
+        r"tree/dog: label 'dog' differs only by case from 'Dog' \(.*Dog,rain\)",
+    ),
     "option: empty background folder name": (
         ("dog", "rain"), ("--background-folders", "noise,,other"), r"--background-folders expects"
     ),

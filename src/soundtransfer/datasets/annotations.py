@@ -74,6 +74,7 @@ __all__ = [
     "read_annotations",
     "read_audacity",
     "read_raven",
+    "refuse_case_clash",
     "scan_annotations",
     "sniff_format",
     "window_starts",
@@ -617,6 +618,24 @@ def casefold_set(names: Sequence[str]) -> frozenset[str]:
     return frozenset(n.casefold() for n in names)
 
 
+def refuse_case_clash(named: Iterable[tuple[str, str]]) -> None:
+    """Refuse two spellings of one label that differ only by case (``Dog`` and ``dog``): two
+    classes of one sound, split silently. ``named``: ``(label, where it is read)`` pairs in
+    reading order (a table's line, a class folder); the error names both places.
+
+    Raises:
+        DatasetError: at the second spelling.
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    for name, where in named:
+        first = seen.setdefault(name.casefold(), (name, where))
+        if first[0] != name:
+            raise DatasetError(
+                f"{where}: label {name!r} differs only by case from {first[0]!r} ({first[1]}); "
+                "spell one class one way"
+            )
+
+
 def is_background(label: str, keys: frozenset[str]) -> bool:
     """Whether a box label is one of the background names (``keys``: :func:`casefold_set`)."""
     return label.casefold() in keys
@@ -756,9 +775,9 @@ def cut_windows(
             )
         _check_ends(rec)
     back = casefold_set(options.background)
-    classes = tuple(
-        sorted({b.label for r in recordings for b in r.boxes if not is_background(b.label, back)})
-    )
+    labelled = [b for r in recordings for b in r.boxes if not is_background(b.label, back)]
+    refuse_case_clash((b.label, b.where) for b in labelled)
+    classes = tuple(sorted({b.label for b in labelled}))
     if not classes:
         raise DatasetError("no class: every box is background (or there is no box)")
     window, hop, reasons = _window_and_hop(recordings, options)

@@ -39,7 +39,7 @@ import soundfile as sf
 
 from soundtransfer.audio.presets import PRESETS, FrontEnd, get_preset
 from soundtransfer.config import ConfigError
-from soundtransfer.datasets.annotations import WindowOptions, casefold_set
+from soundtransfer.datasets.annotations import WindowOptions, casefold_set, refuse_case_clash
 from soundtransfer.datasets.clips import BACKGROUND_FOLDERS, Clip, ClipTable
 from soundtransfer.datasets.folds import (
     FoldAssignment,
@@ -546,6 +546,7 @@ def _folder_sets(
     """
     back = background_keys(background)
     sets = {f: folder_labels(f, root) for f in sorted(set(folders))}
+    refuse_case_clash((n, str(root / f)) for f, labels in sets.items() for n in labels)
     found = {
         f
         for f, labels in sets.items()
@@ -759,22 +760,6 @@ def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return header, rows
 
 
-def _refuse_case_clash(
-    names: Sequence[Sequence[str]], rows: Sequence[dict[str, str]], path: Path
-) -> None:
-    """Refuse two spellings of one label that differ only by case (``Dog`` and ``dog``): two
-    classes of one sound, split silently."""
-    seen: dict[str, tuple[str, str]] = {}
-    for row, r in zip(names, rows, strict=True):
-        for n in row:
-            first = seen.setdefault(n.casefold(), (n, r["_line"]))
-            if first[0] != n:
-                raise DatasetError(
-                    f"{path}: line {r['_line']}: label {n!r} differs only by case from "
-                    f"{first[0]!r} (line {first[1]}); spell one class one way"
-                )
-
-
 def read_table_file(
     path: str | Path,
     options: ReadOptions | None = None,
@@ -815,7 +800,7 @@ def read_table_file(
         files.append(_relative_file(file, root, f"{path}: line {line}"))
         names.append(label)
     _refuse_listed_twice(files, rows, path)
-    _refuse_case_clash([(n,) for n in names], rows, path)
+    refuse_case_clash((n, f"{path}: line {r['_line']}") for n, r in zip(names, rows, strict=True))
     classes, labels = _classes_and_labels(names, path)
     given_groups = [r.get("group", "") for r in rows] if "group" in header else None
 
@@ -1006,7 +991,9 @@ def read_multilabel_table(
         n_back += negative
         names.append(() if negative else row)
     _refuse_listed_twice(files, rows, path)
-    _refuse_case_clash(names, rows, path)
+    refuse_case_clash(
+        (n, f"{path}: line {r['_line']}") for ns, r in zip(names, rows, strict=True) for n in ns
+    )
     classes = tuple(sorted({n for row in names for n in row}))
     if not classes:
         raise DatasetError(
